@@ -1,0 +1,3 @@
+from opensdv.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""Settings: defaults, then ``opensdv.toml``, then ``OPENSDV_*`` environment, then CLI flags.
+
+Everything works with no file at all. The file is ``./opensdv.toml`` unless ``--config`` or
+``OPENSDV_CONFIG`` names another. Nested keys use TOML tables (``[broker] port = 55556``) or a
+double underscore in the environment (``OPENSDV_BROKER__PORT=55556``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from opensdv.errors import OpenSDVError
+from opensdv.model._files import describe_validation_error
+
+__all__ = ["BrokerSettings", "ConfigError", "Settings", "load_settings"]
+
+DEFAULT_CONFIG_FILE = Path("opensdv.toml")
+
+
+class ConfigError(OpenSDVError):
+    """The configuration file, an environment variable or a flag holds an invalid value."""
+
+
+class BrokerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=55555, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    """Every part reads its settings from here; later parts add their own sections."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENSDV_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(
+        default_factory=lambda: platformdirs.user_data_path("opensdv"),
+        description="where embedded databases and state files live",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: a SQLite file in data_dir. PostgreSQL: postgresql+psycopg://...",
+    )
+    vss: list[Path] = Field(
+        default_factory=list, description="VSS catalog files (base first, overlays after)"
+    )
+    catalog: list[Path] = Field(default_factory=list, description="extra module / e-axle / vehicle files")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'opensdv.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # first wins: CLI flags (init), environment, then the TOML file
+        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=_file_values.get() or {})
+
+
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar("_file_values", default=None)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Resolve the settings; ``overrides`` are CLI flags (``None`` means the flag was not given)."""
+    explicit = config_file or (
+        Path(os.environ["OPENSDV_CONFIG"]) if os.environ.get("OPENSDV_CONFIG") else None
+    )
+    path = explicit or DEFAULT_CONFIG_FILE
+    if explicit is not None and not path.exists():
+        raise ConfigError(f"{path}: configuration file not found")
+    values = _read_config_file(path) if path.exists() else {}
+    token = _file_values.set(values)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        origin = f"{path} / OPENSDV_* environment / flags" if values else "OPENSDV_* environment / flags"
+        raise ConfigError(f"invalid settings ({origin}): {describe_validation_error(exc)}") from None
+    finally:
+        _file_values.reset(token)

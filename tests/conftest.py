@@ -1,0 +1,36 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip locally when a shared resource is missing; in CI a missing resource is a failure."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"CI must provide this: {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    need(SHARED.is_dir(), f"{SHARED} (the team's shared folder) is not beside the checkout")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's opensdv.toml, OPENSDV_* variables or data directory."""
+    for name in list(os.environ):
+        if name.startswith("OPENSDV_") and not name.startswith("OPENSDV_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OPENSDV_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,111 @@
+"""The command line as a user meets it: help with examples, tables, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opensdv.cli import app
+
+runner = CliRunner()
+
+SUB_COMMANDS = [
+    ["vss", "tree"], ["vss", "show"], ["vss", "validate"],
+    ["components", "list"], ["components", "show"], ["components", "check"],
+    ["vehicles", "list"], ["vehicles", "show"],
+    ["db", "upgrade"], ["db", "status"], ["config", "show"], ["demo"],
+]  # fmt: skip
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_root_help_lists_every_part() -> None:
+    code, out = run("--help")
+    assert code == 0
+    for name in ("demo", "vss", "components", "vehicles", "db", "config"):
+        assert name in out
+
+
+@pytest.mark.parametrize("command", SUB_COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_examples(command: list[str]) -> None:
+    code, out = run(*command, "--help")
+    assert code == 0 and "Examples" in out and f"opensdv {command[0]}" in out
+
+
+def test_vss_commands() -> None:
+    code, out = run("vss", "show", "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit")
+    assert code == 0 and "actuator" in out and "uint8" in out and "percent" in out
+    code, out = run("vss", "tree", "--root", "Vehicle.Powertrain", "--depth", "1")
+    assert code == 0 and "TractionBattery" in out and "ElectricMotor" in out
+
+
+def test_vss_validate_counts_an_official_export(shared: Path) -> None:
+    code, out = run("vss", "validate", str(shared / "vss" / "vss_5.1.json"))
+    assert code == 0 and "1321 leaves" in out and "valid" in out
+
+
+def test_components_and_vehicles() -> None:
+    code, out = run("components", "list")
+    assert code == 0 and "lfp-prismatic-12s1p-60ah" in out and "ea-rear-160kw-800v" in out
+    code, out = run("components", "show", "ea-front-47kw-400v")
+    assert code == 0 and '"peak_torque_nm": 195' in out
+    code, out = run("vehicles", "show", "mitsubishi-ek-x-ev")
+    assert code == 0 and "NMKV-EVECU-B5A-01" in out and "pass" in out and "FAIL" not in out
+
+
+def test_check_file_exits_1_on_failed_rule(tmp_path: Path) -> None:
+    leaf = Path(__file__).resolve().parents[1] / "src/opensdv/model/data/vehicles.yaml"
+    text = leaf.read_text().split("  - id: honda-e-advance")[0]
+    text = text.replace("nissan-leaf-40", "leaf-on-800v").replace(
+        "[ea-front-110kw-400v]", "[ea-rear-160kw-800v]"
+    )
+    (tmp_path / "mine.yaml").write_text(text)
+    code, out = run("components", "check", str(tmp_path / "mine.yaml"))
+    assert code == 1 and "FAIL" in out and "voltage-window" in out
+
+
+def test_demo_shows_three_brands_compatible() -> None:
+    code, out = run("demo")
+    assert code == 0
+    for brand in ("Nissan", "Honda", "Mitsubishi"):
+        assert brand in out
+    assert "no:" not in out
+
+
+def test_db_upgrade_then_status(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert "revision 0001" in run("db", "upgrade", "--url", url)[1]
+    assert "up to date" in run("db", "status", "--url", url)[1]
+
+
+def console_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opensdv", *args], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Vehicle.Speed: {type: sensor, datatype: float64}")
+    result = console_script("vss", "validate", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {bad}: Vehicle.Speed.datatype: unknown datatype 'float64'"
+    )
+    assert "Traceback" not in result.stderr + result.stdout
+    result = console_script("--config", str(tmp_path / "missing.toml"), "demo")
+    assert result.returncode == 2 and "configuration file not found" in result.stderr
+
+
+def test_demo_runs_as_a_process() -> None:
+    result = console_script("demo")
+    assert result.returncode == 0, result.stderr
+    assert "Mitsubishi" in result.stdout
