@@ -69,7 +69,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # first wins: CLI flags (init), environment, then the TOML file
-        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=_file_values.get() or {})
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, init_kwargs=_file_values.get() or {}),
+        )
 
 
 _file_values: ContextVar[dict[str, Any] | None] = ContextVar("_file_values", default=None)

@@ -34,6 +34,7 @@ __all__ = [
     "default_catalog_path",
     "load_default_vss",
     "load_vss",
+    "path_pattern",
 ]
 
 MAX_PATH_LENGTH = 1000  # the KUKSA databroker rejects longer paths; so do we, everywhere
@@ -183,7 +184,7 @@ class VssLeaf:
         return checked
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
+def path_pattern(pattern: str) -> re.Pattern[str]:
     """KUKSA path patterns: ``*`` is one path element, ``**`` any number of them; a pattern without
     wildcards names a leaf or every leaf below a branch."""
     parts = []
@@ -233,7 +234,7 @@ class VssCatalog:
         """Leaves named by a path, a branch, or a KUKSA wildcard pattern (``*``, ``**``)."""
         if pattern in self._leaves:
             return [self._leaves[pattern]]
-        regex = _pattern_regex(pattern)
+        regex = path_pattern(pattern)
         return [leaf for path, leaf in self._leaves.items() if regex.fullmatch(path)]
 
     def validate(self, path: str, value: object) -> Any:

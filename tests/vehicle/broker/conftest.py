@@ -1,0 +1,124 @@
+"""A real broker on a real gRPC port, in its own thread and event loop.
+
+Clients under test (``kuksa-client``'s sync and aio ``VSSClient``, raw stubs) run in the test's
+thread, exactly as separate processes would talk to the databroker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from opensdv.model.vss import VssCatalog, load_default_vss
+from opensdv.vehicle.broker import (
+    Broker,
+    BrokerServer,
+    TlsConfig,
+    TokenVerifier,
+    generate_key_pair,
+    write_dev_pki,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunningBroker:
+    broker: Broker
+    server: BrokerServer
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    keys: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return self.server.target
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the broker's loop (the core is not thread-safe) and return its result."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed back to the test thread
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout=10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(0), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def start_broker(
+    catalog: VssCatalog | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    tls: TlsConfig | None = None,
+    address: str = "127.0.0.1:0",
+) -> RunningBroker:
+    loop = asyncio.new_event_loop()
+    ready: Future[tuple[Broker, BrokerServer]] = Future()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            broker = Broker(catalog or load_default_vss())
+            server = BrokerServer(broker, address, authenticator=verifier, tls=tls)
+            await server.start()
+            ready.set_result((broker, server))
+
+        boot_task = loop.create_task(boot())
+        loop.run_forever()
+        boot_task.cancel()
+        loop.close()
+
+    thread = threading.Thread(target=main, name="broker", daemon=True)
+    thread.start()
+    broker, server = ready.result(timeout=10)
+    return RunningBroker(broker, server, loop, thread)
+
+
+@pytest.fixture
+def running() -> Iterator[RunningBroker]:
+    handle = start_broker()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def rsa_keys() -> tuple[bytes, bytes]:
+    return generate_key_pair("RS256")
+
+
+@pytest.fixture(scope="session")
+def ec_keys() -> tuple[bytes, bytes]:
+    return generate_key_pair("ES256")
+
+
+@pytest.fixture
+def secured(rsa_keys: tuple[bytes, bytes], ec_keys: tuple[bytes, bytes]) -> Iterator[RunningBroker]:
+    """A broker that requires tokens signed by either test key."""
+    handle = start_broker(verifier=TokenVerifier([rsa_keys[1], ec_keys[1]]))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return write_dev_pki(Path(tmp_path_factory.mktemp("pki")))
