@@ -30,10 +30,26 @@ class ConfigError(OpenSDVError):
 
 
 class BrokerSettings(BaseModel):
+    """``opensdv broker serve``; TLS and JWT are off unless their files are given."""
+
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=55555, ge=0, le=65535)
+    state_file: Path | None = Field(default=None, description="keep last values across restarts")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = Field(
+        default=None, description="require client certificates signed by this CA"
+    )
+    jwt_public_keys: list[Path] = Field(
+        default_factory=list, description="PEM public keys; tokens required when set"
+    )
+    jwt_audience: str = "kuksa.val"
+    stale_after_s: float | None = Field(
+        default=None, gt=0, description="a signal not updated for this long is stale"
+    )
+    disable_v1: bool = False
 
 
 class Settings(BaseSettings):

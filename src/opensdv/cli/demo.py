@@ -2,40 +2,91 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+
 import typer
+from kuksa_client.grpc.aio import VSSClient
 
 from opensdv.cli._common import component_catalog, console, table
+from opensdv.demo import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
 
-EPILOG = "Examples:\n\n  opensdv demo\n\nNeeds no configuration; later parts (broker, twin, cloud) join the same command."
+EPILOG = (
+    "Examples:\n\n  opensdv demo\n\n  opensdv demo --duration 10\n\n"
+    "Needs no configuration. Each demo vehicle gets its own data broker (kuksa.val v2 + v1) on 127.0.0.1, "
+    "from port 55555 up; connect with any KUKSA client, e.g. kuksa-client grpc://127.0.0.1:55555."
+)
+
+BRAND = "Vehicle.VehicleIdentification.Brand"
 
 
-def run(ctx: typer.Context) -> None:
-    """Run the platform demo: build every demo vehicle from the shared standard components."""
-    catalog = component_catalog(ctx)
-    shown = table(
-        "vehicle",
-        "platform",
-        "pack",
-        "voltage",
-        "e-axle",
-        "compatible",
-        title="OpenSDV demo fleet: one platform, three brands",
-    )
-    vehicles = catalog.all_vehicles()
-    for v in vehicles:
-        failed = [c.rule for c in v.checks() if not c.passed]
-        shown.add_row(
-            v.title,
-            v.definition.platform,
-            f"{v.pack.energy_kwh:.1f} kWh ({v.pack.module_count} x {v.pack.module.id})",
-            f"{v.pack.voltage_class} ({v.pack.nominal_voltage_v:.0f} V)",
-            ", ".join(f"{a.id}" for a in v.eaxles),
-            "[green]yes[/green]" if not failed else f"[red]no: {', '.join(failed)}[/red]",
+async def _read_back(item: DemoVehicle) -> str:
+    """Ask the broker over the wire, as any KUKSA client would."""
+    async with VSSClient("127.0.0.1", item.server.port) as client:
+        values = await client.get_current_values([BRAND])
+    return str(values[BRAND].value)
+
+
+async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> None:
+    vehicles = component_catalog(ctx).all_vehicles()
+    running = await start_demo_vehicles(vehicles, base_port)
+    try:
+        shown = table(
+            "vehicle",
+            "VIN",
+            "pack",
+            "e-axle",
+            "broker",
+            title="OpenSDV demo fleet: one platform, three brands",
         )
-    console.print(shown)
-    shared_modules = {v.pack.module.id for v in vehicles}
-    brands = sorted({v.definition.brand for v in vehicles})
-    console.print(
-        f"{len(vehicles)} vehicles of {len(brands)} brands ({', '.join(brands)}) share "
-        f"{len(shared_modules)} battery module types and {len({a.id for v in vehicles for a in v.eaxles})} e-axle types."
-    )
+        for item in running:
+            v = item.vehicle
+            shown.add_row(
+                v.title,
+                item.vin,
+                f"{v.pack.energy_kwh:.1f} kWh {v.pack.voltage_class} {v.pack.module.chemistry}",
+                ", ".join(f"{a.position} {a.peak_power_kw:.0f} kW" for a in v.eaxles),
+                item.server.target,
+            )
+        console.print(shown)
+        failed = {v.id: [c.rule for c in v.checks() if not c.passed] for v in vehicles}
+        verdict = "; ".join(f"{vid}: {', '.join(rules)}" for vid, rules in failed.items() if rules)
+        console.print(
+            f"compatibility checks: {'[red]' + verdict + '[/red]' if verdict else '[green]all pass[/green]'}"
+        )
+        read_back = [await _read_back(item) for item in running]
+        console.print(f"brands read back over kuksa.val gRPC: {', '.join(read_back)}")
+        brands = sorted({v.definition.brand for v in vehicles})
+        modules = {v.pack.module.id for v in vehicles}
+        axles = {a.id for v in vehicles for a in v.eaxles}
+        console.print(
+            f"{len(vehicles)} vehicles of {len(brands)} brands ({', '.join(brands)}) share "
+            f"{len(modules)} battery module types and {len(axles)} e-axle types."
+        )
+        await _wait(duration)
+    finally:
+        await stop_demo_vehicles(running)
+
+
+async def _wait(duration: float | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if duration is None:
+        console.print("brokers are running; [bold]Ctrl-C[/bold] stops the demo")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=duration)
+
+
+def run(
+    ctx: typer.Context,
+    duration: float | None = typer.Option(
+        None, min=0, help="stop after this many seconds (default: until Ctrl-C)"
+    ),
+    base_port: int = typer.Option(55555, min=0, max=65535, help="first broker port (0: any free ports)"),
+) -> None:
+    """Run the platform demo: every demo vehicle built from shared standard components, each with
+    its own running data broker."""
+    asyncio.run(_demo(ctx, duration, base_port))
