@@ -112,3 +112,27 @@ def test_datatype_parse_rejects_unknown_text(text: str) -> None:
         assert "unknown datatype" in str(exc)
     else:
         assert str(parsed) == text
+
+
+@given(
+    datatype=st.sampled_from(["boolean", "string", "int8", "uint8", "int32", "uint64", "float", "double"]),
+    bounds=st.tuples(st.none() | st.integers(-300, 300), st.none() | st.integers(-300, 300)),
+    value=JSON_VALUES,
+)
+def test_fast_checker_agrees_with_validate(
+    datatype: str, bounds: tuple[int | None, int | None], value: object
+) -> None:
+    low, high = bounds
+    numeric = datatype not in ("boolean", "string")
+    if not numeric or (low is not None and high is not None and low > high):
+        low = high = None
+    subject = leaf(datatype, min=low, max=high)
+    try:
+        expected: object = ("ok", subject.validate(value))
+    except VssValueError as exc:
+        expected = ("error", str(exc))
+    try:
+        got: object = ("ok", subject.checker()(value))
+    except VssValueError as exc:
+        got = ("error", str(exc))
+    assert got == expected

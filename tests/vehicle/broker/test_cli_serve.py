@@ -24,7 +24,9 @@ SPEED = "Vehicle.Speed"
 def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     command = [sys.executable, "-m", "opensdv", "broker", "serve", "--address", "127.0.0.1:0", *args]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
         try:
             assert process.stdout is not None and process.stderr is not None
             line = process.stdout.readline()  # blocks until the server says where it listens

@@ -175,10 +175,14 @@ class Broker:
     # ------------------------------------------------------------------------------ publish
 
     def _prepare(self, path: str, value: Any, permissions: Permissions, action: Action) -> Any:
-        self.leaf(path)
-        permissions.require(action, path)
+        """The validated value, or the error for this path (runs once per published value)."""
+        check = self.catalog.checker(path)
+        if check is None:
+            self.leaf(path)  # raises the right error for an empty, oversized or unknown path
+        if not permissions.allows(action, path):
+            permissions.require(action, path)
         try:
-            return self.catalog.validate(path, value)
+            return check(value)  # type: ignore[misc]  # leaf() raised if check is None
         except VssValueError as exc:
             raise InvalidArgument(str(exc)) from None
 

@@ -68,6 +68,8 @@ class Permissions:
         return cls(frozenset(grants), subject)
 
     def allows(self, action: Action, path: str) -> bool:
+        if (action, None) in self.grants:
+            return True
         decided = self._decided.get((action, path))
         if decided is None:
             decided = any(self._matches(grant, path) for grant in self.grants if grant[0] is action)

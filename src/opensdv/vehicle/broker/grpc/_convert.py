@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from kuksa.val.v1 import types_pb2 as v1
 from kuksa.val.v2 import types_pb2 as v2
 
-from opensdv.model.vss import EntryType, VssLeaf
+from opensdv.model.vss import EntryType, VssCatalog, VssLeaf
 from opensdv.vehicle.broker._errors import InvalidArgument
 from opensdv.vehicle.broker._subscription import Datapoint
 
@@ -83,6 +84,41 @@ def from_timestamp(stamp: Timestamp) -> float:
 
 
 # ------------------------------------------------------------------------------------------ v2
+
+
+class FieldTable:
+    """Per-catalog lookup tables for the hot paths (publishing and subscription updates), so that
+    a value costs a dict lookup, a oneof check and an attribute access."""
+
+    def __init__(self, catalog: VssCatalog) -> None:
+        self.by_id: dict[int, tuple[str, str, bool]] = {}
+        self.by_path: dict[str, tuple[str, bool]] = {}
+        for leaf in catalog:
+            name = field_name(leaf)
+            self.by_id[leaf.id] = (leaf.path, name, leaf.datatype.is_array)
+            self.by_path[leaf.path] = (name, leaf.datatype.is_array)
+
+    def fill_entries(
+        self, entries: Any, update: Mapping[str, Datapoint | None], keys: Mapping[str, Any] | None = None
+    ) -> None:
+        """Write an update into a response's ``entries`` map (keyed by path, or by ``keys[path]``)."""
+        last: float | None = None
+        seconds = nanos = 0
+        for path, point in update.items():
+            entry = entries[keys[path] if keys is not None else path]  # creates the map entry
+            if point is None:
+                continue
+            if point.timestamp != last:
+                last = point.timestamp
+                whole = int(last)
+                seconds, nanos = whole, round((last - whole) * 1e9)
+            entry.timestamp.seconds = seconds
+            entry.timestamp.nanos = nanos
+            name, is_array = self.by_path[path]
+            if is_array:
+                getattr(entry.value, name).values.extend(point.value)
+            else:
+                setattr(entry.value, name, point.value)
 
 
 def v2_value(leaf: VssLeaf, value: Any) -> v2.Value:

@@ -14,8 +14,9 @@ from kuksa.val.v2 import val_pb2_grpc
 from opensdv import __version__
 from opensdv.model.vss import VssLeaf
 from opensdv.vehicle.broker._core import Broker, Provider
-from opensdv.vehicle.broker._errors import BrokerError, InvalidArgument
+from opensdv.vehicle.broker._errors import BrokerError, InvalidArgument, NotFound
 from opensdv.vehicle.broker.grpc._convert import (
+    FieldTable,
     from_timestamp,
     read_value,
     v2_datapoint,
@@ -47,6 +48,7 @@ class ValV2(val_pb2_grpc.VALServicer):  # type: ignore[misc]  # generated, untyp
     def __init__(self, broker: Broker, authenticator: Authenticator) -> None:
         self.broker = broker
         self.auth = authenticator
+        self.fields = FieldTable(broker.catalog)
 
     def _leaf(self, signal_id: v2.SignalID) -> VssLeaf:
         which = signal_id.WhichOneof("signal")
@@ -103,12 +105,10 @@ class ValV2(val_pb2_grpc.VALServicer):  # type: ignore[misc]  # generated, untyp
             await context.send_initial_metadata(
                 ((UNKNOWN_PATHS_HEADER, ",".join(subscription.unknown_paths)),)
             )
-        catalog = self.broker.catalog
         try:
             async for update in subscription:
                 response = api.SubscribeResponse()
-                for path, point in update.items():
-                    response.entries[path].CopyFrom(v2_datapoint(catalog.leaf(path), point))
+                self.fields.fill_entries(response.entries, update)
                 yield response
         finally:
             subscription.close()
@@ -123,11 +123,10 @@ class ValV2(val_pb2_grpc.VALServicer):  # type: ignore[misc]  # generated, untyp
         leaves = {self.broker.leaf_by_id(i).path: self.broker.leaf_by_id(i) for i in request.signal_ids}
         subscription = self.broker.subscribe(leaves, permissions, request.buffer_size)
         try:
+            ids = {path: leaf.id for path, leaf in leaves.items()}
             async for update in subscription:
                 response = api.SubscribeByIdResponse()
-                for path, point in update.items():
-                    leaf = leaves[path]
-                    response.entries[leaf.id].CopyFrom(v2_datapoint(leaf, point))
+                self.fields.fill_entries(response.entries, update, ids)
                 yield response
         finally:
             subscription.close()
@@ -248,14 +247,25 @@ class ValV2(val_pb2_grpc.VALServicer):  # type: ignore[misc]  # generated, untyp
         errors: dict[int, BrokerError] = {}
         by_path: dict[str, int] = {}
         stamp: float | None = None
+        by_id = self.fields.by_id
         for signal_id, point in request.data_points.items():
-            try:
-                leaf = self.broker.leaf_by_id(signal_id)
-                values[leaf.path] = read_value(point.value, "typed_value", leaf)
-                by_path[leaf.path] = signal_id
-                stamp = _timestamp(point) if stamp is None else stamp
-            except BrokerError as exc:
-                errors[signal_id] = exc
+            known = by_id.get(signal_id)
+            if known is None:
+                errors[signal_id] = NotFound(f"unknown signal id {signal_id}")
+                continue
+            path, name, is_array = known
+            value = point.value
+            if value.WhichOneof("typed_value") != name:
+                try:
+                    read_value(value, "typed_value", self.broker.catalog.leaf(path))
+                except BrokerError as exc:
+                    errors[signal_id] = exc
+                continue
+            raw = getattr(value, name)
+            values[path] = list(raw.values) if is_array else raw
+            by_path[path] = signal_id
+            if stamp is None and point.HasField("timestamp"):
+                stamp = from_timestamp(point.timestamp)
         for path, refused in provider.publish_each(values, timestamp=stamp).items():
             errors[by_path[path]] = refused
         if not errors:

@@ -1,0 +1,1 @@
+"""OpenSDV benchmarks: one module per part; ``python -m bench`` runs them all and prints tables."""

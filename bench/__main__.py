@@ -1,0 +1,16 @@
+"""Run every benchmark: ``python -m bench`` (or ``make bench``)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import broker
+
+BENCHMARKS = {"broker": broker.main}
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or list(BENCHMARKS)
+    for name in chosen:
+        if name not in BENCHMARKS:
+            sys.exit(f"unknown benchmark {name!r} (known: {', '.join(BENCHMARKS)})")
+        BENCHMARKS[name]([])
