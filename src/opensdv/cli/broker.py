@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import signal
 from pathlib import Path
@@ -58,6 +59,7 @@ def _verifier(config: BrokerSettings) -> TokenVerifier | None:
 
 async def _serve(broker: Broker, server: BrokerServer, state: StateFile | None) -> None:
     await server.start()
+    gc.freeze()  # the catalog and start-up objects are permanent: keep them out of GC passes (shorter pauses)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
