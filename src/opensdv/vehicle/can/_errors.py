@@ -1,0 +1,23 @@
+"""The CAN package's errors (all ``OpenSDVError``: the CLI prints them as one line)."""
+
+from opensdv.errors import OpenSDVError
+
+
+class CanDatabaseError(OpenSDVError):
+    """A DBC source is unknown or cannot be parsed (even after the documented fixes)."""
+
+
+class CanMappingError(OpenSDVError):
+    """A mapping does not fit its DBCs or the VSS catalog; the message lists every problem."""
+
+    def __init__(self, mapping_id: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"mapping {mapping_id}: " + "; ".join(problems))
+
+
+class BusSpecError(OpenSDVError):
+    """A bus or log file cannot be opened."""
+
+
+class SinkError(OpenSDVError):
+    """The broker side of a feeder refused the claim or lost the connection."""

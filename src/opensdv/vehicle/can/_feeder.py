@@ -1,0 +1,148 @@
+"""The feeder: frames in, VSS values out (and actuation requests back out as frames).
+
+It decodes only the mapped signals, throttles them as the mapping says, publishes them to a sink,
+claims the mapped actuators and turns actuation requests into frames on the bus. Nothing a bus or a
+broker sends can crash it: every refused frame or value is counted with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import can
+
+from opensdv.vehicle.can._adapter import Adapter
+from opensdv.vehicle.can._sinks import Sink
+
+__all__ = ["Feeder", "FeederStats"]
+
+
+@dataclass
+class FeederStats:
+    frames: int = 0
+    unknown_ids: int = 0
+    mapped_frames: int = 0
+    updates: int = 0
+    throttled: int = 0
+    actuations: int = 0
+    actuation_frames: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    last_drop: dict[str, str] = field(default_factory=dict)
+
+    def drop(self, reason: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        self.last_drop[reason] = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "unknown_ids": self.unknown_ids,
+            "mapped_frames": self.mapped_frames,
+            "updates": self.updates,
+            "throttled": self.throttled,
+            "actuations": self.actuations,
+            "actuation_frames": self.actuation_frames,
+            "dropped": dict(self.dropped),
+            "last_drop": self.last_drop,
+        }
+
+
+class Feeder:
+    def __init__(self, adapter: Adapter, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.adapter = adapter
+        self.stats = FeederStats()
+        self._clock = clock
+        self._last: dict[str, tuple[float, Any]] = {}
+        self._throttle = {path: adapter.throttle(path) for path in adapter.signal_paths}
+
+    def process(self, message: can.Message) -> dict[str, Any]:
+        """The VSS values a frame carries that are due for publishing (after throttling)."""
+        stats = self.stats
+        stats.frames += 1
+        data = bytes(message.data)
+        decoded = self.adapter.decode(message.arbitration_id, message.is_extended_id, data)
+        if decoded is None:
+            stats.unknown_ids += 1
+            return {}
+        stats.mapped_frames += 1
+        self.adapter.observe(message.arbitration_id, message.is_extended_id, data)
+        for where, reason, detail in decoded.dropped:
+            stats.drop(reason, f"{where}: {detail}")
+        if not decoded.values:
+            return {}
+        now = self._clock()
+        due: dict[str, Any] = {}
+        for path, value in decoded.values.items():
+            interval, on_change = self._throttle[path]
+            last = self._last.get(path)
+            if last is not None and ((on_change and last[1] == value) or now - last[0] < interval):
+                stats.throttled += 1
+                continue
+            self._last[path] = (now, value)
+            due[path] = value
+        stats.updates += len(due)
+        return due
+
+    async def run(
+        self,
+        frames: AsyncIterator[can.Message],
+        sink: Sink,
+        *,
+        bus: can.BusABC | None = None,
+        stats_file: Path | None = None,
+    ) -> FeederStats:
+        """Feed until ``frames`` ends (or the task is cancelled); actuation frames go to ``bus``."""
+        await sink.start(self.adapter.actuator_paths if bus is not None else [])
+        actuation = asyncio.create_task(self._actuate(sink, bus)) if bus is not None else None
+        writer = asyncio.create_task(self._write_stats(stats_file)) if stats_file else None
+        try:
+            async for message in frames:
+                values = self.process(message)
+                if values:
+                    for path, reason in (await sink.publish(values)).items():
+                        self.stats.drop("broker-refused", f"{path}: {reason}")
+        finally:
+            for task in (actuation, writer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if stats_file:
+                self.save_stats(stats_file)
+            await sink.close()
+        return self.stats
+
+    async def _actuate(self, sink: Sink, bus: can.BusABC | None) -> None:
+        while True:
+            request = await sink.wait_actuation()
+            self.stats.actuations += 1
+            try:
+                frames = self.adapter.encode_actuation(request)
+            except Exception as exc:  # a bad request must not stop the feeder; it is counted
+                self.stats.drop("actuation-refused", f"{sorted(request)}: {exc}")
+                continue
+            for frame in frames:
+                if bus is not None:
+                    bus.send(frame)
+                self.stats.actuation_frames += 1
+
+    async def _write_stats(self, path: Path | None, interval: float = 1.0) -> None:
+        while path is not None:
+            await asyncio.sleep(interval)
+            self.save_stats(path)
+
+    def save_stats(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(
+            json.dumps({"vehicle": self.adapter.mapping.id, **self.stats.to_dict()}, indent=2)
+        )
+        temporary.replace(path)
