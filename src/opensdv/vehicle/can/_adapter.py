@@ -311,7 +311,7 @@ class Adapter:
     def _frame(self, message: Message, data: dict[str, Any]) -> can.Message:
         try:
             payload = message.encode(data, scaling=True, strict=True)
-        except (EncodeError, ValueError, KeyError) as exc:
+        except (EncodeError, ValueError, KeyError, OverflowError) as exc:
             raise CanMappingError(self.mapping.id, [f"cannot encode {message.name}: {exc}"]) from None
         return can.Message(
             arbitration_id=message.frame_id,

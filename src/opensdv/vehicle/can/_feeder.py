@@ -61,7 +61,9 @@ class Feeder:
         self.stats = FeederStats()
         self._clock = clock
         self._last: dict[str, tuple[float, Any]] = {}
+        self._pending: dict[str, Any] = {}  # throttled values still owed to the broker (latest wins)
         self._throttle = {path: adapter.throttle(path) for path in adapter.signal_paths}
+        self.ready = asyncio.Event()  # set once the sink accepted the actuator claims
 
     def process(self, message: can.Message) -> dict[str, Any]:
         """The VSS values a frame carries that are due for publishing (after throttling)."""
@@ -76,19 +78,34 @@ class Feeder:
         self.adapter.observe(message.arbitration_id, message.is_extended_id, data)
         for where, reason, detail in decoded.dropped:
             stats.drop(reason, f"{where}: {detail}")
-        if not decoded.values:
-            return {}
-        now = self._clock()
+        now = message.timestamp or self._clock()  # throttle on the data's own time (replays too)
         due: dict[str, Any] = {}
+        if self._pending:
+            for path in list(self._pending):
+                if now - self._last[path][0] >= self._throttle[path][0]:
+                    due[path] = self._pending.pop(path)
+                    self._last[path] = (now, due[path])
         for path, value in decoded.values.items():
             interval, on_change = self._throttle[path]
             last = self._last.get(path)
-            if last is not None and ((on_change and last[1] == value) or now - last[0] < interval):
+            if last is not None and on_change and last[1] == value:
                 stats.throttled += 1
+                self._pending.pop(path, None)
                 continue
+            if last is not None and now - last[0] < interval:
+                stats.throttled += 1
+                self._pending[path] = value
+                continue
+            self._pending.pop(path, None)
             self._last[path] = (now, value)
             due[path] = value
         stats.updates += len(due)
+        return due
+
+    def flush(self) -> dict[str, Any]:
+        """Throttled values not yet published (the stream ended before their interval came round)."""
+        due, self._pending = self._pending, {}
+        self.stats.updates += len(due)
         return due
 
     async def run(
@@ -101,14 +118,17 @@ class Feeder:
     ) -> FeederStats:
         """Feed until ``frames`` ends (or the task is cancelled); actuation frames go to ``bus``."""
         await sink.start(self.adapter.actuator_paths if bus is not None else [])
+        self.ready.set()
         actuation = asyncio.create_task(self._actuate(sink, bus)) if bus is not None else None
         writer = asyncio.create_task(self._write_stats(stats_file)) if stats_file else None
         try:
             async for message in frames:
                 values = self.process(message)
                 if values:
-                    for path, reason in (await sink.publish(values)).items():
-                        self.stats.drop("broker-refused", f"{path}: {reason}")
+                    await self._publish(sink, values)
+            remaining = self.flush()
+            if remaining:
+                await self._publish(sink, remaining)
         finally:
             for task in (actuation, writer):
                 if task is not None:
@@ -119,6 +139,10 @@ class Feeder:
                 self.save_stats(stats_file)
             await sink.close()
         return self.stats
+
+    async def _publish(self, sink: Sink, values: dict[str, Any]) -> None:
+        for path, reason in (await sink.publish(values)).items():
+            self.stats.drop("broker-refused", f"{path}: {reason}")
 
     async def _actuate(self, sink: Sink, bus: can.BusABC | None) -> None:
         while True:

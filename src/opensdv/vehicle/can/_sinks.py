@@ -65,14 +65,11 @@ class GrpcSink:
         root_certificates: Path | None = None,
     ) -> None:
         self._catalog = catalog
-        if root_certificates is not None:
-            self._channel = aio.secure_channel(
-                address, grpc.ssl_channel_credentials(root_certificates.read_bytes())
-            )
-        else:
-            self._channel = aio.insecure_channel(address)
+        self._address = address
+        self._root_certificates = root_certificates
+        self._channel: aio.Channel | None = None
+        self._stub: Any = None
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._stub = val_pb2_grpc.VALStub(self._channel)
         self._outbox: asyncio.Queue[v.OpenProviderStreamRequest | None] = asyncio.Queue()
         self._actuations: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._claimed = asyncio.Event()
@@ -91,6 +88,18 @@ class GrpcSink:
             yield item
 
     async def start(self, actuators: list[str]) -> None:
+        """Connect (on the running event loop), learn the signal ids, open the provider stream."""
+        if self._root_certificates is not None:
+            try:
+                credentials = grpc.ssl_channel_credentials(self._root_certificates.read_bytes())
+            except OSError as exc:
+                raise SinkError(
+                    f"{self._root_certificates}: cannot read CA certificate: {exc.strerror}"
+                ) from None
+            self._channel = aio.secure_channel(self._address, credentials)
+        else:
+            self._channel = aio.insecure_channel(self._address)
+        self._stub = val_pb2_grpc.VALStub(self._channel)
         try:
             listed = await self._stub.ListMetadata(
                 v.ListMetadataRequest(root="Vehicle"), metadata=self._metadata
@@ -172,4 +181,5 @@ class GrpcSink:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-        await self._channel.close()
+        if self._channel is not None:
+            await self._channel.close()
