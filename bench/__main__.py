@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import broker
+from bench import broker, can
 
-BENCHMARKS = {"broker": broker.main}
+BENCHMARKS = {"broker": broker.main, "can": can.main}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(BENCHMARKS)

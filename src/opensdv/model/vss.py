@@ -168,36 +168,45 @@ class VssLeaf:
             return [self._validate_element(v, f"element {i}: ") for i, v in enumerate(value)]
         return self._validate_element(value, "")
 
+    def bounds(self) -> tuple[int | float, int | float] | None:
+        """The inclusive range a scalar number must fall in (datatype range and min/max together);
+        ``None`` for non-numeric, array or enumerated leaves."""
+        base = self.datatype.base
+        if self.datatype.is_array or self.allowed is not None or not self.datatype.is_numeric:
+            return None
+        if base in _INTEGER_RANGES:
+            low, high = _INTEGER_RANGES[base]
+            low = max(low, math.ceil(self.min)) if self.min is not None else low
+            high = min(high, math.floor(self.max)) if self.max is not None else high
+            return low, high
+        limit = _FLOAT_LIMITS[base]
+        flow = -limit if self.min is None else max(-limit, float(self.min))
+        fhigh = limit if self.max is None else min(limit, float(self.max))
+        return flow, fhigh
+
     def checker(self) -> Callable[[Any], Any]:
         """A function equivalent to ``validate`` with a fast path for well-typed values in range.
 
         Anything off the fast path (wrong type, out of range, NaN, arrays, allowed lists) goes
         through ``validate``, so both always agree; the broker calls this once per value.
         """
-        base, validate = self.datatype.base, self.validate
+        validate = self.validate
+        bounds = self.bounds()
+        if bounds is not None:
+            low: Any = bounds[0]
+            high: Any = bounds[1]
+            kind: type = int if self.datatype.is_integer else float  # exact ints: uint64 does not fit a float
+
+            def check_number(value: Any) -> Any:
+                return value if type(value) is kind and low <= value <= high else validate(value)
+
+            return check_number
         if self.datatype.is_array or self.allowed is not None:
             return validate
-        if base in _INTEGER_RANGES:
-            low, high = _INTEGER_RANGES[base]
-            low = max(low, math.ceil(self.min)) if self.min is not None else low
-            high = min(high, math.floor(self.max)) if self.max is not None else high
-
-            def check_int(value: Any) -> Any:
-                return value if type(value) is int and low <= value <= high else validate(value)
-
-            return check_int
-        if base in _FLOAT_LIMITS:
-            flow = -_FLOAT_LIMITS[base] if self.min is None else max(-_FLOAT_LIMITS[base], float(self.min))
-            fhigh = _FLOAT_LIMITS[base] if self.max is None else min(_FLOAT_LIMITS[base], float(self.max))
-
-            def check_float(value: Any) -> Any:
-                return value if type(value) is float and flow <= value <= fhigh else validate(value)
-
-            return check_float
-        kind = bool if base == "boolean" else str
+        plain: type = bool if self.datatype.base == "boolean" else str
 
         def check_plain(value: Any) -> Any:
-            return value if type(value) is kind else validate(value)
+            return value if type(value) is plain else validate(value)
 
         return check_plain
 

@@ -174,3 +174,24 @@ def test_throttling() -> None:
         soc
     )  # on change only
     assert feeder.stats.throttled >= 2
+
+
+MAPPED = [(name, key) for name, adapter in ADAPTERS.items() for key in adapter.decoders]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(MAPPED), payload=st.binary(min_size=64, max_size=64))
+def test_generated_and_generic_decoders_agree(case: tuple[str, tuple[int, bool]], payload: bytes) -> None:
+    from opensdv.vehicle.can._adapter import frame_key
+
+    name, key = case
+    adapter = ADAPTERS[name]
+    decoder = adapter.decoders[key]
+    data = payload[: decoder.length]
+    fast = adapter.fast_decoders[frame_key(*key)](data)
+    slow = adapter._decode_slowly(decoder, data)
+    if fast is None:
+        assert slow.dropped, "the fast path gave up although nothing was wrong"
+    else:
+        assert fast == slow.values
+        assert not slow.dropped

@@ -11,17 +11,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import can
 from cantools.database.can import Message, Signal
 from cantools.database.errors import EncodeError
 
+import can
 from opensdv.model.vss import EntryType, VssCatalog, VssLeaf, VssValueError
+from opensdv.vehicle.can._codegen import generate_decoder
 from opensdv.vehicle.can._dbc import load_dbc
 from opensdv.vehicle.can._errors import CanDatabaseError, CanMappingError
 from opensdv.vehicle.can._mapping import ActuatorMap, ResolvedMapping, SignalMap
 from opensdv.vehicle.can._units import UnitError, conversion
 
-__all__ = ["Adapter", "CanMappingError", "Decoded"]
+__all__ = ["Adapter", "CanMappingError", "Decoded", "frame_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class _Target:
     integer: bool
     boolean: bool
     check: Any
+    bounds: tuple[int | float, int | float] | None
     min_interval_s: float
     on_change: bool
 
@@ -90,12 +92,21 @@ class _Decoder:
     targets: list[_Target]
     little: bool
     big: bool
+    fast: Callable[[bytes], dict[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
     values: dict[str, Any]
-    dropped: list[tuple[str, str, str]]  # (path or message, reason category, detail)
+    dropped: tuple[tuple[str, str, str], ...] = ()  # (path or message, reason category, detail)
+
+
+EXTENDED = 1 << 31
+
+
+def frame_key(frame_id: int, is_extended: bool) -> int:
+    """One int per (id, format): the key of ``Adapter.fast_decoders``."""
+    return frame_id | EXTENDED if is_extended else frame_id
 
 
 def _mean(values: list[float]) -> float:
@@ -142,6 +153,10 @@ class Adapter:
                 problems.append(f"{actuator.vss}: {exc}")
         if problems:
             raise CanMappingError(mapping.id, problems)
+        self.fast_decoders: dict[int, Callable[[bytes], dict[str, Any] | None]] = {}
+        for (frame_id, extended), decoder in self.decoders.items():
+            decoder.fast = generate_decoder(decoder.targets, decoder.length)  # type: ignore[arg-type]
+            self.fast_decoders[frame_key(frame_id, extended)] = decoder.fast
         self._last_data: dict[str, bytes] = {}
 
     # ------------------------------------------------------------------------------ compile
@@ -189,6 +204,7 @@ class Adapter:
             integer=leaf.datatype.is_integer,
             boolean=leaf.datatype.base == "boolean",
             check=leaf.checker(),
+            bounds=leaf.bounds(),
             min_interval_s=entry.min_interval_ms / 1000,
             on_change=entry.on_change,
         )
@@ -241,10 +257,24 @@ class Adapter:
         decoder = self.decoders.get((frame_id, is_extended))
         if decoder is None:
             return None
+        if decoder.fast is not None:
+            values = decoder.fast(data)
+            if values is not None:
+                return Decoded(values)
+        return self._decode_slowly(decoder, data)
+
+    def _decode_slowly(self, decoder: _Decoder, data: bytes) -> Decoded:
+        """The generic decoder: also says why a value was dropped."""
         if len(data) != decoder.length:
             return Decoded(
                 {},
-                [(decoder.message.name, "wrong-length", f"{len(data)} bytes, the DBC says {decoder.length}")],
+                (
+                    (
+                        decoder.message.name,
+                        "wrong-length",
+                        f"{len(data)} bytes, the DBC says {decoder.length}",
+                    ),
+                ),
             )
         le = int.from_bytes(data, "little") if decoder.little else 0
         be = int.from_bytes(data, "big") if decoder.big else 0
@@ -283,7 +313,7 @@ class Adapter:
                 values[target.path] = target.check(result)
             except VssValueError as exc:
                 dropped.append((target.path, "vss-invalid", exc.reason))
-        return Decoded(values, dropped)
+        return Decoded(values, tuple(dropped))
 
     def observe(self, frame_id: int, is_extended: bool, data: bytes) -> None:
         """Remember a frame so that actuation keeps the message's other signals as last seen."""

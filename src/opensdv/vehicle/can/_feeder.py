@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import can
-
-from opensdv.vehicle.can._adapter import Adapter
+from opensdv.vehicle.can._adapter import Adapter, frame_key
 from opensdv.vehicle.can._sinks import Sink
 
 __all__ = ["Feeder", "FeederStats"]
@@ -63,6 +62,7 @@ class Feeder:
         self._last: dict[str, tuple[float, Any]] = {}
         self._pending: dict[str, Any] = {}  # throttled values still owed to the broker (latest wins)
         self._throttle = {path: adapter.throttle(path) for path in adapter.signal_paths}
+        self._fast = adapter.fast_decoders
         self.ready = asyncio.Event()  # set once the sink accepted the actuator claims
 
     def process(self, message: can.Message) -> dict[str, Any]:
@@ -70,14 +70,18 @@ class Feeder:
         stats = self.stats
         stats.frames += 1
         data = bytes(message.data)
-        decoded = self.adapter.decode(message.arbitration_id, message.is_extended_id, data)
-        if decoded is None:
+        fast = self._fast.get(frame_key(message.arbitration_id, message.is_extended_id))
+        if fast is None:
             stats.unknown_ids += 1
             return {}
         stats.mapped_frames += 1
         self.adapter.observe(message.arbitration_id, message.is_extended_id, data)
-        for where, reason, detail in decoded.dropped:
-            stats.drop(reason, f"{where}: {detail}")
+        values = fast(data)
+        if values is None:  # something is off: the generic decoder says what
+            decoded = self.adapter.decode(message.arbitration_id, message.is_extended_id, data)
+            values = decoded.values if decoded is not None else {}
+            for where, reason, detail in decoded.dropped if decoded is not None else ():
+                stats.drop(reason, f"{where}: {detail}")
         now = message.timestamp or self._clock()  # throttle on the data's own time (replays too)
         due: dict[str, Any] = {}
         if self._pending:
@@ -85,7 +89,7 @@ class Feeder:
                 if now - self._last[path][0] >= self._throttle[path][0]:
                     due[path] = self._pending.pop(path)
                     self._last[path] = (now, due[path])
-        for path, value in decoded.values.items():
+        for path, value in values.items():
             interval, on_change = self._throttle[path]
             last = self._last.get(path)
             if last is not None and on_change and last[1] == value:
