@@ -318,7 +318,7 @@ class Adapter:
     def observe(self, frame_id: int, is_extended: bool, data: bytes) -> None:
         """Remember a frame so that actuation keeps the message's other signals as last seen."""
         decoder = self.decoders.get((frame_id, is_extended))
-        if decoder is not None:
+        if decoder is not None and len(data) == decoder.length:  # a malformed frame is no template
             self._last_data[decoder.message.name] = bytes(data)
 
     # ------------------------------------------------------------------------------- encode
