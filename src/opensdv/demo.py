@@ -1,17 +1,24 @@
-"""The platform demo's wiring: one running data broker per demo vehicle, seeded with its attributes.
+"""The platform demo's wiring, per demo vehicle: a running data broker seeded with the vehicle's
+attributes, and a twin driving a cycle in real time whose signals reach the broker the way a real
+car's do — as the brand's CAN frames on a (virtual) bus, decoded by the brand adapter's feeder.
 
-Later parts (CAN adapters, twins, cloud) join here; the CLI only prints what this starts.
+Later parts (cloud, OTA, energy) join here; the CLI only prints what this starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import can
 from opensdv.model.vehicles import Vehicle
-from opensdv.model.vss import load_default_vss
+from opensdv.model.vss import VssCatalog, load_default_vss
 from opensdv.vehicle.attributes import vehicle_attributes
 from opensdv.vehicle.broker import ALLOW_ALL, Broker, BrokerServer, InvalidArgument
+from opensdv.vehicle.can import Adapter, BrokerSink, EcuSimulator, Feeder, bus_frames, load_mapping
+from opensdv.vehicle.twin import TwinRuntime
 
 __all__ = ["DemoVehicle", "demo_vin", "start_demo_vehicles", "stop_demo_vehicles"]
 
@@ -31,12 +38,65 @@ class DemoVehicle:
     vin: str
     broker: Broker
     server: BrokerServer
+    feeder: Feeder | None = None
+    twin: TwinRuntime | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    buses: list[can.BusABC] = field(default_factory=list)
+
+
+DEMO_CYCLES = {"Nissan": "udds", "Honda": "wltc_class3b", "Mitsubishi": "wltc_japan"}
+TICK_S = 0.01  # the twin steps at 100 Hz
+START_S = 200.0  # begin where the cycles are moving, not in their opening idle
+
+
+async def _drive(twin: TwinRuntime, car_bus: can.BusABC, simulator: EcuSimulator) -> None:
+    """Step the twin in real time and put its signals on the car's bus as the brand's frames."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    ticks = 0
+    while True:
+        twin.step(TICK_S)
+        simulator.update(twin.vss_values())
+        for frame in simulator.frames_due(ticks * TICK_S):
+            car_bus.send(frame)
+        ticks += 1
+        await asyncio.sleep(max(0.0, started + ticks * TICK_S - loop.time()))
+
+
+async def _attach_powertrain(item: DemoVehicle) -> None:
+    mapping = item.vehicle.definition.can_adapter
+    if mapping is None:
+        return
+    adapter = Adapter(load_mapping(mapping), item.broker.catalog)
+    channel = f"opensdv-demo-{item.vehicle.id}-{id(item)}"
+    car_bus = can.Bus(interface="virtual", channel=channel)
+    gateway = can.Bus(interface="virtual", channel=channel)
+    item.buses += [car_bus, gateway]
+    item.feeder = Feeder(adapter)
+    cycle = DEMO_CYCLES.get(item.vehicle.definition.brand, "udds")
+    item.twin = twin = TwinRuntime(item.vehicle, cycle, start_s=START_S + 47 * len(item.vin) % 120)
+    item.tasks.append(
+        asyncio.create_task(item.feeder.run(bus_frames(gateway), BrokerSink(item.broker), bus=gateway))
+    )
+    await item.feeder.ready.wait()
+    item.tasks.append(asyncio.create_task(_drive(twin, car_bus, EcuSimulator(adapter))))
 
 
 async def start_demo_vehicles(vehicles: list[Vehicle], base_port: int = 55555) -> list[DemoVehicle]:
     """Start a broker per vehicle on ``base_port``, ``base_port + 1``, ... (any free port if taken)."""
     catalog = load_default_vss()
     started: list[DemoVehicle] = []
+    try:
+        await _start_each(vehicles, base_port, catalog, started)
+    except BaseException:
+        await stop_demo_vehicles(started)  # nothing half-started outlives a failure
+        raise
+    return started
+
+
+async def _start_each(
+    vehicles: list[Vehicle], base_port: int, catalog: VssCatalog, started: list[DemoVehicle]
+) -> None:
     for index, vehicle in enumerate(vehicles):
         vin = demo_vin(vehicle, index + 1)
         broker = Broker(catalog)
@@ -47,10 +107,16 @@ async def start_demo_vehicles(vehicles: list[Vehicle], base_port: int = 55555) -
         except InvalidArgument:
             server = BrokerServer(broker, "127.0.0.1:0")
             await server.start()
-        started.append(DemoVehicle(vehicle, vin, broker, server))
-    return started
+        item = DemoVehicle(vehicle, vin, broker, server)
+        started.append(item)
+        await _attach_powertrain(item)
 
 
 async def stop_demo_vehicles(running: list[DemoVehicle]) -> None:
     for item in running:
+        for task in item.tasks:
+            task.cancel()
+        await asyncio.gather(*item.tasks, return_exceptions=True)
+        for bus in item.buses:
+            bus.shutdown()
         await item.server.stop(0)

@@ -8,6 +8,8 @@ import signal
 
 import typer
 from kuksa_client.grpc.aio import VSSClient
+from rich.live import Live
+from rich.table import Table
 
 from opensdv.cli._common import component_catalog, console, table
 from opensdv.demo import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
@@ -19,13 +21,44 @@ EPILOG = (
 )
 
 BRAND = "Vehicle.VehicleIdentification.Brand"
+LIVE = {
+    "speed km/h": "Vehicle.Speed",
+    "SoC %": "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
+    "pack V": "Vehicle.Powertrain.TractionBattery.CurrentVoltage",
+    "motor rpm": "Vehicle.Powertrain.ElectricMotor.Speed",
+}
 
 
-async def _read_back(item: DemoVehicle) -> str:
+async def _read(item: DemoVehicle, paths: list[str]) -> dict[str, object]:
     """Ask the broker over the wire, as any KUKSA client would."""
     async with VSSClient("127.0.0.1", item.server.port) as client:
-        values = await client.get_current_values([BRAND])
-    return str(values[BRAND].value)
+        values = await client.get_current_values(paths)
+    return {path: (point.value if point is not None else None) for path, point in values.items()}
+
+
+async def _live_table(running: list[DemoVehicle]) -> Table:
+    shown = table("vehicle", "cycle", *LIVE, "CAN frames", title="Live signals, read over kuksa.val gRPC")
+    for item in running:
+        values = await _read(item, list(LIVE.values()))
+        cells = [
+            "-"
+            if values[p] is None
+            else f"{values[p]:.1f}"
+            if isinstance(values[p], float)
+            else str(values[p])
+            for p in LIVE.values()
+        ]
+        frames = item.feeder.stats.frames if item.feeder else 0
+        shown.add_row(item.vehicle.title, item.twin.cycle.name if item.twin else "-", *cells, f"{frames:,}")
+    return shown
+
+
+async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until every vehicle's first frames reached its broker."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while any(item.feeder and item.feeder.stats.updates == 0 for item in running) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
 
 
 async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> None:
@@ -55,8 +88,9 @@ async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> N
         console.print(
             f"compatibility checks: {'[red]' + verdict + '[/red]' if verdict else '[green]all pass[/green]'}"
         )
-        read_back = [await _read_back(item) for item in running]
+        read_back = [str((await _read(item, [BRAND]))[BRAND]) for item in running]
         console.print(f"brands read back over kuksa.val gRPC: {', '.join(read_back)}")
+        await _until_fed(running)
         brands = sorted({v.definition.brand for v in vehicles})
         modules = {v.pack.module.id for v in vehicles}
         axles = {a.id for v in vehicles for a in v.eaxles}
@@ -64,20 +98,29 @@ async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> N
             f"{len(vehicles)} vehicles of {len(brands)} brands ({', '.join(brands)}) share "
             f"{len(modules)} battery module types and {len(axles)} e-axle types."
         )
-        await _wait(duration)
+        await _watch(running, duration)
     finally:
         await stop_demo_vehicles(running)
 
 
-async def _wait(duration: float | None) -> None:
+async def _watch(running: list[DemoVehicle], duration: float | None) -> None:
+    """Refresh the live table every second until Ctrl-C or ``duration`` seconds."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    ends = None if duration is None else loop.time() + duration
     if duration is None:
-        console.print("brokers are running; [bold]Ctrl-C[/bold] stops the demo")
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=duration)
+        console.print(
+            "twins drive their cycles through their brand CAN adapters; [bold]Ctrl-C[/bold] stops the demo"
+        )
+    with Live(await _live_table(running), console=console, auto_refresh=False) as live:
+        while not stop.is_set() and (ends is None or loop.time() < ends):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stop.wait(), timeout=min(1.0, max(0.0, ends - loop.time())) if ends else 1.0
+                )
+            live.update(await _live_table(running), refresh=True)
 
 
 def run(

@@ -17,6 +17,7 @@ from opensdv.vehicle.can._mapping import (
     load_mapping,
     shipped_mappings,
 )
+from opensdv.vehicle.can._simulator import EcuSimulator
 from opensdv.vehicle.can._sinks import BrokerSink, GrpcSink, Sink
 from opensdv.vehicle.can._sources import bus_frames, log_frames, open_bus
 
@@ -30,6 +31,7 @@ __all__ = [
     "CanMappingError",
     "DbcFix",
     "Decoded",
+    "EcuSimulator",
     "Feeder",
     "FeederStats",
     "GrpcSink",

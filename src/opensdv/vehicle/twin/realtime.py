@@ -29,12 +29,13 @@ class TwinRuntime:
         *,
         soc_start: float = 0.9,
         ambient_c: float = 25.0,
+        start_s: float = 0.0,
     ) -> None:
         self.vehicle = vehicle
         self.cycle = load_cycle(cycle) if isinstance(cycle, str) else cycle
         self.params = VehicleParams.from_vehicles([vehicle])
         self.ambient_c = ambient_c
-        self.time_s = 0.0
+        self.time_s = start_s  # where in the cycle to begin (the cycle repeats)
         self.distance_m = 0.0
         self.state: dict[str, Any] = {"soc": soc_start, "v1": 0.0, "v2": 0.0, "temp_c": ambient_c}
         self._plans: dict[float, dict[str, Any]] = {}
