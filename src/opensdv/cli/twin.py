@@ -1,0 +1,186 @@
+"""``opensdv twin``: vehicles on drive cycles — energy, range, comparisons, ageing."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import typer
+
+from opensdv.cli._common import component_catalog, console, table
+from opensdv.model.vehicles import Vehicle
+from opensdv.vehicle.twin import SHIPPED_CYCLES, AgeingProfile, age, combined_range_km, load_cycle, simulate
+from opensdv.vehicle.twin.combinations import allowed_combinations
+from opensdv.vehicle.twin.plots import plot_ageing, plot_run
+
+app = typer.Typer(
+    name="twin",
+    help="Physical twins: consumption, range, pack/e-axle choices and battery ageing.",
+    no_args_is_help=True,
+)
+
+CYCLE_HELP = f"a shipped cycle ({', '.join(SHIPPED_CYCLES)}) or a CSV file"
+
+
+def _vehicles(ctx: typer.Context, ids: list[str] | None) -> list[Vehicle]:
+    catalog = component_catalog(ctx)
+    return [catalog.vehicle(i) for i in ids] if ids else catalog.all_vehicles()
+
+
+@app.command(
+    epilog="Examples:\n\n  opensdv twin run nissan-leaf-40 --cycle udds\n\n  opensdv twin run honda-e-advance --cycle my_commute.csv --plot commute.png"
+)
+def run(
+    ctx: typer.Context,
+    vehicle: str = typer.Argument(..., help="vehicle id"),
+    cycle: str = typer.Option("udds", help=CYCLE_HELP),
+    soc_start: float = typer.Option(0.95, min=0.05, max=1.0, help="state of charge at the start"),
+    ambient: float = typer.Option(25.0, help="ambient temperature, degC"),
+    plot: Path | None = typer.Option(None, help="PNG file for the plot (default: twin_VEHICLE_CYCLE.png)"),
+) -> None:
+    """Drive one vehicle over a cycle: an energy table and a plot of speed, power and SoC."""
+    chosen = component_catalog(ctx).vehicle(vehicle)
+    drive = load_cycle(cycle)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = simulate([chosen], drive, soc_start=soc_start, ambient_c=ambient, keep_traces=True)
+    for warning in caught:
+        console.print(f"[yellow]warning:[/yellow] {warning.message}")
+    shown = table(
+        "quantity",
+        "value",
+        title=f"{chosen.title} on {drive.name} ({drive.distance_km:.2f} km, {drive.duration_s:.0f} s)",
+    )
+    rows = [
+        ("energy at the pack terminals", f"{result.terminal_kwh[0]:.3f} kWh"),
+        ("consumption", f"{result.wh_per_km[0]:.1f} Wh/km"),
+        ("delivered at the wheels (net)", f"{result.wheel_kwh[0]:.3f} kWh"),
+        ("recovered by regeneration", f"{result.regen_kwh[0]:.3f} kWh"),
+        ("e-axle losses", f"{result.axle_loss_kwh[0]:.3f} kWh"),
+        ("auxiliary loads", f"{result.aux_kwh[0]:.3f} kWh"),
+        ("pack heat (internal resistance)", f"{result.pack_heat_kwh[0]:.3f} kWh"),
+        ("friction braking", f"{result.friction_brake_kwh[0]:.3f} kWh"),
+        ("state of charge", f"{soc_start * 100:.1f} % -> {result.soc_final[0] * 100:.1f} %"),
+        ("pack temperature at the end", f"{result.temp_final_c[0]:.1f} degC"),
+        (
+            "shortfall",
+            "none"
+            if result.first_shortfall_s[0] < 0
+            else f"{result.shortfall_kwh[0] * 1000:.1f} Wh from t={result.first_shortfall_s[0]:g} s",
+        ),
+        ("energy balance error", f"{result.balance_error[0]:.1e}"),
+    ]
+    for name, value in rows:
+        shown.add_row(name, value)
+    console.print(shown)
+    target = plot or Path(f"twin_{chosen.id}_{drive.name}.png")
+    plot_run(result, 0, target)
+    console.print(f"plot: {target}")
+
+
+@app.command(
+    name="range",
+    epilog="Examples:\n\n  opensdv twin range\n\n  opensdv twin range mitsubishi-ek-x-ev --combinations",
+)
+def range_(
+    ctx: typer.Context,
+    vehicles: list[str] | None = typer.Argument(None, help="vehicle ids (default: all)"),
+    combinations: bool = typer.Option(True, help="also every allowed standard pack / e-axle choice"),
+) -> None:
+    """EPA-style combined range (55 % UDDS, 45 % HWFET, x0.7), per vehicle and pack/e-axle choice."""
+    catalog = component_catalog(ctx)
+    chosen = _vehicles(ctx, vehicles)
+    variants: list[tuple[str, Vehicle]] = []
+    for vehicle in chosen:
+        variants.append((vehicle.title, vehicle))
+        if combinations:
+            for option in allowed_combinations(vehicle, catalog):
+                if (option.pack.module.id, option.pack.modules_series, [a.id for a in option.eaxles]) != (
+                    vehicle.pack.module.id, vehicle.pack.modules_series, [a.id for a in vehicle.eaxles]
+                ):  # fmt: skip
+                    variants.append((f"  {vehicle.definition.model} with", option))
+    ranges, consumption = combined_range_km([v for _, v in variants])
+    shown = table(
+        "vehicle", "pack", "e-axle", "kWh", "Wh/km (adjusted)", "range km", title="Combined range (EPA-style)"
+    )
+    for (label, v), km, wh in zip(variants, ranges, consumption, strict=True):
+        shown.add_row(
+            label,
+            v.pack.label,
+            ", ".join(a.id for a in v.eaxles),
+            f"{v.pack.energy_kwh:.1f}",
+            f"{wh:.0f}",
+            f"{km:.0f}",
+        )
+    console.print(shown)
+
+
+@app.command(
+    epilog="Examples:\n\n  opensdv twin compare nissan-sakura mitsubishi-ek-x-ev --cycle wltc_japan\n\n  opensdv twin compare --cycle hwfet"
+)
+def compare(
+    ctx: typer.Context,
+    vehicles: list[str] | None = typer.Argument(None, help="vehicle ids (default: all)"),
+    cycle: str = typer.Option("udds", help=CYCLE_HELP),
+) -> None:
+    """Several vehicles on one cycle, side by side."""
+    chosen = _vehicles(ctx, vehicles)
+    drive = load_cycle(cycle)
+    result = simulate(chosen, drive, keep_traces=False)
+    shown = table(
+        "vehicle",
+        "Wh/km",
+        "kWh",
+        "regen kWh",
+        "e-axle loss kWh",
+        "final SoC %",
+        "cycle range km",
+        title=f"{drive.name}: {drive.distance_km:.2f} km",
+    )
+    for i, v in enumerate(chosen):
+        usable = v.pack.energy_kwh * 0.9
+        shown.add_row(
+            v.title, f"{result.wh_per_km[i]:.1f}", f"{result.terminal_kwh[i]:.3f}", f"{result.regen_kwh[i]:.3f}",
+            f"{result.axle_loss_kwh[i]:.3f}", f"{result.soc_final[i] * 100:.1f}", f"{usable * 1000 / result.wh_per_km[i]:.0f}",
+        )  # fmt: skip
+    console.print(shown)
+
+
+@app.command(
+    name="age",
+    epilog="Examples:\n\n  opensdv twin age nissan-leaf-40 --years 8\n\n  opensdv twin age mitsubishi-ek-x-ev --years 10 --daily-km 25 --ambient 18 --target-soc 1.0",
+)
+def age_(
+    ctx: typer.Context,
+    vehicle: str = typer.Argument(..., help="vehicle id"),
+    years: float = typer.Option(8.0, min=0.1, max=30),
+    daily_km: float = typer.Option(40.0, min=0),
+    ambient: float = typer.Option(15.0, help="mean ambient temperature, degC"),
+    target_soc: float = typer.Option(0.9, min=0.1, max=1.0, help="state of charge charged to every day"),
+    fast_share: float = typer.Option(0.1, min=0, max=1, help="share of energy from DC fast charging"),
+    plot: Path | None = typer.Option(None, help="PNG file for the plot (default: twin_age_VEHICLE.png)"),
+) -> None:
+    """Project the pack's state of health over years of use (consumption from the twin, EPA-style)."""
+    chosen = component_catalog(ctx).vehicle(vehicle)
+    _, consumption = combined_range_km([chosen])
+    profile = AgeingProfile(
+        daily_km=daily_km, ambient_c=ambient, charge_target_soc=target_soc, fast_charge_share=fast_share
+    )
+    result = age(chosen, years, profile, float(consumption[0]))
+    shown = table(
+        "year",
+        "state of health %",
+        "resistance x",
+        "full cycles",
+        "throughput kWh",
+        title=f"{chosen.title}: {daily_km:g} km/day at {ambient:g} degC",
+    )
+    for month in range(0, len(result.months), 12):
+        shown.add_row(
+            f"{result.months[month] / 12:.0f}", f"{result.state_of_health[month] * 100:.1f}", f"{result.resistance_factor[month]:.2f}",
+            f"{result.full_cycles[month]:.0f}", f"{result.throughput_kwh[month]:.0f}",
+        )  # fmt: skip
+    console.print(shown)
+    target = plot or Path(f"twin_age_{chosen.id}.png")
+    plot_ageing(result, chosen.title, target)
+    console.print(f"plot: {target}")
