@@ -200,9 +200,10 @@ PackStep = Callable[[Any], tuple[Any, Any, Any]]
 
 def pack_stepper(
     p: Any, state: dict[str, Any], dt: float, ambient_c: Any, ops: Any
-) -> tuple[PackStep, Callable[[], dict[str, Any]]]:
-    """A function advancing the pack by ``dt`` while it delivers a power at its terminals
-    (discharge > 0), and one reading its state (soc, v1, v2, temp_c).
+) -> tuple[PackStep, Callable[[], dict[str, Any]], Callable[[Any], tuple[Any, Any]]]:
+    """Functions advancing the pack by ``dt``: ``step(power)`` delivers a power at its terminals
+    (discharge > 0), ``advance(current)`` carries a current (what a charger or a cell tester
+    imposes), and ``snapshot()`` reads the state (soc, v1, v2, temp_c).
 
     ``p`` holds the pack parameters (arrays for many variants with ``NumpyOps``, floats for one with
     ``ScalarOps``). Each step returns (current, terminal voltage, heat); the power delivered is
@@ -219,20 +220,27 @@ def pack_stepper(
     sqrt, minimum, maximum = ops.sqrt, ops.minimum, ops.maximum
     soc, v1, v2, temp = state["soc"], state["v1"], state["v2"], state["temp_c"]
 
-    def step(power_w: Any) -> tuple[Any, Any, Any]:
+    def advance(current: Any) -> tuple[Any, Any]:
+        """Carry ``current`` (discharge > 0) for one step: (terminal voltage, heat)."""
         nonlocal soc, v1, v2, temp
         v_oc = ocv_of(soc) - v1 - v2
-        current = (v_oc - sqrt(maximum(v_oc * v_oc - 4 * r0 * power_w, 0.0))) / (2 * r0)
-        current = minimum(maximum(current, charge_limit), discharge_limit)
         terminal = v_oc - current * r0
         heat = current * current * r0 + current * (v1 + v2)  # ocv*I - terminal*I
         v1 = v1 * decay1 + r1 * current * (1 - decay1)
         v2 = v2 * decay2 + r2 * current * (1 - decay2)
         soc = soc - current * ah_per_step
         temp = temp + (heat - conductance * (temp - ambient_c)) * heat_step
+        return terminal, heat
+
+    def step(power_w: Any) -> tuple[Any, Any, Any]:
+        """Deliver ``power_w`` at the terminals (as far as the limits allow): (current, voltage, heat)."""
+        v_oc = ocv_of(soc) - v1 - v2
+        current = (v_oc - sqrt(maximum(v_oc * v_oc - 4 * r0 * power_w, 0.0))) / (2 * r0)
+        current = minimum(maximum(current, charge_limit), discharge_limit)
+        terminal, heat = advance(current)
         return current, terminal, heat
 
     def snapshot() -> dict[str, Any]:
         return {"soc": soc, "v1": v1, "v2": v2, "temp_c": temp}
 
-    return step, snapshot
+    return step, snapshot, advance

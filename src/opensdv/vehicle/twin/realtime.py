@@ -73,7 +73,7 @@ class TwinRuntime:
         if self._stepper_dt != dt:  # the pack continues from its state at whatever step size
             self._stepper = pack_stepper(plan["pack"], self.state, dt, self.ambient_c, ScalarOps)
             self._stepper_dt = dt
-        step, snapshot = self._stepper
+        step, snapshot, _ = self._stepper
         k = round(self.time_s / dt) % len(plan["speed_mps"])
         current, voltage, _ = step(plan["demand_w"][k])
         self.state = snapshot()

@@ -139,7 +139,7 @@ def simulate(
         if not scalar:
             state = {key: np.full(m, value) for key, value in state.items()}
         demand_columns = demand[0].tolist() if scalar else demand.T
-        step, snapshot = pack_stepper(p, state, dt, ambient_c, ops)
+        step, snapshot, _ = pack_stepper(p, state, dt, ambient_c, ops)
         columns: dict[str, list[Any]] = {"current": [], "voltage": [], "heat": [], "soc": [], "temp": []}
         if keep:
             for power in demand_columns:

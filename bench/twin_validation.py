@@ -1,0 +1,131 @@
+"""Validation of the twin against the field's references, reproduced by one command:
+
+    python -m bench.twin_validation
+
+- PyBaMM's ``equivalent_circuit.Thevenin`` (two RC elements) with the same cell parameters as each
+  standard module's cell: terminal-voltage RMSE on a 1C discharge and on a pulse profile.
+  Target: <= 10 mV.
+
+PyBaMM is a development dependency; the installed product does not need it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from opensdv.model import load_catalog
+from opensdv.model.components import BatteryModule
+from opensdv.vehicle.twin.physics import ScalarOps, pack_stepper
+
+console = Console()
+DT = 1.0
+
+
+def profiles(capacity_ah: float) -> dict[str, np.ndarray]:
+    """Current per second (discharge > 0): a 1C discharge (50 min) and 2C/rest/-1C pulses."""
+    one_c = np.full(3000, capacity_ah)
+    pulse_unit = np.concatenate(
+        [np.full(10, 2 * capacity_ah), np.zeros(30), np.full(10, -capacity_ah), np.zeros(30)]
+    )
+    pulses = np.concatenate([np.zeros(10), np.tile(pulse_unit, 20)])
+    return {"1C discharge": one_c, "pulses 2C/-1C": pulses}
+
+
+def ours(module: BatteryModule, current: np.ndarray, soc0: float) -> np.ndarray:
+    cell = module.cell_model
+    grid = np.linspace(0, 1, 101)
+    p = {
+        "ocv_v": np.interp(grid, cell.ocv_soc, cell.ocv_v).tolist(),
+        "r0_ohm": cell.r0_ohm,
+        "r1_ohm": cell.r1_ohm,
+        "r2_ohm": cell.r2_ohm or 0.0,
+        "decay1": float(np.exp(-DT / (cell.r1_ohm * cell.c1_f))),
+        "decay2": float(np.exp(-DT / ((cell.r2_ohm or 0.0) * (cell.c2_f or 1.0)))) if cell.r2_ohm else 1.0,
+        "capacity_ah": module.capacity_ah / module.cells_parallel,
+        "max_charge_a": 1e9,
+        "max_discharge_a": 1e9,
+        "conductance_w_per_k": 1.0,
+        "heat_capacity_j_per_k": 1000.0,
+    }
+    _, _, advance = pack_stepper(p, {"soc": soc0, "v1": 0.0, "v2": 0.0, "temp_c": 25.0}, DT, 25.0, ScalarOps)
+    return np.array([advance(float(i))[0] for i in current])
+
+
+def pybamm_voltage(module: BatteryModule, current: np.ndarray, soc0: float) -> np.ndarray:
+    import pybamm
+
+    cell = module.cell_model
+    rc = 2 if cell.r2_ohm else 1
+    model = pybamm.equivalent_circuit.Thevenin(options={"number of rc elements": rc})
+    values = pybamm.ParameterValues("ECM_Example")
+    soc_grid, ocv = np.array(cell.ocv_soc), np.array(cell.ocv_v)
+    time = np.arange(len(current) + 1) * DT
+    # piecewise-constant current: value i holds over [t_i, t_i+1) (edges 1 microsecond wide)
+    step_time = np.ravel(np.column_stack([time[:-1], time[1:] - 1e-6]))
+    step_current = np.repeat(current, 2)
+    update: dict[str, Any] = {
+        "Cell capacity [A.h]": module.capacity_ah / module.cells_parallel,
+        "Nominal cell capacity [A.h]": module.capacity_ah / module.cells_parallel,
+        "Open-circuit voltage [V]": lambda sto, *_: pybamm.Interpolant(
+            soc_grid, ocv, sto, interpolator="linear"
+        ),
+        "R0 [Ohm]": cell.r0_ohm,
+        "R1 [Ohm]": cell.r1_ohm,
+        "C1 [F]": cell.c1_f,
+        "Entropic change [V/K]": 0.0,
+        "Initial SoC": soc0,
+        "Lower voltage cut-off [V]": 0.5,
+        "Upper voltage cut-off [V]": 6.0,
+        "Current function [A]": pybamm.Interpolant(step_time, step_current, pybamm.t, interpolator="linear"),
+    }
+    if rc == 2:
+        update.update(
+            {"R2 [Ohm]": cell.r2_ohm, "C2 [F]": cell.c2_f, "Element-2 initial overpotential [V]": 0.0}
+        )
+    values.update(update, check_already_exists=False)
+    solver = pybamm.IDAKLUSolver(rtol=1e-8, atol=1e-10)
+    simulation = pybamm.Simulation(model, parameter_values=values, solver=solver)
+    # our step reports the terminal voltage as the step's current starts to flow: sample there
+    sample = time[:-1] + 1e-3
+    solution = simulation.solve(t_eval=[0, time[-1]], t_interp=sample)
+    return np.asarray(solution["Voltage [V]"](sample))
+
+
+def compare() -> list[dict[str, Any]]:
+    rows = []
+    for module in load_catalog().modules.values():
+        for name, current_per_cell in profiles(module.capacity_ah / module.cells_parallel).items():
+            soc0 = 0.95
+            mine = ours(module, current_per_cell, soc0)
+            reference = pybamm_voltage(module, current_per_cell, soc0)
+            rmse_mv = float(np.sqrt(np.mean((mine - reference) ** 2)) * 1000)
+            rows.append(
+                {
+                    "module": module.id,
+                    "profile": name,
+                    "rmse_mv": rmse_mv,
+                    "max_mv": float(np.max(np.abs(mine - reference)) * 1000),
+                }
+            )
+    return rows
+
+
+def main(argv: list[str]) -> list[dict[str, Any]]:
+    with console.status("running PyBaMM for each standard module ..."):
+        rows = compare()
+    table = Table(title="Terminal voltage vs PyBaMM Thevenin (same cell parameters), target RMSE <= 10 mV")
+    for column in ("module", "profile", "RMSE mV", "max |error| mV"):
+        table.add_column(column, justify="left" if column in ("module", "profile") else "right")
+    for row in rows:
+        table.add_row(row["module"], row["profile"], f"{row['rmse_mv']:.3f}", f"{row['max_mv']:.3f}")
+    console.print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
