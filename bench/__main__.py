@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import broker, can
+from bench import broker, can, twin, twin_validation
 
-BENCHMARKS = {"broker": broker.main, "can": can.main}
+BENCHMARKS = {
+    "broker": broker.main,
+    "can": can.main,
+    "twin": twin.main,
+    "twin_validation": twin_validation.main,
+}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(BENCHMARKS)

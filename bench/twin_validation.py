@@ -2,16 +2,21 @@
 
     python -m bench.twin_validation
 
+- NREL FASTSim's 2016 Nissan Leaf 30 kWh on UDDS and HWFET: our vehicle's parameters are set from
+  FASTSim's record (mass, drag, rolling resistance, wheel radius and inertia, auxiliary load, motor
+  power and efficiency curve, transmission efficiency, 30 kWh); compared: energy at the battery
+  terminals per km and final state of charge. Target: within 3 %.
 - PyBaMM's ``equivalent_circuit.Thevenin`` (two RC elements) with the same cell parameters as each
   standard module's cell: terminal-voltage RMSE on a 1C discharge and on a pulse profile.
   Target: <= 10 mV.
 
-PyBaMM is a development dependency; the installed product does not need it.
+PyBaMM and FASTSim are development dependencies; the installed product needs neither.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from opensdv.model import load_catalog
-from opensdv.model.components import BatteryModule
+from opensdv.model.components import BatteryModule, EfficiencyMap
+from opensdv.vehicle.twin import VehicleParams, simulate
 from opensdv.vehicle.twin.physics import ScalarOps, pack_stepper
 
 console = Console()
@@ -96,6 +102,76 @@ def pybamm_voltage(module: BatteryModule, current: np.ndarray, soc0: float) -> n
     return np.asarray(solution["Voltage [V]"](sample))
 
 
+def fastsim_leaf() -> tuple[Any, VehicleParams]:
+    """FASTSim's Leaf record, and our parameters set from it."""
+    import fastsim
+
+    record = fastsim.Vehicle.from_resource("2016 Nissan Leaf 30 kWh thrml.yaml").to_dict()
+    chassis = record["chassis"]
+    machine = record["pt_type"]["BEV"]["em"]
+    storage = record["pt_type"]["BEV"]["res"]
+    transmission = record["pt_type"]["BEV"]["transmission"]["eff_interp"]
+    fractions = np.array(machine["eff_interp_achieved"]["data"]["grid"][0]["data"])
+    efficiencies = np.array(machine["eff_interp_achieved"]["data"]["values"]["data"])
+    peak_w = machine["pwr_out_max_watts"]
+    # FASTSim's efficiency depends on the fraction of peak power ("step, lower"); as a torque x speed
+    # map that is efficiency(torque * omega / peak), on a fine grid, times the transmission's
+    speeds = np.linspace(0, 12000, 241)
+    torques = np.linspace(0, 2000, 401)
+    fraction = np.clip(np.outer(torques, speeds * 2 * np.pi / 60) / peak_w, 0, 1)
+    index = np.clip(np.searchsorted(fractions, fraction, side="right") - 1, 0, len(fractions) - 1)
+    grid = EfficiencyMap(
+        speeds_rpm=speeds.tolist(),
+        torques_nm=torques.tolist(),
+        efficiency=(efficiencies[index] * transmission).tolist(),
+    )
+    leaf = load_catalog().vehicle("nissan-leaf-40")
+    base = VehicleParams.from_vehicles([leaf])
+    capacity_kwh = storage["energy_capacity_joules"] / 3.6e6
+    params = base.with_changes(
+        mass_kg=record["mass_kilograms"],
+        cda_m2=chassis["drag_coef"] * chassis["frontal_area_square_meters"],
+        crr=chassis["wheel_rr_coef"],
+        wheel_radius_m=chassis["wheel_radius_meters"],
+        rotating_mass_factor=chassis["wheel_inertia_kilogram_square_meters"]
+        * chassis["num_wheels"]
+        / chassis["wheel_radius_meters"] ** 2
+        / record["mass_kilograms"],
+        aux_w=record["pwr_aux_base_watts"],
+        peak_power_w=np.array([[peak_w, peak_w]]),
+        peak_torque_nm=np.array([[2000.0, 2000.0]]),  # FASTSim limits power, not torque
+        max_speed_rpm=np.array([[12000.0, 12000.0]]),
+        capacity_ah=base.capacity_ah * capacity_kwh / base.energy_kwh,
+        energy_kwh=capacity_kwh,
+    )
+    return record, replace(params, maps_list=(grid,))
+
+
+def fastsim_comparison() -> list[dict[str, Any]]:
+    import fastsim
+
+    record, params = fastsim_leaf()
+    rows = []
+    for cycle in ("udds", "hwfet"):
+        drive = fastsim.SimDrive(
+            fastsim.Vehicle.from_resource("2016 Nissan Leaf 30 kWh thrml.yaml"),
+            fastsim.Cycle.from_resource(f"{cycle}.csv"),
+        )
+        drive.walk()
+        state = drive.to_dict()["veh"]
+        storage = state["pt_type"]["BEV"]["res"]["state"]
+        theirs = storage["energy_out_electrical_joules"] / 3600 / state["state"]["dist_meters"] * 1000
+        result = simulate(params, cycle, soc_start=record["pt_type"]["BEV"]["res"]["max_soc"])
+        rows.append({
+            "cycle": cycle,
+            "fastsim_wh_per_km": theirs,
+            "ours_wh_per_km": float(result.wh_per_km[0]),
+            "fastsim_soc": storage["soc"],
+            "ours_soc": float(result.soc_final[0]),
+        })  # fmt: skip
+    return rows
+
+
 def compare() -> list[dict[str, Any]]:
     rows = []
     for module in load_catalog().modules.values():
@@ -116,6 +192,26 @@ def compare() -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> list[dict[str, Any]]:
+    with console.status("running FASTSim ..."):
+        fastsim_rows = fastsim_comparison()
+    table = Table(title="2016 Nissan Leaf 30 kWh: OpenSDV twin vs NREL FASTSim, target within 3 %")
+    for column in (
+        "cycle",
+        "FASTSim Wh/km",
+        "ours Wh/km",
+        "difference",
+        "FASTSim final SoC",
+        "ours final SoC",
+        "difference ",
+    ):
+        table.add_column(column, justify="left" if column == "cycle" else "right")
+    for row in fastsim_rows:
+        table.add_row(
+            row["cycle"], f"{row['fastsim_wh_per_km']:.2f}", f"{row['ours_wh_per_km']:.2f}",
+            f"{(row['ours_wh_per_km'] / row['fastsim_wh_per_km'] - 1) * 100:+.2f} %",
+            f"{row['fastsim_soc']:.4f}", f"{row['ours_soc']:.4f}", f"{(row['ours_soc'] / row['fastsim_soc'] - 1) * 100:+.2f} %",
+        )  # fmt: skip
+    console.print(table)
     with console.status("running PyBaMM for each standard module ..."):
         rows = compare()
     table = Table(title="Terminal voltage vs PyBaMM Thevenin (same cell parameters), target RMSE <= 10 mV")

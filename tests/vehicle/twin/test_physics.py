@@ -16,7 +16,7 @@ from opensdv.vehicle.twin import (
     load_cycle,
     simulate,
 )
-from opensdv.vehicle.twin.physics import AIR_DENSITY, GRAVITY, ROTATING_MASS_FACTOR
+from opensdv.vehicle.twin.physics import AIR_DENSITY, GRAVITY
 from opensdv.vehicle.twin.simulate import ShortfallWarning
 
 VEHICLES = load_catalog().all_vehicles()
@@ -34,7 +34,7 @@ def test_energy_is_conserved_on_every_cycle(cycle: str) -> None:
     mean = (v0 + v1) / 2
     for i in range(len(VEHICLES)):
         m = params.mass_kg[i]
-        kinetic = m * (1 + ROTATING_MASS_FACTOR) * (v1**2 - v0**2).sum() / 2
+        kinetic = m * (1 + params.rotating_mass_factor[i]) * (v1**2 - v0**2).sum() / 2
         drag = (0.5 * AIR_DENSITY * params.cda_m2[i] * mean**3).sum()
         rolling = (m * GRAVITY * params.crr[i] * mean * (mean > 0.01)).sum()
         wheel = result.traces["wheel_power_w"][i].sum()

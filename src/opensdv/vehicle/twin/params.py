@@ -20,6 +20,7 @@ from opensdv.model.vehicles import Vehicle
 __all__ = ["OCV_GRID", "PAYLOAD_KG", "VehicleParams"]
 
 PAYLOAD_KG = 136.0  # EPA test weight: curb mass plus 300 lb
+ROTATING_MASS_FACTOR = 0.03  # typical: four wheels' inertia plus the e-axle's rotor through the gear
 CELL_HEAT_CAPACITY_J_PER_KG_K = 1000.0
 CONDUCTANCE_W_PER_K_PER_MODULE = (
     1.2  # pack to ambient, passive (order of FASTSim's Leaf: 26.5 W/K, 24 modules)
@@ -39,6 +40,7 @@ class VehicleParams:
     crr: Array
     wheel_radius_m: Array
     aux_w: Array
+    rotating_mass_factor: Array  # wheels, gears and rotor as extra equivalent mass, share of mass
     # e-axles: up to two per vehicle, shape (N, 2); a missing axle has zero peak power
     axle_share: Array
     peak_power_w: Array
@@ -124,6 +126,7 @@ def _row(vehicle: Vehicle) -> dict[str, Any]:
         "crr": d.rolling_resistance,
         "wheel_radius_m": d.wheel_radius_m,
         "aux_w": d.auxiliary_load_w,
+        "rotating_mass_factor": ROTATING_MASS_FACTOR,
         "axle_share": share,
         "peak_power_w": [a.peak_power_kw * 1000 for a in padded],
         "peak_torque_nm": [a.peak_torque_nm for a in padded],

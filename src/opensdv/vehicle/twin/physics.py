@@ -89,9 +89,9 @@ def mechanics(params: Any, rows: Any, v0: Any, v1: Any, grade: Any, dt: float) -
         angle = np.arctan(grade)
         rolling = rolling * np.cos(angle)
         grade_force = m * GRAVITY * np.sin(angle)
-    force = m * (1 + ROTATING_MASS_FACTOR) * accel + (0.5 * AIR_DENSITY * params.cda_m2[rows][column]) * (
-        speed * speed
-    )
+    force = m * (1 + params.rotating_mass_factor[rows][column]) * accel + (
+        0.5 * AIR_DENSITY * params.cda_m2[rows][column]
+    ) * (speed * speed)
     force = force + (m * GRAVITY * params.crr[rows][column]) * rolling + grade_force
     wheel_power = force * speed
     omega_wheel = speed / params.wheel_radius_m[rows][column]
@@ -220,10 +220,8 @@ def pack_stepper(
     sqrt, minimum, maximum = ops.sqrt, ops.minimum, ops.maximum
     soc, v1, v2, temp = state["soc"], state["v1"], state["v2"], state["temp_c"]
 
-    def advance(current: Any) -> tuple[Any, Any]:
-        """Carry ``current`` (discharge > 0) for one step: (terminal voltage, heat)."""
+    def carry(current: Any, v_oc: Any) -> tuple[Any, Any]:
         nonlocal soc, v1, v2, temp
-        v_oc = ocv_of(soc) - v1 - v2
         terminal = v_oc - current * r0
         heat = current * current * r0 + current * (v1 + v2)  # ocv*I - terminal*I
         v1 = v1 * decay1 + r1 * current * (1 - decay1)
@@ -232,12 +230,16 @@ def pack_stepper(
         temp = temp + (heat - conductance * (temp - ambient_c)) * heat_step
         return terminal, heat
 
+    def advance(current: Any) -> tuple[Any, Any]:
+        """Carry ``current`` (discharge > 0) for one step: (terminal voltage, heat)."""
+        return carry(current, ocv_of(soc) - v1 - v2)
+
     def step(power_w: Any) -> tuple[Any, Any, Any]:
         """Deliver ``power_w`` at the terminals (as far as the limits allow): (current, voltage, heat)."""
         v_oc = ocv_of(soc) - v1 - v2
         current = (v_oc - sqrt(maximum(v_oc * v_oc - 4 * r0 * power_w, 0.0))) / (2 * r0)
         current = minimum(maximum(current, charge_limit), discharge_limit)
-        terminal, heat = advance(current)
+        terminal, heat = carry(current, v_oc)
         return current, terminal, heat
 
     def snapshot() -> dict[str, Any]:
