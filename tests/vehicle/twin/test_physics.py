@@ -98,3 +98,22 @@ def test_heavier_variants_use_more_energy() -> None:
     params = params.with_changes(mass_kg=np.linspace(1400, 2200, 5))
     result = simulate(params, "udds", keep_traces=False)
     assert (np.diff(result.wh_per_km) > 0).all()
+
+
+def test_e_axles_derate_with_pack_voltage() -> None:
+    base = VehicleParams.from_vehicles(VEHICLES[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortfallWarning)
+        normal = simulate(base, "hwfet")
+        sagging = simulate(
+            base.with_changes(nominal_voltage_v=base.nominal_voltage_v * 4), "hwfet"
+        )  # limit at a quarter
+        dead = simulate(
+            base.with_changes(inverter_min_voltage_v=1000.0), "hwfet"
+        )  # pack below the inverter's window
+    assert normal.shortfall_kwh[0] < 1e-9
+    assert 0 < sagging.shortfall_kwh[0] < dead.shortfall_kwh[0]
+    assert (
+        dead.terminal_kwh[0] < 0.1 * normal.terminal_kwh[0]
+    )  # only auxiliaries (and no traction) drew power
+    assert np.isfinite(dead.traces["voltage_v"]).all()

@@ -61,6 +61,9 @@ class VehicleParams:
     max_charge_a: Array
     min_voltage_v: Array
     max_voltage_v: Array
+    nominal_voltage_v: Array
+    inverter_min_voltage_v: Array  # below it the e-axles deliver nothing
+    traction_limit_w: Array  # e-axles' peak electrical power at nominal voltage
     heat_capacity_j_per_k: Array
     conductance_w_per_k: Array
     energy_kwh: Array
@@ -144,6 +147,9 @@ def _row(vehicle: Vehicle) -> dict[str, Any]:
         "max_charge_a": module.peak_charge_a * pack.modules_parallel,
         "min_voltage_v": pack.min_voltage_v,
         "max_voltage_v": pack.max_voltage_v,
+        "nominal_voltage_v": pack.nominal_voltage_v,
+        "inverter_min_voltage_v": max(a.inverter.min_dc_voltage_v for a in axles),
+        "traction_limit_w": sum(a.peak_electrical_power_kw * 1000 for a in axles),
         "heat_capacity_j_per_k": pack.modules_mass_kg * CELL_HEAT_CAPACITY_J_PER_KG_K,
         "conductance_w_per_k": pack.module_count * CONDUCTANCE_W_PER_K_PER_MODULE,
         "energy_kwh": pack.energy_kwh,

@@ -217,12 +217,18 @@ def pack_stepper(
     charge_limit, discharge_limit = -p["max_charge_a"], p["max_discharge_a"]
     ah_per_step = dt / 3600 / p["capacity_ah"]
     conductance, heat_step = p["conductance_w_per_k"], dt / p["heat_capacity_j_per_k"]
-    sqrt, minimum, maximum = ops.sqrt, ops.minimum, ops.maximum
+    sqrt, minimum, maximum, where = ops.sqrt, ops.minimum, ops.maximum, ops.where
+    # e-axle derating by pack voltage: constant current below nominal, nothing below the inverter's minimum
+    nominal = p.get("nominal_voltage_v", 1.0)
+    limit_per_volt = p.get("traction_limit_w", math.inf) / nominal
+    inverter_min = p.get("inverter_min_voltage_v", 0.0)
     soc, v1, v2, temp = state["soc"], state["v1"], state["v2"], state["temp_c"]
+    last_voltage = state.get("voltage_v", ocv_of(soc))
 
     def carry(current: Any, v_oc: Any) -> tuple[Any, Any]:
-        nonlocal soc, v1, v2, temp
+        nonlocal soc, v1, v2, temp, last_voltage
         terminal = v_oc - current * r0
+        last_voltage = terminal
         heat = current * current * r0 + current * (v1 + v2)  # ocv*I - terminal*I
         v1 = v1 * decay1 + r1 * current * (1 - decay1)
         v2 = v2 * decay2 + r2 * current * (1 - decay2)
@@ -236,6 +242,8 @@ def pack_stepper(
 
     def step(power_w: Any) -> tuple[Any, Any, Any]:
         """Deliver ``power_w`` at the terminals (as far as the limits allow): (current, voltage, heat)."""
+        ceiling = where(last_voltage < inverter_min, 0.0, minimum(last_voltage, nominal) * limit_per_volt)
+        power_w = minimum(power_w, ceiling)
         v_oc = ocv_of(soc) - v1 - v2
         current = (v_oc - sqrt(maximum(v_oc * v_oc - 4 * r0 * power_w, 0.0))) / (2 * r0)
         current = minimum(maximum(current, charge_limit), discharge_limit)
@@ -243,6 +251,6 @@ def pack_stepper(
         return current, terminal, heat
 
     def snapshot() -> dict[str, Any]:
-        return {"soc": soc, "v1": v1, "v2": v2, "temp_c": temp}
+        return {"soc": soc, "v1": v1, "v2": v2, "temp_c": temp, "voltage_v": last_voltage}
 
     return step, snapshot, advance
