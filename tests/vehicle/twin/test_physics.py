@@ -105,15 +105,10 @@ def test_e_axles_derate_with_pack_voltage() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortfallWarning)
         normal = simulate(base, "hwfet")
-        sagging = simulate(
-            base.with_changes(nominal_voltage_v=base.nominal_voltage_v * 4), "hwfet"
-        )  # limit at a quarter
-        dead = simulate(
-            base.with_changes(inverter_min_voltage_v=1000.0), "hwfet"
-        )  # pack below the inverter's window
+        # a tenth of the limit at nominal voltage, then a pack below the inverter's window
+        sagging = simulate(base.with_changes(nominal_voltage_v=base.nominal_voltage_v * 10), "hwfet")
+        dead = simulate(base.with_changes(inverter_min_voltage_v=1000.0), "hwfet")
     assert normal.shortfall_kwh[0] < 1e-9
     assert 0 < sagging.shortfall_kwh[0] < dead.shortfall_kwh[0]
-    assert (
-        dead.terminal_kwh[0] < 0.1 * normal.terminal_kwh[0]
-    )  # only auxiliaries (and no traction) drew power
+    assert dead.terminal_kwh[0] < 0.1 * normal.terminal_kwh[0]  # only auxiliaries drew power
     assert np.isfinite(dead.traces["voltage_v"]).all()

@@ -82,6 +82,9 @@ def pack_parameters(params: VehicleParams, rows: Any, dt: float, scalar: bool) -
         "max_discharge_a",
         "conductance_w_per_k",
         "heat_capacity_j_per_k",
+        "nominal_voltage_v",
+        "inverter_min_voltage_v",
+        "traction_limit_w",
     )
     p: dict[str, Any] = {key: getattr(params, key)[rows] for key in keys}
     p["decay1"] = np.exp(-dt / params.tau1_s[rows])
