@@ -22,10 +22,10 @@ import sys
 import time
 from typing import Any
 
+import can
 from rich.console import Console
 from rich.table import Table
 
-import can
 from opensdv.model import load_catalog
 from opensdv.model.vss import load_default_vss
 from opensdv.vehicle.broker import Broker

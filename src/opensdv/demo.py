@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import can
+
 from opensdv.model.vehicles import Vehicle
 from opensdv.model.vss import VssCatalog, load_default_vss
 from opensdv.vehicle.attributes import vehicle_attributes

@@ -6,8 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-from bench.twin_validation import ours, profiles, pybamm_voltage
 
+from bench.twin_validation import ours, profiles, pybamm_voltage
 from opensdv.model import load_catalog
 
 

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import can
 from cantools.database.can import Message, Signal
 from cantools.database.errors import EncodeError
 
-import can
 from opensdv.model.vss import EntryType, VssCatalog, VssLeaf, VssValueError
 from opensdv.vehicle.can._codegen import generate_decoder
 from opensdv.vehicle.can._dbc import load_dbc

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import can
+
 from opensdv.vehicle.can._adapter import Adapter, frame_key
 from opensdv.vehicle.can._sinks import Sink
 

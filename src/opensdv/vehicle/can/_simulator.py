@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import can
+
 from opensdv.vehicle.can._adapter import Adapter
 
 __all__ = ["EcuSimulator"]
