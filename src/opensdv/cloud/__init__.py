@@ -1,0 +1,1 @@
+"""The back end: fleet, telemetry, OTA and energy services."""

@@ -1,0 +1,63 @@
+"""A charging schedule and the numbers people judge it by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.tariff import Tariff
+
+__all__ = ["Schedule"]
+
+
+@dataclass
+class Schedule:
+    """``power_kw[i, t]``: session i's net power in slot t (charging > 0, V2G discharging < 0)."""
+
+    name: str
+    sessions: list[Session]
+    power_kw: NDArray[np.float64]
+    slot_h: float
+    tariff: Tariff
+    wear_cost_per_kwh: float = 0.0
+    solve_s: float = 0.0
+
+    @property
+    def delivered_kwh(self) -> NDArray[np.float64]:
+        return np.asarray(self.power_kw.sum(axis=1) * self.slot_h, dtype=np.float64)
+
+    @property
+    def requested_kwh(self) -> NDArray[np.float64]:
+        return np.array([s.kwh_requested for s in self.sessions])
+
+    @property
+    def delivered_share(self) -> float:
+        return float(self.delivered_kwh.sum() / max(self.requested_kwh.sum(), 1e-12))
+
+    @property
+    def site_kw(self) -> NDArray[np.float64]:
+        return np.asarray(self.power_kw.sum(axis=0), dtype=np.float64)
+
+    @property
+    def peak_kw(self) -> float:
+        return float(self.site_kw.max(initial=0.0))
+
+    @property
+    def exported_kwh(self) -> float:
+        return float(np.maximum(-self.power_kw, 0.0).sum() * self.slot_h)
+
+    @property
+    def wear_cost(self) -> float:
+        """Discharged energy has to be charged again: both count as wear."""
+        return 2 * self.exported_kwh * self.wear_cost_per_kwh
+
+    @property
+    def energy_cost(self) -> float:
+        return self.tariff.cost(self.site_kw, self.slot_h)
+
+    @property
+    def cost(self) -> float:
+        return self.energy_cost + self.wear_cost

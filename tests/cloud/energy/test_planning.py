@@ -1,0 +1,116 @@
+"""The optimiser (HiGHS) and the baselines: small cases with known answers, and the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from opensdv.cli import app
+from opensdv.cloud.energy import BASELINES, Session, load_sessions, plan, schedule_greedy, time_of_use
+from opensdv.cloud.energy.tariff import Tariff
+
+SLOT_H = 1.0
+
+
+def flat(slots: int, price: list[float] | None = None, export: float = 0.0, demand: float = 0.0) -> Tariff:
+    energy = np.array(price if price else [0.1] * slots, dtype=float)
+    return Tariff(energy, np.full(slots, export), demand)
+
+
+def test_charges_in_the_cheap_hours() -> None:
+    sessions = [Session("a", "S1", 0, 4, 10.0, 10.0)]
+    schedule = plan(sessions, slots=4, slot_h=SLOT_H, site_cap_kw=50, tariff=flat(4, [0.5, 0.1, 0.5, 0.1]))
+    assert schedule.power_kw[0, [0, 2]].tolist() == [0.0, 0.0]  # nothing in the expensive hours
+    assert schedule.delivered_kwh[0] == pytest.approx(10)
+    assert schedule.energy_cost == pytest.approx(1.0)
+
+
+def test_cap_windows_and_limits_are_respected() -> None:
+    sessions = [
+        Session("a", "S1", 0, 3, 20.0, 7.0),
+        Session("b", "S2", 1, 4, 20.0, 7.0),
+        Session("c", "S3", 2, 4, 1.0, 7.0),
+    ]
+    schedule = plan(sessions, slots=4, slot_h=SLOT_H, site_cap_kw=10, tariff=flat(4))
+    assert (schedule.site_kw <= 10 + 1e-7).all()
+    assert (schedule.power_kw <= 7 + 1e-7).all() and (schedule.power_kw >= -1e-9).all()
+    assert (
+        schedule.power_kw[0, 3] == 0 and schedule.power_kw[1, 0] == 0 and schedule.power_kw[2, :2].sum() == 0
+    )
+    # slot 0: only a (7 kW); slots 1-2: the 10 kW cap; slot 3: b at 7 kW and c's 1 kWh
+    assert schedule.delivered_kwh.sum() == pytest.approx(7 + 10 + 10 + 8)
+
+
+def test_v2g_sells_when_it_pays_and_keeps_the_minimum_charge() -> None:
+    car = Session(
+        "v", "S1", 0, 3, 10.0, 10.0, max_discharge_kw=10.0, capacity_kwh=50.0, arrival_soc=0.5, min_soc=0.3
+    )
+    tariff = Tariff(
+        np.array([1.0, 0.1, 0.1]), np.array([0.9, 0.08, 0.08]), 0.0
+    )  # sell at peak, buy back cheap
+    profitable = plan([car], slots=3, slot_h=SLOT_H, site_cap_kw=50, tariff=tariff, wear_cost_per_kwh=0.05)
+    assert profitable.exported_kwh > 0
+    energy = 25.0 + np.cumsum(profitable.power_kw[0])
+    assert (energy >= 15.0 - 1e-6).all() and energy[-1] == pytest.approx(35.0)  # min 30 %, delivered 10 kWh
+    worn = plan([car], slots=3, slot_h=SLOT_H, site_cap_kw=50, tariff=tariff, wear_cost_per_kwh=1.0)
+    assert worn.exported_kwh == pytest.approx(0.0, abs=1e-6)
+
+
+def test_replanning_plans_only_what_is_left() -> None:
+    sessions = [Session("a", "S1", 0, 6, 12.0, 6.0)]
+    tariff = flat(6)
+    later = plan(
+        sessions,
+        slots=6,
+        slot_h=SLOT_H,
+        site_cap_kw=50,
+        tariff=tariff,
+        start=3,
+        delivered_kwh=np.array([6.0]),
+    )
+    assert later.power_kw[0, :3].sum() == 0
+    assert later.power_kw[0].sum() * SLOT_H == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("algorithm", BASELINES)
+def test_baselines_respect_the_cap_except_uncontrolled(algorithm: str) -> None:
+    sessions = [Session(str(i), "S", 0, 4, 20.0, 7.0) for i in range(4)]
+    schedule = schedule_greedy(sessions, algorithm, slots=4, slot_h=SLOT_H, site_cap_kw=14, tariff=flat(4))
+    if algorithm == "uncontrolled":
+        assert schedule.peak_kw == pytest.approx(28)
+    else:
+        assert schedule.peak_kw <= 14 + 1e-9
+        assert schedule.delivered_kwh.sum() == pytest.approx(56)
+
+
+def test_optimal_beats_every_baseline_on_caltech(shared: Path) -> None:
+    sessions = load_sessions(shared / "data" / "acn" / "caltech_2019-03_sessions.csv")
+    slots = max(s.departure for s in sessions) + 1
+    tariff = time_of_use(slots, 5)
+    best = plan(sessions, slots=slots, slot_h=5 / 60, site_cap_kw=30, tariff=tariff)
+    for algorithm in BASELINES[1:]:
+        other = schedule_greedy(
+            sessions, algorithm, slots=slots, slot_h=5 / 60, site_cap_kw=30, tariff=tariff
+        )
+        assert best.delivered_share >= other.delivered_share - 1e-6
+        assert best.cost <= other.cost
+    assert best.peak_kw <= 30 + 1e-6
+
+
+def test_energy_plan_command(tmp_path: Path) -> None:
+    sessions = tmp_path / "sessions.csv"
+    sessions.write_text(
+        "id,station,arrival,departure,kwh_requested,max_kw\n"
+        + "".join(f"s{i},S{i},{i * 12},{i * 12 + 60},{5 + i},6.6\n" for i in range(20))
+    )
+    result = CliRunner().invoke(
+        app,
+        ["energy", "plan", str(sessions), "--site-cap", "15", "--v2g-share", "0.5", "--plot", "p.png"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "optimal (HiGHS)" in result.output and "round robin" in result.output
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
