@@ -9,7 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from opensdv.cli import app
-from opensdv.cloud.energy import BASELINES, Session, load_sessions, plan, schedule_greedy, time_of_use
+from opensdv.cloud.energy import (
+    BASELINES,
+    PlanError,
+    Session,
+    load_sessions,
+    plan,
+    schedule_greedy,
+    time_of_use,
+)
+from opensdv.cloud.energy.optimiser import RollingPlanner
 from opensdv.cloud.energy.tariff import Tariff
 
 SLOT_H = 1.0
@@ -59,20 +68,21 @@ def test_v2g_sells_when_it_pays_and_keeps_the_minimum_charge() -> None:
     assert worn.exported_kwh == pytest.approx(0.0, abs=1e-6)
 
 
-def test_replanning_plans_only_what_is_left() -> None:
-    sessions = [Session("a", "S1", 0, 6, 12.0, 6.0)]
-    tariff = flat(6)
-    later = plan(
-        sessions,
-        slots=6,
-        slot_h=SLOT_H,
-        site_cap_kw=50,
-        tariff=tariff,
-        start=3,
-        delivered_kwh=np.array([6.0]),
+def test_rolling_replan_freezes_the_past_and_fits_the_newcomer() -> None:
+    tariff = flat(6, [0.1, 0.1, 0.3, 0.5, 0.5, 0.5])
+    planner = RollingPlanner(
+        [Session("a", "S1", 0, 6, 12.0, 6.0)], slots=6, slot_h=SLOT_H, site_cap_kw=8, tariff=tariff
     )
-    assert later.power_kw[0, :3].sum() == 0
-    assert later.power_kw[0].sum() * SLOT_H == pytest.approx(6.0)
+    before = planner.solve()
+    assert before.power_kw[0, :2].tolist() == pytest.approx([6, 6])  # all in the cheap hours
+    planner.add_arrival(Session("b", "S2", 2, 6, 10.0, 8.0), now=2)
+    after = planner.solve()
+    assert after.power_kw[0, :2].tolist() == pytest.approx([6, 6])  # what happened stays
+    assert after.power_kw[1, 2] == pytest.approx(8)  # the newcomer takes the last cheap slot, up to the cap
+    assert after.delivered_kwh.tolist() == pytest.approx([12, 10])
+    assert (after.site_kw <= 8 + 1e-7).all()
+    with pytest.raises(PlanError, match="arrives at 1, before now"):
+        planner.add_arrival(Session("c", "S3", 1, 6, 1.0, 1.0), now=3)
 
 
 @pytest.mark.parametrize("algorithm", BASELINES)

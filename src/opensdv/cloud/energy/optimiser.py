@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import highspy
 import numpy as np
@@ -30,13 +31,208 @@ from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.tariff import Tariff
 from opensdv.errors import OpenSDVError
 
-__all__ = ["ENERGY_VALUE", "PlanError", "plan"]
+__all__ = ["ENERGY_VALUE", "PlanError", "RollingPlanner", "plan"]
 
 ENERGY_VALUE = 10.0  # per kWh delivered: dominates any tariff, so delivering comes first
 
 
 class PlanError(OpenSDVError):
     """The planning problem is malformed or the solver failed."""
+
+
+def _pairs(
+    sessions: Sequence[Session], start: int, slots: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """(session index, slot, is-first-slot) for every slot each session is plugged in from ``start``."""
+    first = np.array([max(s.arrival, start) for s in sessions], dtype=np.int64)
+    last = np.array([min(s.departure, slots) for s in sessions], dtype=np.int64)
+    length = np.maximum(last - first, 0)
+    total = int(length.sum())
+    session_of = np.repeat(np.arange(len(sessions)), length)
+    offsets = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+    slot_of = first[session_of] + (np.arange(total) - offsets[session_of])
+    is_first = np.zeros(total, dtype=bool)
+    is_first[offsets[length > 0]] = True
+    return session_of, slot_of, is_first
+
+
+def _energy_window(
+    sessions: Sequence[Session], done: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Bounds of the net energy since arrival: what is still asked for, and the V2G battery window."""
+    remaining = np.maximum(np.array([s.kwh_requested for s in sessions]) - done, 0.0)
+    low = np.zeros(len(sessions))
+    high = remaining.copy()
+    for i, s in enumerate(sessions):
+        if s.v2g:
+            capacity, soc = s.capacity_kwh or 0.0, s.arrival_soc or 0.0  # both set for V2G (Session checks)
+            energy_now = soc * capacity + done[i]
+            low[i] = min(0.0, s.min_soc * capacity - energy_now)
+            high[i] = min(remaining[i], capacity - energy_now)
+    return low, high
+
+
+def _session_columns(
+    sessions: Sequence[Session],
+    session_of: NDArray[np.int64],
+    is_first: NDArray[np.bool_],
+    slot_of: NDArray[np.int64],
+    low: NDArray[np.float64],
+    high: NDArray[np.float64],
+    slot_h: float,
+    wear: float,
+    dynamics_row0: int,
+    balance_row0: int,
+) -> tuple[NDArray[Any], ...]:
+    """Costs, bounds and matrix entries (row, local column, value) of the p, d, e columns of some
+    (session, slot) pairs, whose dynamics rows start at ``dynamics_row0``."""
+    k = len(session_of)
+    max_kw = np.array([s.max_kw for s in sessions])[session_of]
+    max_dis = np.array([s.max_discharge_kw for s in sessions])[session_of]
+    cost = np.concatenate(
+        [
+            np.full(k, -ENERGY_VALUE * slot_h),
+            np.full(k, ENERGY_VALUE * slot_h + 2 * wear * slot_h),
+            np.zeros(k),
+        ]
+    )
+    lower = np.concatenate([np.zeros(2 * k), low[session_of]])
+    upper = np.concatenate([max_kw, max_dis, high[session_of]])
+    pairs = np.arange(k)
+    prev = np.flatnonzero(~is_first)
+    rows = np.concatenate([dynamics_row0 + pairs, dynamics_row0 + pairs, dynamics_row0 + pairs, dynamics_row0 + prev,
+                           balance_row0 + slot_of, balance_row0 + slot_of])  # fmt: skip
+    cols = np.concatenate([pairs, k + pairs, 2 * k + pairs, 2 * k + prev - 1, pairs, k + pairs])
+    vals = np.concatenate(
+        [np.full(k, -slot_h), np.full(k, slot_h), np.ones(k), -np.ones(len(prev)), np.ones(k), -np.ones(k)]
+    )
+    return cost, lower, upper, rows, cols, vals
+
+
+def _csc(
+    n_cols: int, rows: NDArray[Any], cols: NDArray[Any], vals: NDArray[Any]
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+    order = np.lexsort((rows, cols))
+    start = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=n_cols))]).astype(np.int32)
+    return start, rows[order].astype(np.int32), vals[order]
+
+
+class RollingPlanner:
+    """Model-predictive control for a site: one HiGHS model kept from plan to plan.
+
+    ``add_arrival(session, now)`` freezes everything before ``now`` at what was planned (it has
+    happened), adds the new car's variables and re-optimises the rest; HiGHS starts from the last
+    optimal basis, so a re-plan costs a fraction of a full solve.
+    """
+
+    def __init__(self, sessions: Sequence[Session], *, slots: int, slot_h: float, site_cap_kw: float | NDArray[np.float64],
+                 tariff: Tariff, wear_cost_per_kwh: float = 0.0) -> None:  # fmt: skip
+        self.sessions = list(sessions)
+        self.slots, self.slot_h, self.tariff, self.wear = slots, slot_h, tariff, wear_cost_per_kwh
+        cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), (slots,)).copy()
+        if (cap < 0).any() or len(tariff.energy_price) < slots:
+            raise PlanError(f"site cap must be >= 0 and the tariff must cover all {slots} slots")
+        self.cap = cap
+        session_of, slot_of, is_first = _pairs(self.sessions, 0, slots)
+        low, high = _energy_window(self.sessions, np.zeros(len(self.sessions)))
+        K, T = len(session_of), slots
+        cost, lower, upper, rows, cols, vals = _session_columns(
+            self.sessions, session_of, is_first, slot_of, low, high, slot_h, wear_cost_per_kwh, 0, K
+        )
+        # site columns after the pairs': import[T], export[T], peak; rows: dynamics[K], balance[T], peak[T]
+        price = tariff.energy_price[:T]
+        # a site cannot import and export at once; an LP could, if export paid more than import cost,
+        # so export is valued at most at the import price of the same slot (feed-in premiums excluded)
+        export_price = np.minimum(tariff.export_price[:T], price)
+        base = 3 * K
+        t = np.arange(T)
+        cost = np.concatenate([cost, price * slot_h, -export_price * slot_h, [tariff.demand_charge]])
+        lower = np.concatenate([lower, np.zeros(2 * T + 1)])
+        upper = np.concatenate([upper, cap, cap, [highspy.kHighsInf]])
+        rows = np.concatenate([rows, K + t, K + t, K + T + t, K + T + t])
+        cols = np.concatenate([cols, base + t, base + T + t, base + t, np.full(T, base + 2 * T)])
+        vals = np.concatenate([vals, -np.ones(T), np.ones(T), np.ones(T), -np.ones(T)])
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(cost), K + 2 * T
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
+        lp.row_lower_ = np.concatenate([np.zeros(K + T), np.full(T, -highspy.kHighsInf)])
+        lp.row_upper_ = np.zeros(K + 2 * T)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        starts, indices, values = _csc(len(cost), rows, cols, vals)
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = starts, indices, values
+        self._solver = highspy.Highs()  # type: ignore[no-untyped-call]
+        self._solver.setOptionValue("output_flag", False)
+        self._solver.setOptionValue("threads", 1)
+        self._solver.passModel(lp)
+        self._balance_row0 = K
+        # where each pair's p and d columns are: (session, slot, p column, d column)
+        self._session_of, self._slot_of = session_of, slot_of
+        self._p_col, self._d_col = np.arange(K), K + np.arange(K)
+
+    def solve(self, name: str = "optimal (HiGHS)") -> Schedule:
+        started = time.perf_counter()
+        self._solver.run()
+        status = self._solver.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise PlanError(f"HiGHS could not solve the schedule: {self._solver.modelStatusToString(status)}")
+        solution = np.asarray(self._solver.getSolution().col_value)
+        power = np.zeros((len(self.sessions), self.slots))
+        power[self._session_of, self._slot_of] = solution[self._p_col] - solution[self._d_col]
+        power[np.abs(power) < 1e-9] = 0.0
+        self._last = solution
+        return Schedule(
+            name,
+            self.sessions,
+            power,
+            self.slot_h,
+            self.tariff,
+            self.wear,
+            solve_s=time.perf_counter() - started,
+        )
+
+    def add_arrival(self, session: Session, now: int) -> None:
+        """Freeze the past at the last plan, and add ``session`` (plugged in from ``now``)."""
+        if session.arrival < now:
+            raise PlanError(f"session {session.id} arrives at {session.arrival}, before now ({now})")
+        past = np.flatnonzero(self._slot_of < now)
+        if past.size and hasattr(self, "_last"):
+            frozen = np.concatenate([self._p_col[past], self._d_col[past]]).astype(np.int32)
+            values = self._last[frozen]
+            self._solver.changeColsBounds(len(frozen), frozen, values, values)
+        index = len(self.sessions)
+        self.sessions.append(session)
+        session_of, slot_of, is_first = _pairs([session], now, self.slots)
+        low, high = _energy_window([session], np.zeros(1))
+        row0 = self._solver.getNumRow()
+        col0 = self._solver.getNumCol()
+        k = len(session_of)
+        cost, lower, upper, rows, cols, vals = _session_columns(
+            [session],
+            session_of,
+            is_first,
+            slot_of,
+            low,
+            high,
+            self.slot_h,
+            self.wear,
+            row0,
+            self._balance_row0,
+        )
+        self._solver.addRows(
+            k,
+            np.zeros(k),
+            np.zeros(k),
+            0,
+            np.array([], dtype=np.int32),
+            np.array([], dtype=np.int32),
+            np.array([]),
+        )
+        start, indices, values = _csc(3 * k, rows, cols, vals)
+        self._solver.addCols(3 * k, cost, lower, upper, len(indices), start[:-1], indices, values)
+        self._session_of = np.concatenate([self._session_of, np.full(k, index)])
+        self._slot_of = np.concatenate([self._slot_of, slot_of])
+        self._p_col = np.concatenate([self._p_col, col0 + np.arange(k)])
+        self._d_col = np.concatenate([self._d_col, col0 + k + np.arange(k)])
 
 
 def plan(
@@ -47,108 +243,15 @@ def plan(
     site_cap_kw: float | NDArray[np.float64],
     tariff: Tariff,
     wear_cost_per_kwh: float = 0.0,
-    start: int = 0,
-    delivered_kwh: NDArray[np.float64] | None = None,
     name: str = "optimal (HiGHS)",
 ) -> Schedule:
-    """The optimal schedule over ``slots`` slots from slot ``start`` (earlier slots are the past).
-
-    For re-planning (model-predictive control), ``delivered_kwh`` says what each session already
-    got: it plans only what is still asked for, from ``start`` on.
-    """
-    started = time.perf_counter()
-    sessions = list(sessions)
-    n = len(sessions)
-    cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), (slots,)).copy()
-    if (cap < 0).any() or len(tariff.energy_price) < slots:
-        raise PlanError(f"site cap must be >= 0 and the tariff must cover all {slots} slots")
-    done = np.zeros(n) if delivered_kwh is None else np.asarray(delivered_kwh, dtype=np.float64)
-    first = np.array([max(s.arrival, start) for s in sessions], dtype=np.int64)
-    last = np.array([min(s.departure, slots) for s in sessions], dtype=np.int64)
-    length = np.maximum(last - first, 0)
-    k_total = int(length.sum())
-    session_of = np.repeat(np.arange(n), length)
-    offsets = np.concatenate([[0], np.cumsum(length)[:-1]])
-    slot_of = first[session_of] + (np.arange(k_total) - offsets[session_of])
-    is_first = np.zeros(k_total, dtype=bool)
-    is_first[offsets[length > 0]] = True
-    max_kw = np.array([s.max_kw for s in sessions])
-    max_dis = np.array([s.max_discharge_kw for s in sessions])
-    remaining = np.maximum(np.array([s.kwh_requested for s in sessions]) - done, 0.0)
-    low = np.zeros(n)
-    high = remaining.copy()
-    for i, s in enumerate(sessions):
-        if s.v2g:
-            capacity, soc = s.capacity_kwh or 0.0, s.arrival_soc or 0.0  # both set for V2G (Session checks)
-            energy_now = soc * capacity + done[i]
-            low[i] = min(0.0, s.min_soc * capacity - energy_now)
-            high[i] = min(remaining[i], capacity - energy_now)
-    # columns: p[K], d[K], e[K], import[T], export[T], peak
-    K, T = k_total, slots
-    col_p, col_d, col_e = 0, K, 2 * K
-    col_imp, col_exp, col_peak = 3 * K, 3 * K + T, 3 * K + 2 * T
-    n_cols = col_peak + 1
-    price = tariff.energy_price[:T]
-    # a site cannot import and export at once; an LP could, if export paid more than import cost,
-    # so export is valued at most at the import price of the same slot (feed-in premiums excluded)
-    export_price = np.minimum(tariff.export_price[:T], price)
-    cost = np.concatenate([
-        np.full(K, -ENERGY_VALUE * slot_h),
-        np.full(K, ENERGY_VALUE * slot_h + 2 * wear_cost_per_kwh * slot_h),
-        np.zeros(K),
-        price * slot_h,
-        -export_price * slot_h,
-        [tariff.demand_charge],
-    ])  # fmt: skip
-    lower = np.concatenate([np.zeros(2 * K), low[session_of], np.zeros(2 * T + 1)])
-    upper = np.concatenate(
-        [max_kw[session_of], max_dis[session_of], high[session_of], cap, cap, [highspy.kHighsInf]]
+    """The optimal schedule over ``slots`` slots (one solve; see ``RollingPlanner`` for re-planning)."""
+    planner = RollingPlanner(
+        sessions,
+        slots=slots,
+        slot_h=slot_h,
+        site_cap_kw=site_cap_kw,
+        tariff=tariff,
+        wear_cost_per_kwh=wear_cost_per_kwh,
     )
-    # rows: dynamics[K] (= 0), balance[T] (= 0), peak[T] (<= 0)
-    k = np.arange(K)
-    prev = np.flatnonzero(~is_first)
-    rows = [k, k, k, prev]
-    cols = [col_e + k, col_p + k, col_d + k, col_e + prev - 1]
-    vals = [np.ones(K), np.full(K, -slot_h), np.full(K, slot_h), -np.ones(len(prev))]
-    balance = K + slot_of
-    rows += [balance, balance, K + np.arange(T), K + np.arange(T)]
-    cols += [col_p + k, col_d + k, col_imp + np.arange(T), col_exp + np.arange(T)]
-    vals += [np.ones(K), -np.ones(K), -np.ones(T), np.ones(T)]
-    peak_rows = K + T + np.arange(T)
-    rows += [peak_rows, peak_rows]
-    cols += [col_imp + np.arange(T), np.full(T, col_peak)]
-    vals += [np.ones(T), -np.ones(T)]
-    row = np.concatenate(rows)
-    col = np.concatenate(cols)
-    val = np.concatenate(vals)
-    n_rows = K + 2 * T
-    order = np.lexsort((row, col))  # column-wise
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_cols
-    lp.num_row_ = n_rows
-    lp.col_cost_ = cost
-    lp.col_lower_ = lower
-    lp.col_upper_ = upper
-    lp.row_lower_ = np.concatenate([np.zeros(K + T), np.full(T, -highspy.kHighsInf)])
-    lp.row_upper_ = np.zeros(n_rows)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(np.bincount(col, minlength=n_cols))]).astype(
-        np.int32
-    )
-    lp.a_matrix_.index_ = row[order].astype(np.int32)
-    lp.a_matrix_.value_ = val[order]
-    solver = highspy.Highs()  # type: ignore[no-untyped-call]
-    solver.setOptionValue("output_flag", False)
-    solver.setOptionValue("threads", 1)
-    solver.passModel(lp)
-    solver.run()
-    status = solver.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise PlanError(f"HiGHS could not solve the schedule: {solver.modelStatusToString(status)}")
-    solution = np.asarray(solver.getSolution().col_value)
-    power = np.zeros((n, T))
-    power[session_of, slot_of] = solution[col_p : col_p + K] - solution[col_d : col_d + K]
-    power[np.abs(power) < 1e-9] = 0.0
-    return Schedule(
-        name, sessions, power, slot_h, tariff, wear_cost_per_kwh, solve_s=time.perf_counter() - started
-    )
+    return planner.solve(name)
