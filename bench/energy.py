@@ -1,6 +1,6 @@
 """Smart charging against Caltech's ACN-Sim (acnportal) on the same real sessions, and planning speed.
 
-    python -m bench.energy [--caps 20,35,50,75,125] [--skip-acnportal]
+    python -m bench.energy [--caps 20,50,125] [--skip-acnportal]
 
 1. The 954 sessions of March 2019 at Caltech (``../shared/data/acn``), 5-minute slots, 6.6 kW
    chargers, under each site cap: energy delivered, peak, cost under a time-of-use tariff (USD
@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from opensdv.cloud.energy import Session, load_sessions, plan, time_of_use, with_v2g
@@ -77,25 +76,27 @@ def comparison(caps: list[float], with_acnportal: bool) -> list[dict[str, Any]]:
     slot_h = SLOT_MINUTES / 60
     rows: list[dict[str, Any]] = []
     names = ["earliest deadline first", "least laxity first", "round robin"] if with_acnportal else []
-    jobs = len(caps) * (2 + len(names)) + (1 if with_acnportal else 0)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("charging schedules", total=jobs)
-        uncontrolled = None
-        for cap in caps:
-            for label, chosen in (
-                ("OpenSDV optimal", sessions),
-                ("OpenSDV optimal, 50 % V2G", with_v2g(sessions, 0.5)),
-            ):
-                schedule = plan(
-                    chosen, slots=slots, slot_h=slot_h, site_cap_kw=cap, tariff=tariff, wear_cost_per_kwh=0.02
-                )
-                rows.append({"cap": cap, "schedule": label, "delivered": schedule.delivered_share, "peak": schedule.peak_kw,
-                             "cost": schedule.cost, "exported": schedule.exported_kwh, "seconds": schedule.solve_s})  # fmt: skip
-                progress.advance(task)
-            for name in names:
-                started = time.perf_counter()
-                power = acnportal_run(name, cap)
-                rows.append(
+    ours = (("OpenSDV optimal", sessions), ("OpenSDV optimal, 50 % V2G", with_v2g(sessions, 0.5)))
+    uncontrolled = None
+    for cap in caps:
+        for label, chosen in ours:
+            s = plan(
+                chosen, slots=slots, slot_h=slot_h, site_cap_kw=cap, tariff=tariff, wear_cost_per_kwh=0.02
+            )
+            row = {
+                "cap": cap,
+                "schedule": label,
+                "delivered": s.delivered_share,
+                "peak": s.peak_kw,
+                "cost": s.cost,
+                "exported": s.exported_kwh,
+            }
+            rows.append(_report({**row, "seconds": s.solve_s}))
+        for name in names:
+            started = time.perf_counter()
+            power = acnportal_run(name, cap)
+            rows.append(
+                _report(
                     _acn_row(
                         cap,
                         f"acnportal {name}",
@@ -106,24 +107,23 @@ def comparison(caps: list[float], with_acnportal: bool) -> list[dict[str, Any]]:
                         time.perf_counter() - started,
                     )
                 )
-                progress.advance(task)
-            if with_acnportal and uncontrolled is None:
-                started = time.perf_counter()
-                uncontrolled = (acnportal_run("uncontrolled", cap), time.perf_counter() - started)
-                progress.advance(task)
-            if uncontrolled is not None:
-                rows.append(
-                    _acn_row(
-                        cap,
-                        "acnportal uncontrolled (ignores the cap)",
-                        uncontrolled[0],
-                        tariff,
-                        slot_h,
-                        requested,
-                        uncontrolled[1],
-                    )
-                )
+            )
+        if with_acnportal and uncontrolled is None:
+            started = time.perf_counter()
+            uncontrolled = (acnportal_run("uncontrolled", cap), time.perf_counter() - started)
+        if uncontrolled is not None:
+            label = "acnportal uncontrolled (ignores the cap)"
+            rows.append(
+                _report(_acn_row(cap, label, uncontrolled[0], tariff, slot_h, requested, uncontrolled[1]))
+            )
     return rows
+
+
+def _report(row: dict[str, Any]) -> dict[str, Any]:
+    """Print a row as soon as it is measured (a long run loses nothing if it is stopped)."""
+    console.log(f"cap {row['cap']:g} kW  {row['schedule']}: delivered {row['delivered'] * 100:.2f} %, peak {row['peak']:.1f} kW, "
+                f"cost {row['cost']:,.0f}, V2G {row['exported']:,.0f} kWh, {row['seconds']:.1f} s")  # fmt: skip
+    return row
 
 
 def _acn_row(
@@ -180,7 +180,7 @@ def speed(cars: int) -> dict[str, float]:
 
 def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.energy", description=__doc__.split("\n")[0])
-    parser.add_argument("--caps", default="20,35,50,75,125")
+    parser.add_argument("--caps", default="20,50,125")
     parser.add_argument("--skip-acnportal", action="store_true")
     parser.add_argument("--speed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
