@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from opensdv.model.vss import load_default_vss
 from opensdv.vehicle.can import Adapter, Feeder, load_dbc, load_mapping
-from opensdv.vehicle.can._adapter import _compile_extract
+from opensdv.vehicle.can._layout import compile_extract
 
 CATALOG = load_default_vss()
 ADAPTERS = {
@@ -33,7 +33,7 @@ SIGNALS = [
 def test_extraction_matches_cantools(which: Any, payload: bytes) -> None:
     _, message, signal = which
     data = payload[: message.length]
-    extract = _compile_extract(signal, message.length)
+    extract = compile_extract(signal, message.length)
     number = int.from_bytes(data, "little" if extract.little else "big")
     raw = (number >> extract.shift) & extract.mask
     if extract.sign_bit and raw & extract.sign_bit:

@@ -19,77 +19,18 @@ from opensdv.model.vss import EntryType, VssCatalog, VssLeaf, VssValueError
 from opensdv.vehicle.can._codegen import generate_decoder
 from opensdv.vehicle.can._dbc import load_dbc
 from opensdv.vehicle.can._errors import CanDatabaseError, CanMappingError
+from opensdv.vehicle.can._layout import Target, compile_extract
 from opensdv.vehicle.can._mapping import ActuatorMap, ResolvedMapping, SignalMap
 from opensdv.vehicle.can._units import UnitError, conversion
 
 __all__ = ["Adapter", "CanMappingError", "Decoded", "frame_key"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Extract:
-    """One DBC signal as (shift, mask) over the frame read as one integer."""
-
-    name: str
-    little: bool
-    shift: int
-    mask: int
-    sign_bit: int  # 0 for unsigned
-    scale: float
-    offset: float
-    low: float | None
-    high: float | None
-
-
-def _compile_extract(signal: Signal, length: int) -> _Extract:
-    if signal.is_float:
-        raise ValueError(f"{signal.name}: IEEE float signals are not supported")
-    if signal.byte_order == "little_endian":
-        shift, little = signal.start, True
-    else:  # Motorola: start is the MSB in DBC's sawtooth numbering
-        msb_from_top = (signal.start // 8) * 8 + (7 - signal.start % 8)
-        shift, little = length * 8 - (msb_from_top + signal.length), False
-    if shift < 0 or shift + signal.length > length * 8:
-        raise ValueError(f"{signal.name}: does not fit in a {length}-byte frame")
-    tolerance = abs(signal.scale) / 2
-    low, high = signal.minimum, signal.maximum
-    named = [raw * signal.scale + signal.offset for raw in (signal.choices or {})]
-    if named:  # a value the DBC's own value table names is in range, whatever [min|max] says
-        low = min([*named, *([low] if low is not None else [])])
-        high = max([*named, *([high] if high is not None else [])])
-    return _Extract(
-        name=signal.name,
-        little=little,
-        shift=shift,
-        mask=(1 << signal.length) - 1,
-        sign_bit=(1 << (signal.length - 1)) if signal.is_signed else 0,
-        scale=float(signal.scale),
-        offset=float(signal.offset),
-        low=None if low is None else float(low) - tolerance,
-        high=None if high is None else float(high) + tolerance,
-    )
-
-
-@dataclass(slots=True)
-class _Target:
-    path: str
-    extracts: tuple[_Extract, ...]
-    combine: str | None
-    factor: float
-    offset: float
-    values: dict[float, Any] | None
-    integer: bool
-    boolean: bool
-    check: Any
-    bounds: tuple[int | float, int | float] | None
-    min_interval_s: float
-    on_change: bool
-
-
 @dataclass(slots=True)
 class _Decoder:
     message: Message
     length: int
-    targets: list[_Target]
+    targets: list[Target]
     little: bool
     big: bool
     fast: Callable[[bytes], dict[str, Any] | None] | None = None
@@ -155,7 +96,7 @@ class Adapter:
             raise CanMappingError(mapping.id, problems)
         self.fast_decoders: dict[int, Callable[[bytes], dict[str, Any] | None]] = {}
         for (frame_id, extended), decoder in self.decoders.items():
-            decoder.fast = generate_decoder(decoder.targets, decoder.length)  # type: ignore[arg-type]
+            decoder.fast = generate_decoder(decoder.targets, decoder.length)
             self.fast_decoders[frame_key(frame_id, extended)] = decoder.fast
         self._last_data: dict[str, bytes] = {}
 
@@ -194,9 +135,9 @@ class Adapter:
                     values[raw] = leaf.validate(vss_value)
                 except VssValueError as exc:
                     raise ValueError(f"values[{key!r}]: {exc.reason} (got {vss_value!r})") from None
-        target = _Target(
+        target = Target(
             path=entry.vss,
-            extracts=tuple(_compile_extract(s, message.length) for s in signals),
+            extracts=tuple(compile_extract(s, message.length) for s in signals),
             combine=entry.combine,
             factor=factor * entry.scale,
             offset=offset * entry.scale + entry.offset,

@@ -10,38 +10,15 @@ decoder, which says exactly what was wrong. Both paths are tested to agree.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from opensdv.model.vss import VssValueError
+from opensdv.vehicle.can._layout import Target
 
 __all__ = ["generate_decoder"]
 
 
-class _ExtractLike(Protocol):
-    little: bool
-    shift: int
-    mask: int
-    sign_bit: int
-    scale: float
-    offset: float
-    low: float | None
-    high: float | None
-
-
-class _TargetLike(Protocol):
-    path: str
-    extracts: tuple[_ExtractLike, ...]
-    combine: str | None
-    factor: float
-    offset: float
-    values: dict[float, Any] | None
-    integer: bool
-    boolean: bool
-    check: Any
-    bounds: tuple[int | float, int | float] | None
-
-
-def generate_decoder(targets: list[_TargetLike], length: int) -> Callable[[bytes], dict[str, Any] | None]:
+def generate_decoder(targets: list[Target], length: int) -> Callable[[bytes], dict[str, Any] | None]:
     lines = ["def decode(data):", f"    if len(data) != {length}:", "        return None"]
     if any(e.little for t in targets for e in t.extracts):
         lines.append("    le = int.from_bytes(data, 'little')")
