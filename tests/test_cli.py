@@ -19,6 +19,8 @@ SUB_COMMANDS = [
     ["vehicles", "list"], ["vehicles", "show"],
     ["db", "upgrade"], ["db", "status"], ["config", "show"], ["demo"],
     ["broker", "serve"], ["broker", "token"], ["broker", "keygen"], ["broker", "certs"],
+    ["can", "feed"], ["can", "map"], ["can", "stats"],
+    ["twin", "run"], ["twin", "range"], ["twin", "compare"], ["twin", "age"], ["energy", "plan"],
 ]  # fmt: skip
 
 
@@ -30,7 +32,7 @@ def run(*args: str) -> tuple[int, str]:
 def test_root_help_lists_every_part() -> None:
     code, out = run("--help")
     assert code == 0
-    for name in ("demo", "vss", "components", "vehicles", "broker", "db", "config"):
+    for name in ("demo", "vss", "components", "vehicles", "broker", "can", "twin", "energy", "db", "config"):
         assert name in out
 
 
