@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from opensdv.cli._common import console, table
+from opensdv.cli._common import component_catalog, console, table
 from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
 from opensdv.cloud.energy.plots import plot_load_curves
+from opensdv.cloud.energy.soh import evaluate_fleet
 
 app = typer.Typer(
     name="energy",
@@ -85,3 +86,34 @@ def plan_(
     target = plot or Path("energy_plan.png")
     plot_load_curves(schedules, site_cap, target, slot_minutes=slot_minutes)
     console.print(f"plot: {target}")
+
+
+@app.command(
+    epilog="Examples:\n\n  opensdv energy soh nissan-leaf-40\n\n  opensdv energy soh mitsubishi-ek-x-ev --cars 200 --cycle wltc_japan --noise-soc 0.005"
+)
+def soh(
+    ctx: typer.Context,
+    vehicle: str = typer.Argument(..., help="vehicle id"),
+    cars: int = typer.Option(50, min=1, max=10000, help="simulated cars with aged packs"),
+    cycle: str = typer.Option("wltc_class3b", help="what each car drives (longer cycles span more SoC)"),
+    noise_current: float = typer.Option(0.5, min=0, help="sensor noise, A (standard deviation)"),
+    noise_voltage: float = typer.Option(0.2, min=0, help="sensor noise, V"),
+    noise_soc: float = typer.Option(0.002, min=0, help="BMS state-of-charge noise, fraction"),
+) -> None:
+    """Estimate pack state of health from telemetry on a simulated, aged fleet and report the error."""
+    chosen = component_catalog(ctx).vehicle(vehicle)
+    result = evaluate_fleet(
+        chosen,
+        cars,
+        cycle=cycle,
+        noise_current_a=noise_current,
+        noise_voltage_v=noise_voltage,
+        noise_soc=noise_soc,
+    )
+    shown = table("quantity", "value", title=f"{chosen.title}: {cars} aged packs on {cycle}")
+    shown.add_row("capacity state of health: RMSE", f"{result.soh_rmse_points:.2f} points")
+    shown.add_row("resistance factor: RMSE", f"{result.resistance_rmse:.3f}")
+    shown.add_row(
+        "true state of health range", f"{result.true_soh.min() * 100:.0f}-{result.true_soh.max() * 100:.0f} %"
+    )
+    console.print(shown)

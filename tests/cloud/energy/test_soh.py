@@ -1,0 +1,44 @@
+"""State-of-health estimation against the twin's ground truth, with sensor noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from opensdv.cli import app
+from opensdv.cloud.energy.soh import estimate_capacity_ah, estimate_resistance_ohm, evaluate_fleet
+from opensdv.model import load_catalog
+
+
+def test_estimators_recover_exact_values() -> None:
+    current = np.full(3600, 50.0)  # 50 A for an hour
+    soc = 0.9 - np.cumsum(current) / 3600 / 100  # a 100 Ah pack
+    assert estimate_capacity_ah(current, soc, 1.0) == pytest.approx(100, rel=1e-9)
+    steps = np.tile([0.0, 100.0], 10)
+    assert estimate_resistance_ohm(steps, 350 - 0.05 * steps) == pytest.approx(0.05)
+
+
+def test_estimators_refuse_too_little_information() -> None:
+    with pytest.raises(ValueError, match="too little to estimate capacity"):
+        estimate_capacity_ah(np.ones(10), np.full(10, 0.5), 1.0)
+    with pytest.raises(ValueError, match="too few to estimate resistance"):
+        estimate_resistance_ohm(np.ones(10), np.ones(10))
+
+
+@pytest.mark.parametrize("vehicle", ["nissan-leaf-40", "mitsubishi-ek-x-ev"])
+def test_fleet_estimates_are_close_to_the_truth(vehicle: str) -> None:
+    result = evaluate_fleet(load_catalog().vehicle(vehicle), 30, cycle="wltc_class3b")
+    print(
+        f"{vehicle}: SoH RMSE {result.soh_rmse_points:.2f} points, resistance RMSE {result.resistance_rmse:.3f}"
+    )
+    assert result.soh_rmse_points < 2.0
+    assert result.resistance_rmse < 0.06
+
+
+def test_soh_command() -> None:
+    result = CliRunner().invoke(
+        app, ["energy", "soh", "honda-e-advance", "--cars", "10"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "RMSE" in result.output
