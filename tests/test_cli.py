@@ -111,3 +111,13 @@ def test_demo_runs_as_a_process() -> None:
     result = console_script("demo", "--duration", "0", "--base-port", "0")
     assert result.returncode == 0, result.stderr
     assert "Mitsubishi" in result.stdout
+
+
+def test_demo_vins_are_valid() -> None:
+    from opensdv.demo import demo_vin
+    from opensdv.model import load_catalog
+    from opensdv.storage import validate_vin
+
+    vins = [demo_vin(v, i) for i, v in enumerate(load_catalog().all_vehicles(), 1)]
+    assert all(validate_vin(vin) == vin for vin in vins)
+    assert len(set(vins)) == len(vins)

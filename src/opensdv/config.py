@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 from opensdv.errors import OpenSDVError
 from opensdv.model._files import describe_validation_error
 
-__all__ = ["BrokerSettings", "ConfigError", "Settings", "load_settings"]
+__all__ = ["BrokerSettings", "ConfigError", "EnergySettings", "GradingSettings", "Settings", "load_settings"]
 
 DEFAULT_CONFIG_FILE = Path("opensdv.toml")
 
@@ -52,6 +52,23 @@ class BrokerSettings(BaseModel):
     disable_v1: bool = False
 
 
+class GradingSettings(BaseModel):
+    """Second-life grading thresholds (state of health as a fraction, resistance as x new)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stay_min_soh: float = Field(default=0.80, gt=0, le=1)
+    stay_max_resistance_factor: float = Field(default=1.5, ge=1)
+    second_life_min_soh: float = Field(default=0.60, gt=0, le=1)
+    second_life_max_resistance_factor: float = Field(default=2.0, ge=1)
+
+
+class EnergySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grading: GradingSettings = Field(default_factory=GradingSettings)
+
+
 class Settings(BaseSettings):
     """Every part reads its settings from here; later parts add their own sections."""
 
@@ -70,6 +87,7 @@ class Settings(BaseSettings):
     )
     catalog: list[Path] = Field(default_factory=list, description="extra module / e-axle / vehicle files")
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    energy: EnergySettings = Field(default_factory=EnergySettings)
 
     @property
     def effective_database_url(self) -> str:

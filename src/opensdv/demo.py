@@ -29,7 +29,7 @@ _WMI = {"Nissan": "JN1", "Honda": "JHM", "Mitsubishi": "JA3"}
 def demo_vin(vehicle: Vehicle, serial: int) -> str:
     """A VIN of valid form (ISO 3779) for a simulated car: brand WMI, model code, serial."""
     wmi = _WMI.get(vehicle.definition.brand, "ZZZ")
-    model = re.sub(r"[^A-HJ-NPR-Z0-9]", "", vehicle.id.upper())[:6].ljust(6, "0")
+    model = re.sub(r"[^A-HJ-NPR-Z0-9]", "", vehicle.id.upper())[:5].ljust(5, "0")  # VDS: 5 + check digit
     return f"{wmi}{model}0{'ABCDEFGHJKLMNPRSTVWXY'[vehicle.definition.model_year % 21]}D{serial:06d}"
 
 

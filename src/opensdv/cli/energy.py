@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from opensdv.cli._common import component_catalog, console, table
+from opensdv.cli._common import component_catalog, console, settings, table
 from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
+from opensdv.cloud.energy.grading import ModuleGrade, grade_module, module_health
+from opensdv.cloud.energy.passport import build_passport
 from opensdv.cloud.energy.plots import plot_load_curves
 from opensdv.cloud.energy.soh import evaluate_fleet
+from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
 
 app = typer.Typer(
     name="energy",
@@ -117,3 +122,78 @@ def soh(
         "true state of health range", f"{result.true_soh.min() * 100:.0f}-{result.true_soh.max() * 100:.0f} %"
     )
     console.print(shown)
+
+
+def _aged(
+    ctx: typer.Context, vehicle: str, years: float, daily_km: float, ambient: float
+) -> tuple[Any, Any, list[ModuleGrade]]:
+    chosen = component_catalog(ctx).vehicle(vehicle)
+    _, consumption = combined_range_km([chosen])
+    result = age(chosen, years, AgeingProfile(daily_km=daily_km, ambient_c=ambient), float(consumption[0]))
+    rules = settings(ctx).energy.grading
+    grades = [
+        grade_module(i, soh, factor, rules) for i, (soh, factor) in enumerate(module_health(chosen, result))
+    ]
+    return chosen, result, grades
+
+
+AGE_OPTIONS = {
+    "years": typer.Option(8.0, min=0.1, max=30, help="years of use"),
+    "daily_km": typer.Option(40.0, min=0, help="km driven a day"),
+    "ambient": typer.Option(15.0, help="mean ambient temperature, degC"),
+}
+
+
+@app.command(
+    epilog="Examples:\n\n  opensdv energy grade nissan-leaf-40 --years 10\n\n  OPENSDV_ENERGY__GRADING__STAY_MIN_SOH=0.85 opensdv energy grade honda-e-advance"
+)
+def grade(
+    ctx: typer.Context,
+    vehicle: str = typer.Argument(..., help="vehicle id"),
+    years: float = AGE_OPTIONS["years"],
+    daily_km: float = AGE_OPTIONS["daily_km"],
+    ambient: float = AGE_OPTIONS["ambient"],
+) -> None:
+    """Grade each standard module after years of use: stay in the vehicle, second life, or recycle."""
+    chosen, _, grades = _aged(ctx, vehicle, years, daily_km, ambient)
+    shown = table(
+        "module",
+        "SoH %",
+        "resistance x",
+        "grade",
+        "reason",
+        title=f"{chosen.title}: {chosen.pack.label} after {years:g} years",
+    )
+    for g in grades:
+        shown.add_row(str(g.position), f"{g.soh * 100:.1f}", f"{g.resistance_factor:.2f}", g.grade, g.reason)
+    console.print(shown)
+
+
+@app.command(
+    epilog="Examples:\n\n  opensdv energy passport nissan-leaf-40 --vin JN1NSSANL0DD000001 --serial PK-0001 --out passport.json"
+)
+def passport(
+    ctx: typer.Context,
+    vehicle: str = typer.Argument(..., metavar="VEHICLE", help="vehicle id (its pack)"),
+    vin: str = typer.Option(..., help="the vehicle's VIN"),
+    serial: str = typer.Option(..., help="the pack's serial number (the passport's battery id)"),
+    years: float = AGE_OPTIONS["years"],
+    daily_km: float = AGE_OPTIONS["daily_km"],
+    ambient: float = AGE_OPTIONS["ambient"],
+    status: str = typer.Option("original", help="original, repurposed, reused, remanufactured or waste"),
+    out: Path = typer.Option(Path("passport.json"), help="where the JSON goes"),
+) -> None:
+    """Write the pack's battery passport (EU 2023/1542 attributes) as JSON validated against its schema."""
+    chosen, result, grades = _aged(ctx, vehicle, years, daily_km, ambient)
+    modules = [
+        {"position": g.position, "module_id": chosen.pack.module.id, "serial": f"{serial}-M{g.position:02d}",
+         "soh_percent": round(g.soh * 100, 2), "resistance_factor": round(g.resistance_factor, 3), "grade": g.grade, "reason": g.reason}
+        for g in grades
+    ]  # fmt: skip
+    document = build_passport(
+        chosen, vin=vin, pack_serial=serial, ageing=result, modules=modules, status=status
+    )
+    out.write_text(json.dumps(document, indent=2))
+    console.print(
+        f"{out}: passport {document['passport_id']}, SoH {document['state_of_health']['soh_percent']} %, validates against the schema"
+    )
