@@ -11,7 +11,7 @@ import typer
 from opensdv.cli._common import component_catalog, console, settings, table
 from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
 from opensdv.cloud.energy.grading import ModuleGrade, grade_module, module_health
-from opensdv.cloud.energy.passport import build_passport
+from opensdv.cloud.energy.passport import PassportError, build_passport, validate_passport
 from opensdv.cloud.energy.plots import plot_load_curves
 from opensdv.cloud.energy.soh import evaluate_fleet
 from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
@@ -197,3 +197,21 @@ def passport(
     console.print(
         f"{out}: passport {document['passport_id']}, SoH {document['state_of_health']['soh_percent']} %, validates against the schema"
     )
+
+
+@app.command("passport-check", epilog="Examples:\n\n  opensdv energy passport-check passport.json")
+def passport_check(
+    file: Path = typer.Argument(..., metavar="FILE", help="a passport JSON file"),
+) -> None:
+    """Check a battery passport against the schema; every problem is listed with its path."""
+    try:
+        document = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PassportError(f"{file}: cannot read a JSON passport: {exc}") from exc
+    if not isinstance(document, dict):
+        raise PassportError(f"{file}: a passport is a JSON object, got {type(document).__name__}")
+    try:
+        validate_passport(document)
+    except PassportError as exc:
+        raise PassportError(f"{file}: {exc}") from exc
+    console.print(f"{file}: passport {document['passport_id']} validates against the schema")

@@ -128,3 +128,23 @@ def test_grade_and_passport_commands(tmp_path: Path) -> None:
         app, ["energy", "passport", "honda-e-advance", "--vin", "TOO-SHORT", "--serial", "PK-2"]
     )
     assert bad.exit_code != 0
+
+
+def test_passport_check_accepts_a_good_file_and_names_the_problem_in_a_bad_one(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_passport()))
+    accepted = runner.invoke(app, ["energy", "passport-check", str(good)])
+    assert accepted.exit_code == 0 and "validates" in accepted.output
+
+    broken = _passport()
+    broken["state_of_health"]["soh_percent"] = 140
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(broken))
+    refused = runner.invoke(app, ["energy", "passport-check", str(bad)])
+    assert isinstance(refused.exception, PassportError)
+    assert "bad.json" in str(refused.exception) and "soh_percent" in str(refused.exception)
+
+    (tmp_path / "list.json").write_text("[1, 2]")
+    not_object = runner.invoke(app, ["energy", "passport-check", str(tmp_path / "list.json")])
+    assert "JSON object" in str(not_object.exception)

@@ -56,9 +56,5 @@ def module_health(
     with a module-to-module spread (cell-to-cell variation, temperature gradients in the pack)."""
     rng = np.random.default_rng(seed)
     pack_fade = 1 - float(ageing.state_of_health[-1])
-    fades = np.clip(
-        pack_fade * (1 + rng.normal(0, spread / max(pack_fade, 1e-3), vehicle.pack.module_count) * pack_fade),
-        0,
-        0.99,
-    )
+    fades = np.clip(pack_fade * (1 + rng.normal(0, spread, vehicle.pack.module_count)), 0, 0.99)
     return [(float(1 - f), float(1 + 1.5 * f)) for f in fades]
