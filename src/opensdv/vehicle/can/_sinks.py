@@ -175,9 +175,13 @@ class GrpcSink:
     async def wait_actuation(self) -> dict[str, Any]:
         return await self._actuations.get()
 
-    async def close(self) -> None:
+    async def close(self, drain_timeout: float = 5.0) -> None:
+        """Half-close the stream and wait for the broker to end it, so every value already sent
+        has been applied before the channel goes (a cancelled call would drop the last ones)."""
         self._outbox.put_nowait(None)
         if self._reader is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reader), drain_timeout)
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
