@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.live import Live
+from rich.progress import Progress, TaskID
+from rich.table import Table
+from websockets.exceptions import InvalidStatus
 
 from opensdv.cli._common import component_catalog, console, settings, table
 from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
+from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
 from opensdv.cloud.energy.grading import ModuleGrade, grade_module, module_health
 from opensdv.cloud.energy.passport import PassportError, build_passport, validate_passport
 from opensdv.cloud.energy.plots import plot_load_curves
 from opensdv.cloud.energy.soh import evaluate_fleet
+from opensdv.cloud.energy.stations import StationSimulator
 from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
 
 app = typer.Typer(
     name="energy",
-    help="Energy services: smart charging and V2G schedules for charging sites.",
+    help="Energy services: charging stations (OCPP), smart charging and V2G, battery health and passports.",
     no_args_is_help=True,
 )
 
@@ -215,3 +223,97 @@ def passport_check(
     except PassportError as exc:
         raise PassportError(f"{file}: {exc}") from exc
     console.print(f"{file}: passport {document['passport_id']} validates against the schema")
+
+
+csms_app = typer.Typer(
+    name="csms", help="The charging-station management system (OCPP 2.0.1).", no_args_is_help=True
+)
+stations_app = typer.Typer(
+    name="stations", help="Simulated OCPP 2.0.1 charging stations.", no_args_is_help=True
+)
+app.add_typer(csms_app)
+app.add_typer(stations_app)
+
+
+def _station_ids(count: int) -> list[str]:
+    return [f"CS-{n:03d}" for n in range(1, count + 1)]
+
+
+@csms_app.command(
+    "serve",
+    epilog="Examples:\n\n  opensdv energy csms serve --count 20 --port 9000\n\n"
+    "  opensdv energy stations simulate --count 20 --csms ws://127.0.0.1:9000",
+)
+def csms_serve(
+    count: int = typer.Option(10, min=1, help="stations CS-001 .. CS-<count> may connect"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(9000, min=1, max=65535, help="port (ws://HOST:PORT/<station id>)"),
+    heartbeat: int = typer.Option(60, min=1, help="heartbeat interval given to booting stations, s"),
+) -> None:
+    """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy."""
+    system = Csms(_station_ids(count), heartbeat_s=heartbeat)
+
+    async def run() -> None:
+        server = await system.serve(host, port)
+        console.print(
+            f"CSMS listening on ws://{host}:{port}/<station id> ({SUBPROTOCOL}), stations {', '.join(system.stations)}"
+        )
+        with Live(_stations_table(system), console=console, refresh_per_second=2) as live:
+            try:
+                while True:
+                    await asyncio.sleep(0.5)
+                    live.update(_stations_table(system))
+            finally:
+                server.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def _stations_table(system: Csms) -> Table:
+    shown = Table("station", "model", "connector", "transactions", "open", "energy kWh")
+    for state in system.stations.values():
+        shown.add_row(
+            state.station_id,
+            state.model or "-",
+            ", ".join(state.connectors.values()) or "-",
+            str(len(state.transactions)),
+            str(sum(t.ended is None for t in state.transactions.values())),
+            f"{sum(t.energy_wh for t in state.transactions.values()) / 1000:.2f}",
+        )
+    return shown
+
+
+@stations_app.command(
+    "simulate",
+    epilog="Examples:\n\n  opensdv energy stations simulate --count 20 --csms ws://127.0.0.1:9000 --hours 2",
+)
+def stations_simulate(
+    count: int = typer.Option(10, min=1, help="stations CS-001 .. CS-<count>"),
+    csms: str = typer.Option("ws://127.0.0.1:9000", help="the CSMS's websocket URL"),
+    hours: float = typer.Option(1.0, min=0, help="simulated charging time"),
+    step_minutes: float = typer.Option(15.0, min=0.1, help="meter values every ... simulated minutes"),
+    max_kw: float = typer.Option(11.0, min=0.1, help="each station's charger power"),
+) -> None:
+    """Connect stations, start a transaction on each, meter simulated charging, then unplug."""
+
+    async def one(station_id: str, progress: Progress, task: TaskID) -> float:
+        async with StationSimulator.connected(csms, station_id, max_power_w=max_kw * 1000) as station:
+            await station.plug_in(f"TOKEN-{station_id}")
+            for _ in range(round(hours * 60 / step_minutes)):
+                await station.charge(step_minutes * 60)
+                progress.advance(task)
+            await station.unplug()
+            return float(station.energy_wh)
+
+    async def run() -> list[float]:
+        steps = round(hours * 60 / step_minutes)
+        with Progress(console=console) as progress:
+            task = progress.add_task("metering", total=steps * count)
+            return await asyncio.gather(*(one(sid, progress, task) for sid in _station_ids(count)))
+
+    try:
+        energies = asyncio.run(run())
+    except (OSError, InvalidStatus) as exc:
+        raise CsmsError(f"cannot connect the stations to {csms}: {exc}") from None
+    console.print(f"{count} stations delivered {sum(energies) / 1000:.1f} kWh in {hours:g} simulated hours")

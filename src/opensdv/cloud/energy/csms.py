@@ -1,0 +1,257 @@
+"""A charging-station management system (CSMS) speaking OCPP 2.0.1 over websockets.
+
+Stations connect to ``ws://host:port/<station id>`` with the ``ocpp2.0.1`` subprotocol; stations
+the CSMS does not know are refused at the handshake (HTTP 404), so nothing unknown reaches the
+handlers. Message validation against the OCPP JSON schemas, and the protocol's error replies
+(FormatViolation, NotImplemented, ...), come from the ``ocpp`` package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201 import datatypes as dt
+from ocpp.v201 import enums as e
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from opensdv.errors import OpenSDVError
+
+__all__ = ["Csms", "CsmsError", "StationState", "Transaction"]
+
+SUBPROTOCOL = Subprotocol("ocpp2.0.1")
+_ENERGY = "Energy.Active.Import.Register"
+
+
+class CsmsError(OpenSDVError):
+    """A station is not connected, or it refused what the CSMS asked."""
+
+
+@dataclass
+class Transaction:
+    transaction_id: str
+    evse_id: int
+    started: str
+    id_token: str | None = None
+    energy_wh: float = 0.0
+    power_w: float | None = None
+    ended: str | None = None
+    stopped_reason: str | None = None
+
+
+@dataclass
+class StationState:
+    """What the CSMS knows of one station: its boot data, connector states, transactions."""
+
+    station_id: str
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    last_heartbeat: str | None = None
+    connectors: dict[tuple[int, int], str] = field(default_factory=dict)
+    transactions: dict[str, Transaction] = field(default_factory=dict)
+
+    @property
+    def booted(self) -> bool:
+        return self.vendor is not None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _energy_and_power(meter_values: Iterable[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """The last energy register (Wh) and power (W) in OCPP meter values; kWh/kW are converted."""
+    energy = power = None
+    for sample_set in meter_values:
+        for sample in sample_set.get("sampled_value", []):
+            measurand = sample.get("measurand", _ENERGY)
+            scale = 1000.0 if sample.get("unit_of_measure", {}).get("unit") in ("kWh", "kW") else 1.0
+            if measurand == _ENERGY:
+                energy = float(sample["value"]) * scale
+            elif measurand == "Power.Active.Import":
+                power = float(sample["value"]) * scale
+    return energy, power
+
+
+class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
+    """The CSMS side of one station's websocket: OCPP handlers that update its ``StationState``."""
+
+    def __init__(self, state: StationState, connection: ServerConnection, heartbeat_s: int) -> None:
+        super().__init__(state.station_id, connection)
+        self.state = state
+        self._heartbeat_s = heartbeat_s
+
+    @on(e.Action.boot_notification)
+    def on_boot(
+        self, charging_station: dict[str, Any], reason: str, **_: Any
+    ) -> call_result.BootNotification:
+        self.state.vendor = charging_station["vendor_name"]
+        self.state.model = charging_station["model"]
+        self.state.firmware = charging_station.get("firmware_version")
+        return call_result.BootNotification(
+            current_time=_now(), interval=self._heartbeat_s, status=e.RegistrationStatusEnumType.accepted
+        )
+
+    @on(e.Action.heartbeat)
+    def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        self.state.last_heartbeat = _now()
+        return call_result.Heartbeat(current_time=self.state.last_heartbeat)
+
+    @on(e.Action.status_notification)
+    def on_status(
+        self, connector_status: str, evse_id: int, connector_id: int, **_: Any
+    ) -> call_result.StatusNotification:
+        self.state.connectors[(evse_id, connector_id)] = connector_status
+        return call_result.StatusNotification()
+
+    @on(e.Action.authorize)
+    def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
+        return call_result.Authorize(id_token_info={"status": e.AuthorizationStatusEnumType.accepted})
+
+    @on(e.Action.transaction_event)
+    def on_transaction_event(
+        self,
+        event_type: str,
+        timestamp: str,
+        transaction_info: dict[str, Any],
+        evse: dict[str, Any] | None = None,
+        id_token: dict[str, Any] | None = None,
+        meter_value: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> call_result.TransactionEvent:
+        tid = transaction_info["transaction_id"]
+        transaction = self.state.transactions.get(tid)
+        if transaction is None:  # a Started event, or an Updated/Ended one whose Started was lost
+            transaction = Transaction(tid, (evse or {}).get("id", 0), timestamp)
+            self.state.transactions[tid] = transaction
+        if id_token is not None:
+            transaction.id_token = id_token["id_token"]
+        energy, power = _energy_and_power(meter_value or [])
+        if energy is not None:
+            transaction.energy_wh = energy
+        if power is not None:
+            transaction.power_w = power
+        if event_type == e.TransactionEventEnumType.ended:
+            transaction.ended = timestamp
+            transaction.stopped_reason = transaction_info.get("stopped_reason")
+        return call_result.TransactionEvent()
+
+    @on(e.Action.meter_values)
+    def on_meter_values(
+        self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
+    ) -> call_result.MeterValues:
+        energy, power = _energy_and_power(meter_value)
+        for transaction in self.state.transactions.values():
+            if transaction.evse_id == evse_id and transaction.ended is None:
+                transaction.energy_wh = energy if energy is not None else transaction.energy_wh
+                transaction.power_w = power if power is not None else transaction.power_w
+        return call_result.MeterValues()
+
+    @on(e.Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
+        self.state.firmware = f"{self.state.firmware} ({status})"
+        return call_result.FirmwareStatusNotification()
+
+
+class Csms:
+    """The operator's side: which stations may connect, their state, and commands to them."""
+
+    def __init__(self, stations: Iterable[str], heartbeat_s: int = 60) -> None:
+        self.stations = {sid: StationState(sid) for sid in stations}
+        self._sessions: dict[str, _StationSession] = {}
+        self._connected: dict[str, asyncio.Event] = {sid: asyncio.Event() for sid in self.stations}
+        self._heartbeat_s = heartbeat_s
+        self._profile_ids = 0
+
+    def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        station_id = request.path.strip("/").rsplit("/", 1)[-1]
+        if station_id not in self.stations:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charging station {station_id!r}\n")
+        if SUBPROTOCOL not in request.headers.get("Sec-WebSocket-Protocol", ""):
+            return connection.respond(HTTPStatus.BAD_REQUEST, f"the CSMS speaks {SUBPROTOCOL}\n")
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        assert connection.request is not None  # the handshake has happened
+        station_id = connection.request.path.strip("/").rsplit("/", 1)[-1]
+        session = _StationSession(self.stations[station_id], connection, self._heartbeat_s)
+        self._sessions[station_id] = session
+        self._connected[station_id].set()
+        try:
+            await session.start()
+        except Exception:
+            pass
+        finally:
+            self._sessions.pop(station_id, None)
+            self._connected[station_id].clear()
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 9000) -> Server:
+        """Start listening; the caller closes the returned server."""
+        return await serve(
+            self._handle,
+            host,
+            port,
+            subprotocols=[SUBPROTOCOL],
+            process_request=self._check_handshake,
+        )
+
+    async def wait_connected(self, station_id: str) -> None:
+        await self._connected[station_id].wait()
+
+    def _session(self, station_id: str) -> _StationSession:
+        session = self._sessions.get(station_id)
+        if session is None:
+            raise CsmsError(f"charging station {station_id!r} is not connected")
+        return session
+
+    async def set_power_limit(self, station_id: str, evse_id: int, watts: float) -> None:
+        """Send a TxDefaultProfile limiting the EVSE to ``watts`` (negative: discharge, V2G)."""
+        self._profile_ids += 1
+        profile = dt.ChargingProfileType(
+            id=self._profile_ids,
+            stack_level=0,
+            charging_profile_purpose=e.ChargingProfilePurposeEnumType.tx_default_profile,
+            charging_profile_kind=e.ChargingProfileKindEnumType.absolute,
+            charging_schedule=[
+                dt.ChargingScheduleType(
+                    id=self._profile_ids,
+                    start_schedule=_now(),
+                    charging_rate_unit=e.ChargingRateUnitEnumType.watts,
+                    charging_schedule_period=[dt.ChargingSchedulePeriodType(start_period=0, limit=watts)],
+                )
+            ],
+        )
+        reply = await self._session(station_id).call(
+            call.SetChargingProfile(evse_id=evse_id, charging_profile=profile)
+        )
+        if reply.status != e.ChargingProfileStatusEnumType.accepted:
+            raise CsmsError(
+                f"{station_id}: SetChargingProfile {watts:g} W on EVSE {evse_id} was {reply.status}"
+            )
+
+    async def remote_start(self, station_id: str, evse_id: int, id_token: str, remote_start_id: int) -> None:
+        reply = await self._session(station_id).call(
+            call.RequestStartTransaction(
+                id_token=dt.IdTokenType(id_token=id_token, type=e.IdTokenEnumType.central),
+                remote_start_id=remote_start_id,
+                evse_id=evse_id,
+            )
+        )
+        if reply.status != e.RequestStartStopStatusEnumType.accepted:
+            raise CsmsError(f"{station_id}: RequestStartTransaction on EVSE {evse_id} was {reply.status}")
+
+    async def remote_stop(self, station_id: str, transaction_id: str) -> None:
+        reply = await self._session(station_id).call(
+            call.RequestStopTransaction(transaction_id=transaction_id)
+        )
+        if reply.status != e.RequestStartStopStatusEnumType.accepted:
+            raise CsmsError(f"{station_id}: RequestStopTransaction {transaction_id} was {reply.status}")

@@ -1,0 +1,185 @@
+"""Simulated OCPP 2.0.1 charging stations, written with the same ``ocpp`` package as the CSMS.
+
+A simulator boots, reports its connector, obeys SetChargingProfile and remote start/stop, and
+advances its energy meter on demand (``charge(seconds)``), so tests and the demo move simulated
+time without sleeping. Many simulators share one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201 import datatypes as dt
+from ocpp.v201 import enums as e
+from websockets.asyncio.client import ClientConnection, connect
+
+from opensdv.cloud.energy.csms import SUBPROTOCOL
+
+__all__ = ["StationSimulator"]
+
+_TRANSACTION_IDS = itertools.count(1)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
+    """One single-EVSE station with a ``max_power_w`` charger."""
+
+    def __init__(self, station_id: str, connection: ClientConnection, max_power_w: float = 11_000) -> None:
+        super().__init__(station_id, connection)
+        self.max_power_w = max_power_w
+        self.limit_w: float | None = None
+        self.transaction_id: str | None = None
+        self.energy_wh = 0.0
+        self._seq = itertools.count()
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connected(cls, csms_url: str, station_id: str, **kwargs: Any):  # type: ignore[no-untyped-def]
+        """Open the websocket, run the station's message loop, boot; close on exit."""
+        async with connect(f"{csms_url}/{station_id}", subprotocols=[SUBPROTOCOL]) as connection:
+            station = cls(station_id, connection, **kwargs)
+            loop = asyncio.create_task(station.start())
+            try:
+                await station.boot()
+                yield station
+            finally:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await loop
+
+    async def boot(self) -> None:
+        reply = await self.call(
+            call.BootNotification(
+                charging_station=dt.ChargingStationType(
+                    vendor_name="OpenSDV", model="SimCharger-11", firmware_version="1.0"
+                ),
+                reason=e.BootReasonEnumType.power_up,
+            )
+        )
+        if reply.status != e.RegistrationStatusEnumType.accepted:
+            raise ConnectionError(f"{self.id}: the CSMS did not accept the boot ({reply.status})")
+        await self._status(e.ConnectorStatusEnumType.available)
+
+    async def _status(self, status: e.ConnectorStatusEnumType) -> None:
+        await self.call(
+            call.StatusNotification(timestamp=_now(), connector_status=status, evse_id=1, connector_id=1)
+        )
+
+    @property
+    def power_w(self) -> float:
+        if self.transaction_id is None:
+            return 0.0
+        return (
+            self.max_power_w
+            if self.limit_w is None
+            else max(-self.max_power_w, min(self.limit_w, self.max_power_w))
+        )
+
+    async def plug_in(self, id_token: str, remote_start_id: int | None = None) -> str:
+        """Start a transaction (as after a card swipe, or a remote start) and report it."""
+        self.transaction_id = f"{self.id}-{next(_TRANSACTION_IDS)}"
+        await self._status(e.ConnectorStatusEnumType.occupied)
+        await self._transaction_event(
+            e.TransactionEventEnumType.started,
+            e.TriggerReasonEnumType.remote_start
+            if remote_start_id is not None
+            else e.TriggerReasonEnumType.authorized,
+            id_token=dt.IdTokenType(id_token=id_token, type=e.IdTokenEnumType.central),
+            remote_start_id=remote_start_id,
+        )
+        return self.transaction_id
+
+    async def charge(self, seconds: float) -> None:
+        """Advance the meter by ``seconds`` at the current power and report it."""
+        self.energy_wh += self.power_w * seconds / 3600
+        await self._transaction_event(
+            e.TransactionEventEnumType.updated, e.TriggerReasonEnumType.meter_value_periodic
+        )
+
+    async def unplug(self) -> None:
+        await self._transaction_event(
+            e.TransactionEventEnumType.ended,
+            e.TriggerReasonEnumType.ev_departed,
+            stopped_reason=e.ReasonEnumType.ev_disconnected,
+        )
+        self.transaction_id = None
+        await self._status(e.ConnectorStatusEnumType.available)
+
+    async def _transaction_event(
+        self,
+        event_type: e.TransactionEventEnumType,
+        trigger: e.TriggerReasonEnumType,
+        id_token: dt.IdTokenType | None = None,
+        remote_start_id: int | None = None,
+        stopped_reason: e.ReasonEnumType | None = None,
+    ) -> None:
+        assert self.transaction_id is not None
+        sampled = [
+            dt.SampledValueType(
+                value=round(self.energy_wh, 3), measurand=e.MeasurandEnumType.energy_active_import_register
+            ),
+            dt.SampledValueType(
+                value=round(self.power_w, 1), measurand=e.MeasurandEnumType.power_active_import
+            ),
+        ]
+        await self.call(
+            call.TransactionEvent(
+                event_type=event_type,
+                timestamp=_now(),
+                trigger_reason=trigger,
+                seq_no=next(self._seq),
+                transaction_info=dt.TransactionType(
+                    transaction_id=self.transaction_id,
+                    remote_start_id=remote_start_id,
+                    stopped_reason=stopped_reason,
+                ),
+                evse=dt.EVSEType(id=1, connector_id=1),
+                id_token=id_token,
+                meter_value=[dt.MeterValueType(timestamp=_now(), sampled_value=sampled)],
+            )
+        )
+
+    def _later(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def settled(self) -> None:
+        """Wait until what remote commands started (transaction events) has been sent."""
+        while self._pending:
+            await asyncio.gather(*self._pending)
+
+    @on(e.Action.set_charging_profile)
+    def on_set_charging_profile(
+        self, evse_id: int, charging_profile: dict[str, Any], **_: Any
+    ) -> call_result.SetChargingProfile:
+        periods = charging_profile["charging_schedule"][0]["charging_schedule_period"]
+        self.limit_w = float(periods[0]["limit"])
+        return call_result.SetChargingProfile(status=e.ChargingProfileStatusEnumType.accepted)
+
+    @on(e.Action.request_start_transaction)
+    def on_request_start(
+        self, id_token: dict[str, Any], remote_start_id: int, **_: Any
+    ) -> call_result.RequestStartTransaction:
+        if self.transaction_id is not None:
+            return call_result.RequestStartTransaction(status=e.RequestStartStopStatusEnumType.rejected)
+        self._later(self.plug_in(id_token["id_token"], remote_start_id))  # after the reply, as a station does
+        return call_result.RequestStartTransaction(status=e.RequestStartStopStatusEnumType.accepted)
+
+    @on(e.Action.request_stop_transaction)
+    def on_request_stop(self, transaction_id: str, **_: Any) -> call_result.RequestStopTransaction:
+        if transaction_id != self.transaction_id:
+            return call_result.RequestStopTransaction(status=e.RequestStartStopStatusEnumType.rejected)
+        self._later(self.unplug())
+        return call_result.RequestStopTransaction(status=e.RequestStartStopStatusEnumType.accepted)

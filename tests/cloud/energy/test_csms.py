@@ -1,0 +1,153 @@
+"""The CSMS and simulated stations over real websockets, OCPP 2.0.1 end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+from typer.testing import CliRunner
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
+
+from opensdv.cli import app
+from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
+from opensdv.cloud.energy.stations import StationSimulator
+
+
+@pytest.fixture
+async def csms() -> AsyncIterator[tuple[Csms, str]]:
+    system = Csms([f"CS-{n:02d}" for n in range(3)], heartbeat_s=30)
+    server = await system.serve(port=0)
+    port = next(iter(server.sockets)).getsockname()[1]
+    try:
+        yield system, f"ws://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_boot_status_and_a_metered_transaction(csms: tuple[Csms, str]) -> None:
+    system, url = csms
+    async with StationSimulator.connected(url, "CS-00", max_power_w=7_400) as station:
+        state = system.stations["CS-00"]
+        assert state.booted and state.vendor == "OpenSDV" and state.model == "SimCharger-11"
+        assert state.connectors[(1, 1)] == "Available"
+        tid = await station.plug_in("RFID-1234")
+        assert state.connectors[(1, 1)] == "Occupied"
+        await station.charge(1800)  # half an hour at 7.4 kW
+        transaction = state.transactions[tid]
+        assert transaction.energy_wh == pytest.approx(3700) and transaction.power_w == pytest.approx(7400)
+        assert transaction.id_token == "RFID-1234" and transaction.ended is None
+        await station.unplug()
+        assert transaction.ended is not None and transaction.stopped_reason == "EVDisconnected"
+        assert state.connectors[(1, 1)] == "Available"
+
+
+async def test_charging_profiles_limit_and_discharge(csms: tuple[Csms, str]) -> None:
+    system, url = csms
+    async with StationSimulator.connected(url, "CS-01", max_power_w=11_000) as station:
+        tid = await station.plug_in("FLEET-7")
+        await system.set_power_limit("CS-01", 1, 4_000)
+        await station.charge(3600)
+        assert system.stations["CS-01"].transactions[tid].energy_wh == pytest.approx(4000)
+        await system.set_power_limit("CS-01", 1, -5_000)  # V2G: a negative setpoint discharges
+        await station.charge(3600)
+        assert system.stations["CS-01"].transactions[tid].energy_wh == pytest.approx(-1000)
+
+
+async def test_remote_start_and_stop(csms: tuple[Csms, str]) -> None:
+    system, url = csms
+    async with StationSimulator.connected(url, "CS-02") as station:
+        await system.remote_start("CS-02", 1, "APP-USER-9", remote_start_id=42)
+        await station.settled()
+        (transaction,) = system.stations["CS-02"].transactions.values()
+        assert transaction.id_token == "APP-USER-9"
+        with pytest.raises(CsmsError, match="RequestStartTransaction.*Rejected"):
+            await system.remote_start("CS-02", 1, "APP-USER-9", remote_start_id=43)  # already charging
+        await system.remote_stop("CS-02", transaction.transaction_id)
+        await station.settled()
+        assert transaction.ended is not None
+
+
+async def test_unknown_stations_and_wrong_protocols_are_refused_at_the_handshake(
+    csms: tuple[Csms, str],
+) -> None:
+    _, url = csms
+    with pytest.raises(InvalidStatus) as unknown:
+        async with connect(f"{url}/INTRUDER", subprotocols=[SUBPROTOCOL]):
+            pass
+    assert unknown.value.response.status_code == 404
+    with pytest.raises(InvalidStatus) as old:
+        async with connect(f"{url}/CS-00", subprotocols=[Subprotocol("ocpp1.2")]):
+            pass
+    assert old.value.response.status_code == 400
+
+
+async def test_commands_to_a_station_that_is_not_connected_say_so(csms: tuple[Csms, str]) -> None:
+    system, _ = csms
+    with pytest.raises(CsmsError, match="'CS-00' is not connected"):
+        await system.set_power_limit("CS-00", 1, 3_000)
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ([2, "m1", "BootNotification", {"reason": "PowerUp"}], "ProtocolError"),  # required field missing
+        (
+            [
+                2,
+                "m2",
+                "BootNotification",
+                {"reason": "Kicked", "chargingStation": {"vendorName": "x", "model": "y"}},
+            ],
+            "FormatViolation",
+        ),  # not in the enum
+        ([2, "m3", "Heartbeat", {"extra": 1}], "FormatViolation"),  # no additional properties
+        ([2, "m4", "NoSuchAction", {}], "NotSupported"),
+    ],
+)
+async def test_messages_that_fail_the_schema_get_the_protocols_error(
+    csms: tuple[Csms, str], message: list[object], error: str
+) -> None:
+    system, url = csms
+    async with connect(f"{url}/CS-00", subprotocols=[SUBPROTOCOL]) as raw:
+        await raw.send(json.dumps(message))
+        reply = json.loads(await raw.recv())
+        assert reply[0] == 4 and reply[1] == message[1] and reply[2] == error
+        await raw.send(json.dumps([2, "ok", "Heartbeat", {}]))  # the session survives bad input
+        assert json.loads(await raw.recv())[0] == 3
+    assert not system.stations["CS-00"].booted
+
+
+def test_stations_simulate_command_against_a_running_csms() -> None:
+    """The CLI's simulators (their own event loop) against a CSMS on another thread's loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    system = asyncio.run_coroutine_threadsafe(_make_csms(3), loop).result()
+    server = asyncio.run_coroutine_threadsafe(system.serve(port=0), loop).result()
+    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    runner = CliRunner()
+    try:
+        args = ["energy", "stations", "simulate", "--csms", url, "--hours", "1", "--step-minutes", "30"]
+        ran = runner.invoke(app, [*args, "--count", "3", "--max-kw", "7"])
+        assert ran.exit_code == 0, ran.output
+        assert "3 stations delivered 21.0 kWh" in ran.output
+        finished = [t for s in system.stations.values() for t in s.transactions.values()]
+        assert len(finished) == 3 and all(t.ended and t.energy_wh == pytest.approx(7000) for t in finished)
+        refused = runner.invoke(app, [*args, "--count", "4"])  # CS-004 is not one of the CSMS's stations
+        assert isinstance(refused.exception, CsmsError) and "HTTP 404" in str(refused.exception)
+    finally:
+        server.close()
+        asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+async def _make_csms(count: int) -> Csms:
+    return Csms([f"CS-{n:03d}" for n in range(1, count + 1)])
