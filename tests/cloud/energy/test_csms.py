@@ -8,6 +8,8 @@ import threading
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -151,3 +153,61 @@ def test_stations_simulate_command_against_a_running_csms() -> None:
 
 async def _make_csms(count: int) -> Csms:
     return Csms([f"CS-{n:03d}" for n in range(1, count + 1)])
+
+
+_METER = [
+    {
+        "timestamp": "2026-11-23T10:00:00Z",
+        "sampledValue": [{"value": 1200.5, "measurand": "Power.Active.Import"}],
+    }
+]
+_VALID: dict[str, dict[str, object]] = {
+    "BootNotification": {"reason": "PowerUp", "chargingStation": {"vendorName": "v", "model": "m"}},
+    "Heartbeat": {},
+    "StatusNotification": {"timestamp": "2026-11-23T10:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1},
+    "Authorize": {"idToken": {"idToken": "RFID-1", "type": "ISO14443"}},
+    "TransactionEvent": {"eventType": "Started", "timestamp": "2026-11-23T10:00:00Z", "triggerReason": "Authorized",
+                         "seqNo": 0, "transactionInfo": {"transactionId": "T1"}, "evse": {"id": 1}, "meterValue": _METER},
+    "MeterValues": {"evseId": 1, "meterValue": _METER},
+}  # fmt: skip
+_FIELDS = sorted({key for payload in _VALID.values() for key in payload})
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+_ERROR_CODES = {"FormatViolation", "ProtocolError", "PropertyConstraintViolation", "OccurrenceConstraintViolation",
+                "TypeConstraintViolation", "NotSupported", "NotImplemented"}  # fmt: skip
+# (an InternalError reply would be a handler crash, so it is not allowed)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    action=st.sampled_from(sorted(_VALID)),
+    change=st.dictionaries(st.sampled_from(_FIELDS), _JSON, max_size=2)
+    | st.dictionaries(st.text(max_size=16), _JSON, max_size=4),
+    drop=st.booleans(),
+)
+def test_fuzzed_messages_get_a_reply_and_never_end_the_session(
+    action: str, change: dict[str, object], drop: bool
+) -> None:
+    """Valid messages with fields replaced, added or (with ``drop``) replaced wholesale."""
+    payload = change if drop else {**_VALID[action], **change}
+
+    async def exchange() -> None:
+        system = Csms(["CS-00"])
+        server = await system.serve(port=0)
+        url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+        try:
+            async with connect(f"{url}/CS-00", subprotocols=[SUBPROTOCOL]) as raw:
+                await raw.send(json.dumps([2, "fuzz", action, payload]))
+                reply = json.loads(await raw.recv())
+                assert reply[1] == "fuzz"
+                assert reply[0] == 3 or (reply[0] == 4 and reply[2] in _ERROR_CODES), reply
+                await raw.send(json.dumps([2, "after", "Heartbeat", {}]))
+                assert json.loads(await raw.recv())[:2] == [3, "after"]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(exchange())
