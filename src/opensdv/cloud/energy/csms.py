@@ -64,7 +64,8 @@ class StationState:
         return self.vendor is not None
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """An OCPP timestamp (RFC 3339, UTC, whole seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -98,12 +99,12 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
         self.state.model = charging_station["model"]
         self.state.firmware = charging_station.get("firmware_version")
         return call_result.BootNotification(
-            current_time=_now(), interval=self._heartbeat_s, status=e.RegistrationStatusEnumType.accepted
+            current_time=utc_now(), interval=self._heartbeat_s, status=e.RegistrationStatusEnumType.accepted
         )
 
     @on(e.Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        self.state.last_heartbeat = _now()
+        self.state.last_heartbeat = utc_now()
         return call_result.Heartbeat(current_time=self.state.last_heartbeat)
 
     @on(e.Action.status_notification)
@@ -224,7 +225,7 @@ class Csms:
             charging_schedule=[
                 dt.ChargingScheduleType(
                     id=self._profile_ids,
-                    start_schedule=_now(),
+                    start_schedule=utc_now(),
                     charging_rate_unit=e.ChargingRateUnitEnumType.watts,
                     charging_schedule_period=[dt.ChargingSchedulePeriodType(start_period=0, limit=watts)],
                 )

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.routing import on
@@ -20,15 +19,11 @@ from ocpp.v201 import datatypes as dt
 from ocpp.v201 import enums as e
 from websockets.asyncio.client import ClientConnection, connect
 
-from opensdv.cloud.energy.csms import SUBPROTOCOL
+from opensdv.cloud.energy.csms import SUBPROTOCOL, utc_now
 
 __all__ = ["StationSimulator"]
 
 _TRANSACTION_IDS = itertools.count(1)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
@@ -73,7 +68,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
 
     async def _status(self, status: e.ConnectorStatusEnumType) -> None:
         await self.call(
-            call.StatusNotification(timestamp=_now(), connector_status=status, evse_id=1, connector_id=1)
+            call.StatusNotification(timestamp=utc_now(), connector_status=status, evse_id=1, connector_id=1)
         )
 
     @property
@@ -136,7 +131,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         await self.call(
             call.TransactionEvent(
                 event_type=event_type,
-                timestamp=_now(),
+                timestamp=utc_now(),
                 trigger_reason=trigger,
                 seq_no=next(self._seq),
                 transaction_info=dt.TransactionType(
@@ -146,7 +141,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
                 ),
                 evse=dt.EVSEType(id=1, connector_id=1),
                 id_token=id_token,
-                meter_value=[dt.MeterValueType(timestamp=_now(), sampled_value=sampled)],
+                meter_value=[dt.MeterValueType(timestamp=utc_now(), sampled_value=sampled)],
             )
         )
 
