@@ -59,6 +59,11 @@ async def test_charging_profiles_limit_and_discharge(csms: tuple[Csms, str]) -> 
         await system.set_power_limit("CS-01", 1, -5_000)  # V2G: a negative setpoint discharges
         await station.charge(3600)
         assert system.stations["CS-01"].transactions[tid].energy_wh == pytest.approx(-1000)
+        assert await system.power_schedule("CS-01", 1, 3600) == [(0, -5000.0)]
+        await system.clear_power_limits("CS-01", 1)
+        assert await system.power_schedule("CS-01", 1, 3600) == [(0, 11000.0)]
+        with pytest.raises(CsmsError, match="ClearChargingProfile on EVSE 1 was Unknown"):
+            await system.clear_power_limits("CS-01", 1)  # nothing left to clear
 
 
 async def test_remote_start_and_stop(csms: tuple[Csms, str]) -> None:

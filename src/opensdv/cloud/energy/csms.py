@@ -239,6 +239,25 @@ class Csms:
                 f"{station_id}: SetChargingProfile {watts:g} W on EVSE {evse_id} was {reply.status}"
             )
 
+    async def clear_power_limits(self, station_id: str, evse_id: int) -> None:
+        """ClearChargingProfile for the EVSE: the station charges at its own maximum again."""
+        reply = await self._session(station_id).call(
+            call.ClearChargingProfile(charging_profile_criteria=dt.ClearChargingProfileType(evse_id=evse_id))
+        )
+        if reply.status != e.ClearChargingProfileStatusEnumType.accepted:
+            raise CsmsError(f"{station_id}: ClearChargingProfile on EVSE {evse_id} was {reply.status}")
+
+    async def power_schedule(self, station_id: str, evse_id: int, duration_s: int) -> list[tuple[int, float]]:
+        """GetCompositeSchedule in watts: what the station will really allow, as (start s, limit W)."""
+        reply = await self._session(station_id).call(
+            call.GetCompositeSchedule(
+                duration=duration_s, evse_id=evse_id, charging_rate_unit=e.ChargingRateUnitEnumType.watts
+            )
+        )
+        if reply.status != e.GenericStatusEnumType.accepted or reply.schedule is None:
+            raise CsmsError(f"{station_id}: GetCompositeSchedule on EVSE {evse_id} was {reply.status}")
+        return [(p["start_period"], float(p["limit"])) for p in reply.schedule["charging_schedule_period"]]
+
     async def remote_start(self, station_id: str, evse_id: int, id_token: str, remote_start_id: int) -> None:
         reply = await self._session(station_id).call(
             call.RequestStartTransaction(

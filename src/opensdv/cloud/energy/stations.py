@@ -163,6 +163,33 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         self.limit_w = float(periods[0]["limit"])
         return call_result.SetChargingProfile(status=e.ChargingProfileStatusEnumType.accepted)
 
+    @on(e.Action.clear_charging_profile)
+    def on_clear_charging_profile(self, **_: Any) -> call_result.ClearChargingProfile:
+        known = self.limit_w is not None
+        self.limit_w = None
+        status = (
+            e.ClearChargingProfileStatusEnumType.accepted
+            if known
+            else e.ClearChargingProfileStatusEnumType.unknown
+        )
+        return call_result.ClearChargingProfile(status=status)
+
+    @on(e.Action.get_composite_schedule)
+    def on_get_composite_schedule(
+        self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_: Any
+    ) -> call_result.GetCompositeSchedule:
+        if charging_rate_unit not in (None, e.ChargingRateUnitEnumType.watts):
+            return call_result.GetCompositeSchedule(status=e.GenericStatusEnumType.rejected)
+        limit = self.max_power_w if self.limit_w is None else self.limit_w
+        schedule = dt.CompositeScheduleType(
+            evse_id=evse_id,
+            duration=duration,
+            schedule_start=utc_now(),
+            charging_rate_unit=e.ChargingRateUnitEnumType.watts,
+            charging_schedule_period=[dt.ChargingSchedulePeriodType(start_period=0, limit=limit)],
+        )
+        return call_result.GetCompositeSchedule(status=e.GenericStatusEnumType.accepted, schedule=schedule)
+
     @on(e.Action.request_start_transaction)
     def on_request_start(
         self, id_token: dict[str, Any], remote_start_id: int, **_: Any
