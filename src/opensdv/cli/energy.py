@@ -249,9 +249,15 @@ def csms_serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(9000, min=1, max=65535, help="port (ws://HOST:PORT/<station id>)"),
     heartbeat: int = typer.Option(60, min=1, help="heartbeat interval given to booting stations, s"),
+    password: str | None = typer.Option(
+        None,
+        envvar="OPENSDV_CSMS_PASSWORD",
+        help="stations must send it with HTTP Basic auth (security profile 1)",
+    ),
 ) -> None:
     """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy."""
-    system = Csms(_station_ids(count), heartbeat_s=heartbeat)
+    ids = _station_ids(count)
+    system = Csms(dict.fromkeys(ids, password) if password else ids, heartbeat_s=heartbeat)
 
     async def run() -> None:
         server = await system.serve(host, port)
@@ -294,11 +300,16 @@ def stations_simulate(
     hours: float = typer.Option(1.0, min=0, help="simulated charging time"),
     step_minutes: float = typer.Option(15.0, min=0.1, help="meter values every ... simulated minutes"),
     max_kw: float = typer.Option(11.0, min=0.1, help="each station's charger power"),
+    password: str | None = typer.Option(
+        None, envvar="OPENSDV_CSMS_PASSWORD", help="HTTP Basic auth password (security profile 1)"
+    ),
 ) -> None:
     """Connect stations, start a transaction on each, meter simulated charging, then unplug."""
 
     async def one(station_id: str, progress: Progress, task: TaskID) -> float:
-        async with StationSimulator.connected(csms, station_id, max_power_w=max_kw * 1000) as station:
+        async with StationSimulator.connected(
+            csms, station_id, password, max_power_w=max_kw * 1000
+        ) as station:
             await station.plug_in(f"TOKEN-{station_id}")
             for _ in range(round(hours * 60 / step_minutes)):
                 await station.charge(step_minutes * 60)

@@ -94,6 +94,23 @@ async def test_unknown_stations_and_wrong_protocols_are_refused_at_the_handshake
     assert old.value.response.status_code == 400
 
 
+async def test_security_profile_1_requires_the_stations_password() -> None:
+    system = Csms({"CS-SECURE": "s3cret-passw0rd"})
+    server = await system.serve(port=0)
+    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    try:
+        async with StationSimulator.connected(url, "CS-SECURE", password="s3cret-passw0rd"):
+            assert system.stations["CS-SECURE"].booted
+        for wrong in (None, "guess"):
+            with pytest.raises(InvalidStatus) as refused:
+                async with StationSimulator.connected(url, "CS-SECURE", password=wrong):
+                    pass
+            assert refused.value.response.status_code == 401
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_commands_to_a_station_that_is_not_connected_say_so(csms: tuple[Csms, str]) -> None:
     system, _ = csms
     with pytest.raises(CsmsError, match="'CS-00' is not connected"):

@@ -9,7 +9,10 @@ handlers. Message validation against the OCPP JSON schemas, and the protocol's e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import base64
+import binascii
+import hmac
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -81,6 +84,17 @@ def _energy_and_power(meter_values: Iterable[dict[str, Any]]) -> tuple[float | N
             elif measurand == "Power.Active.Import":
                 power = float(sample["value"]) * scale
     return energy, power
+
+
+def _basic_auth_matches(request: Request, user: str, password: str) -> bool:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return False
+    return hmac.compare_digest(given, f"{user}:{password}".encode())
 
 
 class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
@@ -166,7 +180,10 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
 class Csms:
     """The operator's side: which stations may connect, their state, and commands to them."""
 
-    def __init__(self, stations: Iterable[str], heartbeat_s: int = 60) -> None:
+    def __init__(self, stations: Iterable[str] | Mapping[str, str], heartbeat_s: int = 60) -> None:
+        """``stations``: ids, or ids with passwords for OCPP security profile 1 (HTTP Basic auth,
+        the station id as user name)."""
+        self._passwords = dict(stations) if isinstance(stations, Mapping) else {}
         self.stations = {sid: StationState(sid) for sid in stations}
         self._sessions: dict[str, _StationSession] = {}
         self._connected: dict[str, asyncio.Event] = {sid: asyncio.Event() for sid in self.stations}
@@ -179,6 +196,13 @@ class Csms:
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charging station {station_id!r}\n")
         if SUBPROTOCOL not in request.headers.get("Sec-WebSocket-Protocol", ""):
             return connection.respond(HTTPStatus.BAD_REQUEST, f"the CSMS speaks {SUBPROTOCOL}\n")
+        password = self._passwords.get(station_id)
+        if password is not None and not _basic_auth_matches(request, station_id, password):
+            response = connection.respond(
+                HTTPStatus.UNAUTHORIZED, f"station {station_id!r}: wrong or no credentials\n"
+            )
+            response.headers["WWW-Authenticate"] = 'Basic realm="OCPP"'
+            return response
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:

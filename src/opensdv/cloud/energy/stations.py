@@ -8,6 +8,7 @@ time without sleeping. Many simulators share one event loop.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 from collections.abc import Coroutine
@@ -40,9 +41,16 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connected(cls, csms_url: str, station_id: str, **kwargs: Any):  # type: ignore[no-untyped-def]
-        """Open the websocket, run the station's message loop, boot; close on exit."""
-        async with connect(f"{csms_url}/{station_id}", subprotocols=[SUBPROTOCOL]) as connection:
+    async def connected(cls, csms_url: str, station_id: str, password: str | None = None, **kwargs: Any):  # type: ignore[no-untyped-def]
+        """Open the websocket (with Basic auth when a password is given: OCPP security profile 1),
+        run the station's message loop, boot; close on exit."""
+        headers = {}
+        if password is not None:
+            token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        async with connect(
+            f"{csms_url}/{station_id}", subprotocols=[SUBPROTOCOL], additional_headers=headers
+        ) as connection:
             station = cls(station_id, connection, **kwargs)
             loop = asyncio.create_task(station.start())
             try:
