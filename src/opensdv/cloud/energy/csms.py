@@ -8,9 +8,9 @@ handlers. Message validation against the OCPP JSON schemas, and the protocol's e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +23,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201 import datatypes as dt
 from ocpp.v201 import enums as e
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -84,6 +85,11 @@ def _energy_and_power(meter_values: Iterable[dict[str, Any]]) -> tuple[float | N
             elif measurand == "Power.Active.Import":
                 power = float(sample["value"]) * scale
     return energy, power
+
+
+def _station_id(path: str) -> str:
+    """OCPP-J puts the station id last in the websocket URL path."""
+    return path.strip("/").rsplit("/", 1)[-1]
 
 
 def _basic_auth_matches(request: Request, user: str, password: str) -> bool:
@@ -186,12 +192,11 @@ class Csms:
         self._passwords = dict(stations) if isinstance(stations, Mapping) else {}
         self.stations = {sid: StationState(sid) for sid in stations}
         self._sessions: dict[str, _StationSession] = {}
-        self._connected: dict[str, asyncio.Event] = {sid: asyncio.Event() for sid in self.stations}
         self._heartbeat_s = heartbeat_s
         self._profile_ids = 0
 
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
-        station_id = request.path.strip("/").rsplit("/", 1)[-1]
+        station_id = _station_id(request.path)
         if station_id not in self.stations:
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charging station {station_id!r}\n")
         if SUBPROTOCOL not in request.headers.get("Sec-WebSocket-Protocol", ""):
@@ -207,17 +212,14 @@ class Csms:
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # the handshake has happened
-        station_id = connection.request.path.strip("/").rsplit("/", 1)[-1]
+        station_id = _station_id(connection.request.path)
         session = _StationSession(self.stations[station_id], connection, self._heartbeat_s)
         self._sessions[station_id] = session
-        self._connected[station_id].set()
         try:
-            await session.start()
-        except Exception:
-            pass
+            with contextlib.suppress(ConnectionError, ConnectionClosed):  # the station went away
+                await session.start()
         finally:
             self._sessions.pop(station_id, None)
-            self._connected[station_id].clear()
 
     async def serve(self, host: str = "127.0.0.1", port: int = 9000) -> Server:
         """Start listening; the caller closes the returned server."""
@@ -228,9 +230,6 @@ class Csms:
             subprotocols=[SUBPROTOCOL],
             process_request=self._check_handshake,
         )
-
-    async def wait_connected(self, station_id: str) -> None:
-        await self._connected[station_id].wait()
 
     def _session(self, station_id: str) -> _StationSession:
         session = self._sessions.get(station_id)
