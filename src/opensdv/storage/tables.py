@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -40,3 +40,66 @@ class EcuRow(Base):
     hardware_id: Mapped[str] = mapped_column(String(128), index=True)
     serial: Mapped[str] = mapped_column(String(128))
     vehicle: Mapped[VehicleRow] = relationship(back_populates="ecus")
+
+
+class OtaEcuRow(Base):
+    """What the OTA director knows of one ECU: its key, role and last verified report."""
+
+    __tablename__ = "ota_ecus"
+
+    ecu_id: Mapped[int] = mapped_column(ForeignKey("ecus.id", ondelete="CASCADE"), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    installed_filename: Mapped[str | None] = mapped_column(String(256))
+    installed_sha256: Mapped[str | None] = mapped_column(String(64))
+    installed_version: Mapped[str | None] = mapped_column(String(32))
+    release_counter: Mapped[int] = mapped_column(Integer, default=0)
+    last_nonce: Mapped[str | None] = mapped_column(String(128))
+    last_report_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OtaVehicleRow(Base):
+    """Per-vehicle OTA facts: the UN R156 software identification and the last manifest time."""
+
+    __tablename__ = "ota_vehicles"
+
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True)
+    rxswin: Mapped[str] = mapped_column(String(128), default="")
+    last_manifest_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OtaCampaignRow(Base):
+    __tablename__ = "ota_campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[str] = mapped_column(Text, doc="the campaign as JSON (CampaignSpec)")
+    state: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OtaCampaignVehicleRow(Base):
+    __tablename__ = "ota_campaign_vehicles"
+
+    campaign_id: Mapped[str] = mapped_column(
+        ForeignKey("ota_campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    stage: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OtaEventRow(Base):
+    """Everything vehicles reported: install results and detected attacks, for audits (UN R156)."""
+
+    __tablename__ = "ota_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    ecu_serial: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")

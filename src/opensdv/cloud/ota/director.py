@@ -1,0 +1,195 @@
+"""The Uptane director: per-vehicle instructions signed with online keys, and vehicle manifests in.
+
+Layout on disk: ``root/N.root.json`` is shared by every vehicle; ``vehicles/<VIN>/`` holds that
+vehicle's ``timestamp.json``, ``N.snapshot.json`` and ``N.targets.json``. The targets metadata names
+each image with the ECU serials and hardware ids that must install it (Uptane 5.2.3.1.1), has no
+delegations, and always carries the vehicle id, so an empty instruction for one car cannot be
+replayed to another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tuf.api.metadata import Root, Snapshot, TargetFile, Targets, Timestamp
+
+from opensdv.cloud.ota.images import ImageRepository
+from opensdv.cloud.ota.inventory import Inventory
+from opensdv.cloud.ota.keys import KeyStore
+from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys, SignedRepository
+from opensdv.link.uptane import (
+    EcuVersionReport,
+    ManifestError,
+    SignedEnvelope,
+    VehicleVersionManifest,
+    verify_envelope,
+)
+
+__all__ = ["DEFAULT_DIRECTOR_KEYS", "Assignment", "Director", "ManifestOutcome"]
+
+DEFAULT_DIRECTOR_KEYS = {
+    Root.type: RoleKeys(("director-root-1",)),
+    Targets.type: RoleKeys(("director-targets-1",)),
+    Snapshot.type: RoleKeys(("director-snapshot-1",)),
+    Timestamp.type: RoleKeys(("director-timestamp-1",)),
+}
+_VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Install image ``target`` (as the image repository describes it) on ECU ``ecu_serial``."""
+
+    ecu_serial: str
+    hardware_id: str
+    target: TargetFile
+
+
+@dataclass
+class ManifestOutcome:
+    """What one verified manifest said, ECU by ECU; refused reports are listed with the reason."""
+
+    vin: str
+    reports: list[EcuVersionReport] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+class Director:
+    def __init__(
+        self,
+        path: Path,
+        keys: KeyStore,
+        inventory: Inventory,
+        images: ImageRepository,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.path = path
+        self.images = images
+        self.keys = keys
+        self.inventory = inventory
+        self.clock = clock
+        self._repos: dict[str, SignedRepository] = {}
+
+    def initialise(self, keys: dict[str, RoleKeys] | None = None) -> None:
+        """Create the director's root (the per-vehicle metadata appears with each vehicle)."""
+        root = SignedRepository("director", self.path / "root", self.keys, self.clock)
+        root.create_root(keys or DEFAULT_DIRECTOR_KEYS)
+
+    def repository(self, vin: str, create: bool = True) -> SignedRepository:
+        if vin not in self._repos:
+            if not _VIN.fullmatch(vin):
+                raise OtaRepositoryError(f"director: {vin!r} is not a VIN")
+            repo = SignedRepository(
+                f"director ({vin})",
+                self.path / "vehicles" / vin,
+                self.keys,
+                self.clock,
+                root_dir=self.path / "root",
+            )
+            if create and not repo.exists():
+                repo.initialise()
+                self._set_targets(repo, vin, {}, {})
+            self._repos[vin] = repo
+        return self._repos[vin]
+
+    def _set_targets(
+        self, repo: SignedRepository, vin: str, targets: dict[str, TargetFile], custom: dict[str, Any]
+    ) -> None:
+        current = repo.targets().signed
+        current.targets = targets
+        current.unrecognized_fields["custom"] = {"vehicle_id": vin, **custom}
+        repo.publish({Targets.type: current})
+
+    def assign(self, vin: str, assignments: list[Assignment], custom: dict[str, Any] | None = None) -> None:
+        """Tell ``vin`` to install these images; ``custom`` carries campaign terms (mode, consent)."""
+        state = self.inventory.vehicle(vin)
+        targets: dict[str, TargetFile] = {}
+        for a in assignments:
+            ecu = state.ecu(a.ecu_serial)
+            if ecu is None or ecu.public_key is None:
+                raise OtaRepositoryError(f"director: vehicle {vin} has no enrolled ECU {a.ecu_serial}")
+            if ecu.hardware_id != a.hardware_id:
+                raise OtaRepositoryError(
+                    f"director: ECU {a.ecu_serial} is hardware {ecu.hardware_id}, not {a.hardware_id}"
+                )
+            entry = targets.get(a.target.path) or TargetFile(
+                a.target.length, dict(a.target.hashes), a.target.path
+            )
+            ids = entry.unrecognized_fields.setdefault("custom", {}).setdefault("ecu_identifiers", {})
+            ids[a.ecu_serial] = {"hardware_id": a.hardware_id}
+            targets[a.target.path] = entry
+        self._set_targets(self.repository(vin), vin, targets, custom or {})
+
+    def clear(self, vin: str) -> None:
+        """No instructions for ``vin`` (after an install, a cancel or a pause)."""
+        self._set_targets(self.repository(vin), vin, {}, {})
+
+    def instructions(self, vin: str) -> dict[str, TargetFile]:
+        return dict(self.repository(vin).targets().signed.targets)
+
+    def _version_of(self, filename: str, sha256: str) -> str | None:
+        """The version the image repository gives this exact image (None for images it never had)."""
+        try:
+            _, info = self.images.image(filename)
+        except OtaRepositoryError:
+            return None
+        return info.version if info.sha256 == sha256 else None
+
+    def receive_manifest(self, vin: str, data: bytes) -> ManifestOutcome:
+        """Verify a vehicle version manifest and record each ECU's verified report."""
+        state = self.inventory.vehicle(vin)
+        primary = state.primary
+        if primary is None or primary.public_key is None:
+            raise ManifestError(f"manifest from {vin}: the vehicle is not enrolled for OTA")
+        envelope = SignedEnvelope.from_bytes(data, f"manifest from {vin}")
+        manifest = verify_envelope(
+            envelope, primary.public_key, VehicleVersionManifest, f"manifest from {vin}"
+        )
+        if manifest.vin != vin or manifest.primary_ecu_serial != primary.serial:
+            raise ManifestError(
+                f"manifest from {vin}: it names vehicle {manifest.vin} / primary {manifest.primary_ecu_serial}"
+            )
+        now = self.clock()
+        outcome = ManifestOutcome(vin)
+        for serial, report_envelope in manifest.ecu_version_reports.items():
+            ecu = state.ecu(serial)
+            try:
+                if ecu is None or ecu.public_key is None:
+                    raise ManifestError(f"ECU {serial} is not enrolled in vehicle {vin}")
+                report = verify_envelope(
+                    report_envelope, ecu.public_key, EcuVersionReport, f"report of {serial}"
+                )
+                if report.ecu_serial != serial:
+                    raise ManifestError(f"report filed under {serial} is signed for {report.ecu_serial}")
+                if report.nonce == ecu.last_nonce:
+                    raise ManifestError(f"report of {serial} repeats nonce {report.nonce} (a replay)")
+            except ManifestError as exc:
+                outcome.refused[serial] = str(exc)
+                self.inventory.add_event(vin, serial, now, "report-refused", str(exc))
+                continue
+            image = report.installed_image
+            self.inventory.record_installed(
+                vin,
+                serial,
+                image.filename,
+                image.hashes.get("sha256", ""),
+                self._version_of(image.filename, image.hashes.get("sha256", "")),
+                report.release_counter,
+                report.nonce,
+                now,
+            )
+            if report.attacks_detected:
+                self.inventory.add_event(vin, serial, now, "attack-detected", report.attacks_detected)
+            if report.last_install is not None:
+                kind = "install-succeeded" if report.last_install.success else "install-failed"
+                detail = (
+                    f"{report.last_install.target}: {report.last_install.code} {report.last_install.detail}"
+                )
+                self.inventory.add_event(vin, serial, now, kind, detail.strip())
+            outcome.reports.append(report)
+        return outcome

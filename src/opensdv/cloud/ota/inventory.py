@@ -1,0 +1,181 @@
+"""The director's inventory: each vehicle's ECUs, their keys and what they last reported installed.
+
+It extends the fleet's vehicle registry (same database, the storage seam) rather than copying it:
+a vehicle is registered once, then enrolled for OTA with the public key of every ECU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from securesystemslib.signer import Key, SSlibKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opensdv.storage.database import Database, StorageError
+from opensdv.storage.tables import EcuRow, OtaEcuRow, OtaEventRow, OtaVehicleRow, VehicleRow
+
+__all__ = ["EcuState", "Inventory", "OtaEvent", "VehicleState"]
+
+
+@dataclass(frozen=True)
+class EcuState:
+    name: str
+    serial: str
+    hardware_id: str
+    public_key: Key | None
+    is_primary: bool
+    installed_filename: str | None
+    installed_version: str | None
+    release_counter: int
+    last_nonce: str | None
+
+
+@dataclass(frozen=True)
+class VehicleState:
+    """A vehicle's last reported configuration: what campaigns target and check dependencies on."""
+
+    vin: str
+    brand: str
+    model: str
+    definition_id: str
+    market: str
+    rxswin: str
+    enrolled: bool
+    ecus: tuple[EcuState, ...]
+
+    def ecu(self, serial: str) -> EcuState | None:
+        return next((e for e in self.ecus if e.serial == serial), None)
+
+    @property
+    def primary(self) -> EcuState | None:
+        return next((e for e in self.ecus if e.is_primary), None)
+
+
+@dataclass(frozen=True)
+class OtaEvent:
+    vin: str
+    ecu_serial: str
+    at: datetime
+    kind: str
+    detail: str
+
+
+def _ecu_state(ecu: EcuRow, ota: OtaEcuRow | None) -> EcuState:
+    return EcuState(
+        name=ecu.name,
+        serial=ecu.serial,
+        hardware_id=ecu.hardware_id,
+        public_key=SSlibKey.from_dict(*_key_parts(ota.public_key)) if ota else None,
+        is_primary=bool(ota and ota.is_primary),
+        installed_filename=ota.installed_filename if ota else None,
+        installed_version=ota.installed_version if ota else None,
+        release_counter=ota.release_counter if ota else 0,
+        last_nonce=ota.last_nonce if ota else None,
+    )
+
+
+def _key_parts(stored: str) -> tuple[str, dict[str, object]]:
+    document = json.loads(stored)
+    return document.pop("keyid"), document
+
+
+class Inventory:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def _vehicle_row(self, session: Session, vin: str) -> VehicleRow:
+        row = session.scalar(select(VehicleRow).where(VehicleRow.vin == vin))
+        if row is None:
+            raise StorageError(f"no vehicle with VIN {vin!r} is registered")
+        return row
+
+    def enrol(self, vin: str, keys: dict[str, Key], primary: str, rxswin: str = "") -> None:
+        """Record each ECU's public key (by ECU name) and which ECU is the primary."""
+        with self._db.session() as session:
+            vehicle = self._vehicle_row(session, vin)
+            by_name = {e.name: e for e in vehicle.ecus}
+            unknown = sorted(set(keys) - set(by_name))
+            if unknown or primary not in keys:
+                raise StorageError(
+                    f"vehicle {vin}: ECUs {unknown or [primary]} are not among {sorted(by_name)} "
+                    "(every key needs a registered ECU, and the primary needs a key)"
+                )
+            for name, key in keys.items():
+                ecu = by_name[name]
+                stored = json.dumps({"keyid": key.keyid, **key.to_dict()})
+                row = session.get(OtaEcuRow, ecu.id) or OtaEcuRow(ecu_id=ecu.id, release_counter=0)
+                row.public_key, row.is_primary = stored, name == primary
+                session.add(row)
+            ota_vehicle = session.get(OtaVehicleRow, vehicle.id) or OtaVehicleRow(vehicle_id=vehicle.id)
+            ota_vehicle.rxswin = rxswin or ota_vehicle.rxswin or ""
+            session.add(ota_vehicle)
+
+    def _state(self, session: Session, vehicle: VehicleRow) -> VehicleState:
+        ota_vehicle = session.get(OtaVehicleRow, vehicle.id)
+        ecus = tuple(_ecu_state(e, session.get(OtaEcuRow, e.id)) for e in vehicle.ecus)
+        return VehicleState(
+            vin=vehicle.vin,
+            brand=vehicle.brand,
+            model=vehicle.model,
+            definition_id=vehicle.definition_id,
+            market=vehicle.market,
+            rxswin=ota_vehicle.rxswin if ota_vehicle else "",
+            enrolled=ota_vehicle is not None,
+            ecus=ecus,
+        )
+
+    def vehicle(self, vin: str) -> VehicleState:
+        with self._db.session() as session:
+            return self._state(session, self._vehicle_row(session, vin))
+
+    def vehicles(self, vins: Iterable[str] | None = None) -> list[VehicleState]:
+        with self._db.session() as session:
+            query = select(VehicleRow).order_by(VehicleRow.vin)
+            if vins is not None:
+                query = query.where(VehicleRow.vin.in_(list(vins)))
+            return [self._state(session, row) for row in session.scalars(query)]
+
+    def record_installed(
+        self,
+        vin: str,
+        serial: str,
+        filename: str,
+        sha256: str,
+        version: str | None,
+        release_counter: int,
+        nonce: str,
+        at: datetime,
+    ) -> None:
+        with self._db.session() as session:
+            ecu = session.scalar(
+                select(EcuRow).join(VehicleRow).where(VehicleRow.vin == vin, EcuRow.serial == serial)
+            )
+            row = session.get(OtaEcuRow, ecu.id) if ecu else None
+            if row is None:
+                raise StorageError(f"vehicle {vin}: ECU {serial} is not enrolled for OTA")
+            row.installed_filename, row.installed_sha256 = filename, sha256
+            row.installed_version = version
+            row.release_counter = release_counter
+            row.last_nonce, row.last_report_at = nonce, at
+
+    def set_rxswin(self, vin: str, rxswin: str, at: datetime) -> None:
+        with self._db.session() as session:
+            vehicle = self._vehicle_row(session, vin)
+            row = session.get(OtaVehicleRow, vehicle.id) or OtaVehicleRow(vehicle_id=vehicle.id)
+            row.rxswin, row.last_manifest_at = rxswin, at
+            session.add(row)
+
+    def add_event(self, vin: str, ecu_serial: str, at: datetime, kind: str, detail: str = "") -> None:
+        with self._db.session() as session:
+            session.add(OtaEventRow(vin=vin, ecu_serial=ecu_serial, at=at, kind=kind, detail=detail))
+
+    def events(self, vin: str | None = None) -> list[OtaEvent]:
+        with self._db.session() as session:
+            query = select(OtaEventRow).order_by(OtaEventRow.id)
+            if vin is not None:
+                query = query.where(OtaEventRow.vin == vin)
+            return [OtaEvent(r.vin, r.ecu_serial, r.at, r.kind, r.detail) for r in session.scalars(query)]

@@ -1,0 +1,1 @@
+"""The vehicle<->cloud contract: the only package both halves import besides ``model``."""
