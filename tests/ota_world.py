@@ -69,7 +69,7 @@ class World:
         keys = {
             e.name: ecu_key(self.path / "cars" / vin / "ecus" / e.serial).public_key for e in self.ecus(vin)
         }
-        self.backend.inventory.enrol(vin, keys, primary="TCU", rxswin=f"R156-{definition}-1")
+        self.backend.enrol(vin, keys, primary="TCU", rxswin=f"R156-{definition}-1")
         self.vehicles[vin].send_manifest()
         return vin
 

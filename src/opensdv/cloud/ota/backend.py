@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from securesystemslib.signer import Key
+
 from opensdv.cloud.ota.campaigns import Campaigns
 from opensdv.cloud.ota.director import Director, ManifestOutcome
 from opensdv.cloud.ota.images import ImageRepository
@@ -52,6 +54,11 @@ class OtaBackend:
     ) -> None:
         self.images.initialise(image_keys)
         self.director.initialise(director_keys)
+
+    def enrol(self, vin: str, keys: dict[str, Key], primary: str, rxswin: str = "") -> None:
+        """Record the vehicle's ECU keys and give it its (empty) director metadata."""
+        self.inventory.enrol(vin, keys, primary, rxswin)
+        self.director.repository(vin)
 
     def read(self, path: str) -> bytes | None:
         """The file a vehicle asks for, or None (HTTP 404)."""

@@ -80,6 +80,14 @@ class Director:
         root = SignedRepository("director", self.path / "root", self.keys, self.clock)
         root.create_root(keys or DEFAULT_DIRECTOR_KEYS)
 
+    def rotate(self, role: str, keys: RoleKeys) -> None:
+        """Replace an online role's keys (after a compromise) and re-sign every vehicle's metadata."""
+        SignedRepository("director", self.path / "root", self.keys, self.clock).rotate(role, keys)
+        for directory in sorted((self.path / "vehicles").glob("*")):
+            repo = self.repository(directory.name, create=False)
+            repo.forget_cache()
+            repo.resign(role)
+
     def repository(self, vin: str, create: bool = True) -> SignedRepository:
         if vin not in self._repos:
             if not _VIN.fullmatch(vin):

@@ -256,6 +256,12 @@ class SignedRepository:
         write_atomically(self.root_dir / f"{root.version}.root.json", contents)
         write_atomically(self.root_dir / "root.json", contents)
         self._cache["root"] = new
+        if self.exists():
+            self.resign(role)
+
+    def resign(self, role: str) -> None:
+        """New versions signed by the role's current keys (after a rotation in the root)."""
+        self._cache.pop(Root.type, None)
         if role == Targets.type:
             self.publish({Targets.type: self.targets().signed})
         elif role in (Snapshot.type, Timestamp.type):

@@ -62,15 +62,19 @@ class EcuClient:
         self.attacks_detected = ""
 
     # -- verification ---------------------------------------------------------------------------
-    def accept_root(self, data: bytes) -> None:
-        """A newer director root forwarded by the primary, accepted only as the next in the chain."""
-        repo = TrustedRepository("director", self._store.load(Root.type) or self._director_root)
-        repo.update_root(data)
-        self._store.save(Root.type, data)
+    def _director(self) -> TrustedRepository:
+        return TrustedRepository("director", self._store.load(Root.type) or self._director_root)
+
+    def sync_roots(self, root_version: Callable[[int], bytes | None]) -> None:
+        """Follow the director's root chain as the primary forwards it, one signed step at a time."""
+        repo = self._director()
+        while (data := root_version(repo.root.version + 1)) is not None:
+            repo.update_root(data)
+            self._store.save(Root.type, data)
 
     def verify_partial(self, director_targets: bytes) -> Target | None:
         """The director's instruction for this ECU, or None if it has none (partial verification)."""
-        repo = TrustedRepository("director", self._store.load(Root.type) or self._director_root)
+        repo = self._director()
         signed, signatures = parse_metadata(director_targets, Targets.type, "director targets")
         repo.verify_signed(Targets.type, signed, signatures)
         expires = datetime.fromisoformat(signed["expires"].replace("Z", "+00:00"))

@@ -107,6 +107,7 @@ class Primary:
         for v in todo:
             ecu = self.ecus[v.ecu_serial]
             try:
+                ecu.sync_roots(lambda version: self.verifier.director.store.load(f"{version}.root"))
                 target = ecu.verify_partial(instruction)
             except UpdateError as exc:
                 ecu.record_failure(v.target.path, exc.code, str(exc))

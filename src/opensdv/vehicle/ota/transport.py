@@ -64,16 +64,28 @@ class HttpTransport:
                 raise NotFoundError(f"GET {url}: not found")
             if response.status != 200:
                 raise DownloadError(f"GET {url}: HTTP {response.status}")
-            return self._read_limited(response, url, max_length)
-        finally:
-            response.release_conn()
+            data = self._read_limited(response, url, max_length)
+        except BaseException:
+            response.close()  # a half-read connection cannot go back to the pool
+            raise
+        response.release_conn()
+        return data
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def _read_limited(self, response: urllib3.BaseHTTPResponse, url: str, max_length: int) -> bytes:
         started = time.monotonic()
         parts: list[bytes] = []
         received = 0
         try:
-            for part in response.stream(self.chunk):
+            while part := response.read1(self.chunk):  # whatever has arrived, so the clock is checked
                 received += len(part)
                 if received > max_length:
                     raise DownloadError(

@@ -85,6 +85,7 @@ class RepositoryClient:
                 break
             repo.update_root(data)
             self.store.save(Root.type, data)
+            self.store.save(f"{repo.root.version}.root", data)  # kept to forward to secondaries
         repo.check_root_fresh(now)
         if repo.rotated_since(trusted_root, Timestamp.type) or repo.rotated_since(
             trusted_root, Snapshot.type
