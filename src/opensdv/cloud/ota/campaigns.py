@@ -195,7 +195,12 @@ class Campaigns:
             return CampaignSpec.model_validate_json(row.spec)
 
     def _terms(self, spec: CampaignSpec) -> dict[str, object]:
-        terms: dict[str, object] = {"campaign": spec.id, "mode": spec.mode, "energy_kwh": spec.energy_kwh}
+        # signed metadata is canonical JSON, which has no floats: energy travels in whole Wh
+        terms: dict[str, object] = {
+            "campaign": spec.id,
+            "mode": spec.mode,
+            "energy_wh": round(spec.energy_kwh * 1000),
+        }
         if spec.consent is not None:
             terms["consent"] = spec.consent.model_dump()
         if spec.maintenance_window_utc is not None:
@@ -345,6 +350,7 @@ class Campaigns:
         elif succeeded / total >= spec.success_threshold:
             if stage + 1 < len(spec.stages):
                 self.advance(campaign_id)
+                self._check_thresholds(campaign_id, spec)  # a stage may bring no new vehicles
             elif failed + succeeded == total:
                 self._set_state(campaign_id, "completed")
 

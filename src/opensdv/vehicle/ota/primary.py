@@ -127,7 +127,7 @@ class Primary:
         state = self.conditions()
         if not state.parked:
             return "the vehicle is not parked"
-        needed = float(terms.get("energy_kwh", 0.0))
+        needed = int(terms.get("energy_wh", 0)) / 1000
         if state.battery_kwh < needed:
             return f"{state.battery_kwh:.1f} kWh available, the install and a rollback need {needed:.1f} kWh"
         consent = terms.get("consent")
