@@ -1,0 +1,156 @@
+"""``opensdv ota``: the Uptane repositories, images, campaigns, and the HTTP server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.table import Table
+
+from opensdv.cli._common import console, settings
+from opensdv.cloud.ota.backend import OtaBackend
+from opensdv.cloud.ota.campaigns import CampaignProgress, CampaignSpec
+from opensdv.errors import OpenSDVError
+from opensdv.storage import Database
+
+app = typer.Typer(
+    name="ota", help="Over-the-air updates: Uptane director and image repository.", no_args_is_help=True
+)
+campaign_app = typer.Typer(name="campaign", help="Create and steer update campaigns.", no_args_is_help=True)
+app.add_typer(campaign_app)
+
+DIR_OPTION = typer.Option(None, "--dir", help="OTA back-end directory (default: <data_dir>/ota)")
+
+
+def _backend(ctx: typer.Context, directory: Path | None) -> OtaBackend:
+    s = settings(ctx)
+    database = Database(s.effective_database_url)
+    database.migrate()
+    backend = OtaBackend(directory or s.data_dir / "ota", database)
+    return backend
+
+
+def _ready(ctx: typer.Context, directory: Path | None) -> OtaBackend:
+    backend = _backend(ctx, directory)
+    if not backend.initialised:
+        raise OpenSDVError(f"{backend.path}: no OTA repositories yet; run `opensdv ota init` first")
+    return backend
+
+
+@app.command(epilog="Examples:\n\n  opensdv ota init\n\n  opensdv ota init --dir /srv/ota")
+def init(ctx: typer.Context, directory: Path | None = DIR_OPTION) -> None:
+    """Create the image repository and the director (keys, root metadata)."""
+    backend = _backend(ctx, directory)
+    backend.initialise()
+    console.print(f"OTA repositories created in {backend.path} (keys in {backend.keys.path})")
+
+
+@app.command(
+    name="add-image",
+    epilog="Examples:\n\n  opensdv ota add-image inverter.bin --name eaxle/inverter-2.4.0.bin --version 2.4.0 "
+    "--release-counter 24 --hardware KDS-INV-110-400-B --hardware HMW-INV-047-400-K",
+)
+def add_image(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="the image"),
+    name: str = typer.Option(..., "--name", help="name in the repository (a delegated path like bms/...)"),
+    version: str = typer.Option(..., "--version"),
+    release_counter: int = typer.Option(..., "--release-counter", help="vehicles never accept a lower one"),
+    hardware: list[str] = typer.Option(..., "--hardware", help="hardware id it is built for (repeatable)"),
+    directory: Path | None = DIR_OPTION,
+) -> None:
+    """Sign an image into the image repository."""
+    info = _ready(ctx, directory).images.add_image(
+        name, file.read_bytes(), hardware, version, release_counter
+    )
+    console.print(f"{info.name}: {info.length} bytes, sha256 {info.sha256[:16]}…, signed by role {info.role}")
+
+
+@app.command(epilog="Examples:\n\n  opensdv ota images")
+def images(ctx: typer.Context, directory: Path | None = DIR_OPTION) -> None:
+    """List the images of the image repository."""
+    table = Table("name", "version", "release counter", "hardware ids", "bytes", "role")
+    for i in _ready(ctx, directory).images.images():
+        table.add_row(
+            i.name, i.version, str(i.release_counter), ", ".join(i.hardware_ids), str(i.length), i.role
+        )
+    console.print(table)
+
+
+def _print_progress(p: CampaignProgress) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
+    console.print(
+        f"campaign {p.id}: {p.state}, stage {p.stage + 1}/{p.stages}; {counts}"
+        + (f" — {p.reason}" if p.reason else "")
+    )
+
+
+@campaign_app.command(
+    epilog="Examples:\n\n  opensdv ota campaign create campaign.yaml\n\n"
+    "campaign.yaml: {id: inverter-2-4, image: eaxle/inverter-2.4.0.bin, mode: forced, stages: [10, 50, 100]}",
+)
+def create(
+    ctx: typer.Context,
+    spec_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="campaign YAML/JSON"),
+    directory: Path | None = DIR_OPTION,
+) -> None:
+    """Create a campaign and start its first stage."""
+    try:
+        spec = CampaignSpec.model_validate(yaml.safe_load(spec_file.read_text()))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise OpenSDVError(f"{spec_file}: {exc}") from None
+    _print_progress(_ready(ctx, directory).campaigns.create(spec))
+
+
+@campaign_app.command(
+    epilog="Examples:\n\n  opensdv ota campaign status\n\n  opensdv ota campaign status inverter-2-4"
+)
+def status(
+    ctx: typer.Context, campaign: str | None = typer.Argument(None), directory: Path | None = DIR_OPTION
+) -> None:
+    """Show every campaign, or one with its vehicles."""
+    backend = _ready(ctx, directory)
+    if campaign is None:
+        for progress in backend.campaigns.all():
+            _print_progress(progress)
+        return
+    _print_progress(backend.campaigns.progress(campaign))
+    table = Table("VIN", "stage", "status", "detail")
+    for vin, stage, state, detail in backend.campaigns.vehicles(campaign):
+        table.add_row(vin, str(stage), state, detail)
+    console.print(table)
+
+
+def _lifecycle(action: str) -> None:
+    def command(
+        ctx: typer.Context, campaign: str = typer.Argument(...), directory: Path | None = DIR_OPTION
+    ) -> None:
+        _print_progress(getattr(_ready(ctx, directory).campaigns, action)(campaign))
+
+    command.__doc__ = f"{action.capitalize()} a campaign."
+    campaign_app.command(name=action, epilog=f"Examples:\n\n  opensdv ota campaign {action} inverter-2-4")(
+        command
+    )
+
+
+for _action in ("pause", "resume", "advance", "cancel"):
+    _lifecycle(_action)
+
+
+@app.command(epilog="Examples:\n\n  opensdv ota serve\n\n  opensdv ota serve --host 0.0.0.0 --port 8443")
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8081, "--port"),
+    directory: Path | None = DIR_OPTION,
+) -> None:
+    """Serve metadata, images (with range requests) and manifest uploads over HTTP."""
+    import uvicorn
+
+    from opensdv.cloud.ota.server import create_app
+
+    backend = _ready(ctx, directory)
+    console.print(f"OTA back end {backend.path} on http://{host}:{port}/ (director/<VIN>/..., image/...)")
+    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")
