@@ -68,10 +68,11 @@ class RoleMetadata:
         return datetime.fromisoformat(self.signed["expires"].replace("Z", "+00:00"))
 
     def targets(self) -> dict[str, Target]:
-        return {
-            path: Target(path, int(entry["length"]), dict(entry["hashes"]), dict(entry.get("custom", {})))
-            for path, entry in self.signed.get("targets", {}).items()
-        }
+        return {path: _target(path, entry) for path, entry in self.signed.get("targets", {}).items()}
+
+    def target(self, path: str) -> Target | None:
+        entry = self.signed.get("targets", {}).get(path)
+        return None if entry is None else _target(path, entry)
 
     def delegations(self) -> list[DelegatedRole]:
         roles = (self.signed.get("delegations") or {}).get("roles", [])
@@ -80,6 +81,13 @@ class RoleMetadata:
     @property
     def custom(self) -> dict[str, Any]:
         return dict(self.signed.get("custom", {}))
+
+
+def _target(path: str, entry: dict[str, Any]) -> Target:
+    try:
+        return Target(path, int(entry["length"]), dict(entry["hashes"]), dict(entry.get("custom", {})))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MetadataError(f"targets entry {path!r}: {exc}") from None
 
 
 def parse_metadata(data: bytes, expected_type: str, what: str) -> tuple[dict[str, Any], dict[str, Signature]]:

@@ -130,7 +130,7 @@ class RepositoryClient:
                 continue
             visited.add(role)
             metadata = self._load_targets(repo, transport, now, role, delegator)
-            found = metadata.targets().get(path)
+            found = metadata.target(path)
             if found is not None:
                 return found
             children = []
