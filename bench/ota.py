@@ -97,43 +97,44 @@ def _world(path: Path, ecus: int) -> tuple[OtaBackend, dict[str, str]]:
     return backend, hardware
 
 
+def _verification_row(ecus: int, repeats: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        backend, hardware = _world(Path(tmp), ecus)
+        roots = (backend.read(f"director/{VIN}/1.root.json"), backend.read("image/metadata/1.root.json"))
+        assert roots[0] is not None and roots[1] is not None
+        transport = LocalTransport(backend.read, backend.post)
+        counters = dict.fromkeys(hardware, 0)
+        fetcher = _MemoryFetcher(backend.read)
+
+        def ours() -> None:
+            with tempfile.TemporaryDirectory() as store:
+                verifier = FullVerifier(VIN, Path(store), roots[0], roots[1], lambda: datetime.now(UTC))  # type: ignore[arg-type]
+                verified, _ = verifier.verify(transport, hardware, counters)
+                assert len(verified) == ecus
+
+        def baseline() -> None:
+            with tempfile.TemporaryDirectory() as store:
+                found = 0
+                updaters = []
+                for name, prefix, root in (
+                    ("d", f"director/{VIN}", roots[0]),
+                    ("i", "image/metadata", roots[1]),
+                ):
+                    directory = Path(store) / name
+                    directory.mkdir()
+                    updater = Updater(str(directory), f"mem://{prefix}/", fetcher=fetcher, bootstrap=root)
+                    updater.refresh()
+                    updaters.append(updater)
+                for path in updaters[0]._trusted_set.targets.targets:
+                    found += updaters[1].get_targetinfo(path) is not None
+                assert found == ecus
+
+        base, mine = _median_ms(baseline, repeats), _median_ms(ours, repeats)
+    return {"ecus": ecus, "baseline_ms": base, "ours_ms": mine, "speedup": base / mine}
+
+
 def bench_verification(repeats: int) -> list[dict[str, float]]:
-    rows = []
-    for ecus in (10, 100, 1000):
-        with tempfile.TemporaryDirectory() as tmp:
-            backend, hardware = _world(Path(tmp), ecus)
-            roots = (backend.read(f"director/{VIN}/1.root.json"), backend.read("image/metadata/1.root.json"))
-            assert roots[0] is not None and roots[1] is not None
-            transport = LocalTransport(backend.read, backend.post)
-            counters = dict.fromkeys(hardware, 0)
-            fetcher = _MemoryFetcher(backend.read)
-
-            def ours() -> None:
-                with tempfile.TemporaryDirectory() as store:
-                    verifier = FullVerifier(VIN, Path(store), roots[0], roots[1], lambda: datetime.now(UTC))  # type: ignore[arg-type]
-                    verified, _ = verifier.verify(transport, hardware, counters)
-                    assert len(verified) == ecus
-
-            def baseline() -> None:
-                with tempfile.TemporaryDirectory() as store:
-                    found = 0
-                    updaters = []
-                    for name, prefix, root in (
-                        ("d", f"director/{VIN}", roots[0]),
-                        ("i", "image/metadata", roots[1]),
-                    ):
-                        directory = Path(store) / name
-                        directory.mkdir()
-                        updater = Updater(str(directory), f"mem://{prefix}/", fetcher=fetcher, bootstrap=root)
-                        updater.refresh()
-                        updaters.append(updater)
-                    for path in updaters[0]._trusted_set.targets.targets:
-                        found += updaters[1].get_targetinfo(path) is not None
-                    assert found == ecus
-
-            base, mine = _median_ms(baseline, repeats), _median_ms(ours, repeats)
-            rows.append({"ecus": ecus, "baseline_ms": base, "ours_ms": mine, "speedup": base / mine})
-    return rows
+    return [_verification_row(ecus, repeats) for ecus in (10, 100, 1000)]
 
 
 def _real_binary() -> bytes:
