@@ -77,44 +77,13 @@ def test_cli_init_add_image_and_campaign(tmp_path: Path) -> None:
     spec.write_text(yaml.safe_dump({"id": "inverter-2-4", "image": IMAGE, "mode": "forced", "stages": [100]}))
 
     assert runner.invoke(app, ["ota", "init"], env=env).exit_code == 0
-    added = runner.invoke(
-        app,
-        [
-            "ota",
-            "add-image",
-            str(image),
-            "--name",
-            IMAGE,
-            "--version",
-            "2.4.0",
-            "--release-counter",
-            "24",
-            "--hardware",
-            "KDS-INV-110-400-B",
-        ],
-        env=env,
-    )
+    add = ["ota", "add-image", str(image), "--name", IMAGE, "--version", "2.4.0", "--release-counter", "24"]
+    added = runner.invoke(app, [*add, "--hardware", "KDS-INV-110-400-B"], env=env)
     assert added.exit_code == 0 and "signed by role" in added.output and "targets" in added.output
     created = runner.invoke(app, ["ota", "campaign", "create", str(spec)], env=env)
     assert created.exit_code == 0 and "campaign inverter-2-4: running" in created.output
     paused = runner.invoke(app, ["ota", "campaign", "pause", "inverter-2-4"], env=env)
     assert "paused" in paused.output
-    again = runner.invoke(
-        app,
-        [
-            "ota",
-            "add-image",
-            str(image),
-            "--name",
-            IMAGE,
-            "--version",
-            "2.4.0",
-            "--release-counter",
-            "24",
-            "--hardware",
-            "X",
-        ],
-        env=env,
-    )
+    again = runner.invoke(app, [*add, "--hardware", "X"], env=env)
     assert again.exit_code != 0
     assert "already exists" in str(again.exception)
