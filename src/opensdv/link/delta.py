@@ -60,7 +60,7 @@ def apply_delta(old: bytes, delta: bytes, max_length: int) -> bytes:
             new = bsdiff4.patch(old, body)
         else:
             raise DeltaError(f"unknown delta codec {codec.decode(errors='replace')!r}")
-    except (zstandard.ZstdError, ValueError, MemoryError) as exc:
+    except (zstandard.ZstdError, ValueError, OSError, MemoryError) as exc:
         raise DeltaError(f"{codec.decode(errors='replace')} delta does not apply: {exc}") from None
     if len(new) > max_length:
         raise DeltaError(f"delta rebuilds {len(new)} bytes, more than the image's {max_length}")
