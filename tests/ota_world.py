@@ -51,13 +51,17 @@ class World:
     registry: VehicleRegistry
     vehicles: dict[str, Primary] = field(default_factory=dict)
     definitions: dict[str, str] = field(default_factory=dict)
+    full_verification: set[str] = field(default_factory=set)  # ECU names that verify fully
 
     def transport(self) -> LocalTransport:
         return LocalTransport(self.backend.read, self.backend.post)
 
     def ecus(self, vin: str) -> list[EcuSpec]:
         vehicle = load_catalog().vehicle(self.definitions[vin])
-        return [EcuSpec(name, f"{vin}-{name}", ecu.hardware_id) for name, ecu in vehicle.ecus.items()]
+        return [
+            EcuSpec(name, f"{vin}-{name}", ecu.hardware_id, name in self.full_verification)
+            for name, ecu in vehicle.ecus.items()
+        ]
 
     def add_vehicle(self, definition: str, serial: int, **options: object) -> str:
         catalog = load_catalog()

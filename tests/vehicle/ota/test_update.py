@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opensdv.cloud.ota.director import Assignment
+from opensdv.cloud.ota.repository import RoleKeys
 from tests.ota_world import installed, make_world
 
 
@@ -42,3 +43,22 @@ def test_second_update_travels_as_a_delta(tmp_path: Path) -> None:
     assert outcome.full_bytes == 0
     assert 0 < outcome.delta_bytes < target.length / 50
     assert installed(world.vehicles[vin], "EAXLE_REAR") == "eaxle/inverter-2.4.1.bin"
+
+
+def test_a_fully_verifying_secondary_checks_the_primarys_bundle_across_a_key_rotation(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    vin = world.add_vehicle("nissan-leaf-40", 1)
+    world.full_verification = {"EAXLE_FRONT"}
+    world.vehicles[vin] = primary = world.open(vin)
+    world.backend.director.rotate("targets", RoleKeys(("director-targets-2",)))
+    world.add_image("eaxle/inverter-2.4.0.bin", "2.4.0", 24)
+    target, _ = world.backend.images.image("eaxle/inverter-2.4.0.bin")
+    world.backend.director.assign(vin, [Assignment(f"{vin}-EAXLE_FRONT", "KDS-INV-110-400-B", target)])
+
+    assert primary.update().status == "installed"
+
+    secondary = primary.ecus[f"{vin}-EAXLE_FRONT"]
+    assert secondary.full_verifier is not None
+    stored = secondary.full_verifier.director.store
+    assert stored.load("2.root") is not None and stored.load("targets") is not None
+    assert installed(primary, "EAXLE_FRONT") == "eaxle/inverter-2.4.0.bin"

@@ -21,7 +21,8 @@ from opensdv.cloud.ota.director import Director, ManifestOutcome
 from opensdv.cloud.ota.images import ImageRepository
 from opensdv.cloud.ota.inventory import Inventory
 from opensdv.cloud.ota.keys import KeyStore
-from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys, write_atomically
+from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys
+from opensdv.durable import write_atomically
 from opensdv.link.delta import make_delta
 from opensdv.storage.database import Database
 

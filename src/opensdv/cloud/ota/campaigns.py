@@ -162,27 +162,25 @@ class Campaigns:
                     created_at=now,
                 )
             )
-            eligible = []
-            for vehicle in self.inventory.vehicles():
-                _, why = self.eligibility(spec, vehicle)
-                status = "excluded" if why else "pending"
-                eligible += [vehicle.vin] if not why else []
+            verdicts = [(v.vin, self.eligibility(spec, v)[1]) for v in self.inventory.vehicles()]
+            eligible = sum(not why for _vin, why in verdicts)
+            position = 0
+            for vin, why in verdicts:
+                stage = -1
+                if not why:
+                    stage = next(
+                        i for i, pct in enumerate(spec.stages) if position < math.ceil(eligible * pct / 100)
+                    )
+                    position += 1
                 session.add(
                     OtaCampaignVehicleRow(
                         campaign_id=spec.id,
-                        vin=vehicle.vin,
-                        stage=-1,
-                        status=status,
+                        vin=vin,
+                        stage=stage,
+                        status="excluded" if why else "pending",
                         detail=why,
                         updated_at=now,
                     )
-                )
-            session.flush()
-            for position, vin in enumerate(eligible):
-                row = session.get(OtaCampaignVehicleRow, (spec.id, vin))
-                assert row is not None
-                row.stage = next(
-                    i for i, pct in enumerate(spec.stages) if position < math.ceil(len(eligible) * pct / 100)
                 )
         self._assign_stage(spec.id)
         return self.progress(spec.id)

@@ -18,7 +18,8 @@ from pathlib import Path
 from tuf.api.metadata import DelegatedRole, Delegations, Root, Snapshot, TargetFile, Targets, Timestamp
 
 from opensdv.cloud.ota.keys import KeyStore
-from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys, SignedRepository, write_atomically
+from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys, SignedRepository
+from opensdv.durable import write_atomically
 
 __all__ = ["DEFAULT_IMAGE_KEYS", "ImageInfo", "ImageRepository"]
 

@@ -9,20 +9,17 @@ the server.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from opensdv.errors import OpenSDVError
+from opensdv.durable import KeyFileError, ed25519_signer
 
 __all__ = ["KeyStore", "KeyStoreError"]
 
 
-class KeyStoreError(OpenSDVError):
-    """A key file is missing, unreadable or not an Ed25519 private key."""
+class KeyStoreError(KeyFileError):
+    """A key name is unusable, or its file is missing or not an Ed25519 private key."""
 
 
 class KeyStore:
@@ -38,30 +35,10 @@ class KeyStore:
             raise KeyStoreError(f"key name {name!r} must be letters, digits, '-' and '_'")
         return self.path / f"{name}.pem"
 
-    def exists(self, name: str) -> bool:
-        return self._file(name).exists()
-
     def signer(self, name: str, create: bool = True) -> CryptoSigner:
         if name in self._loaded:
             return self._loaded[name]
-        file = self._file(name)
-        if not file.exists():
-            if not create:
-                raise KeyStoreError(f"{file}: no such key")
-            self.path.mkdir(parents=True, exist_ok=True)
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as out:
-                out.write(pem)
-        try:
-            private = serialization.load_pem_private_key(file.read_bytes(), password=None)
-        except (ValueError, TypeError, OSError) as exc:
-            raise KeyStoreError(f"{file}: not a readable unencrypted PEM private key ({exc})") from None
-        if not isinstance(private, Ed25519PrivateKey):
-            raise KeyStoreError(f"{file}: expected an Ed25519 key, found {type(private).__name__}")
-        signer = self._loaded[name] = CryptoSigner(private)
+        signer = self._loaded[name] = ed25519_signer(self._file(name), create)
         if self._names_by_keyid is not None:
             self._names_by_keyid[signer.public_key.keyid] = name
         return signer

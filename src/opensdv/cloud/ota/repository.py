@@ -10,7 +10,6 @@ filenames (``N.root.json``, ``timestamp.json``, ``N.snapshot.json``, ``N.targets
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,10 +28,11 @@ from tuf.api.metadata import (
 )
 
 from opensdv.cloud.ota.keys import KeyStore
+from opensdv.durable import write_atomically
 from opensdv.errors import OpenSDVError
 from opensdv.link.canonical import canonical_bytes
 
-__all__ = ["DEFAULT_EXPIRY", "OtaRepositoryError", "RoleKeys", "SignedRepository", "write_atomically"]
+__all__ = ["DEFAULT_EXPIRY", "OtaRepositoryError", "RoleKeys", "SignedRepository", "sign_metadata"]
 
 TOP_LEVEL = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
 DEFAULT_EXPIRY = {
@@ -57,17 +57,6 @@ class RoleKeys:
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= len(self.names):
             raise OtaRepositoryError(f"threshold {self.threshold} needs 1..{len(self.names)} keys")
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new contents, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
 
 
 def sign_metadata(metadata: Metadata[Any], signers: list[Signer]) -> bytes:
@@ -246,13 +235,8 @@ class SignedRepository:
         root.version += 1
         root.expires = self._expires(Root.type)
         new = Metadata(root)
-        data = canonical_bytes(root.to_dict())
         signers = {s.public_key.keyid: s for s in [*old_root_signers, *self._signers(Root.type, new)]}
-        new.signatures.clear()
-        for signer in signers.values():
-            signature = signer.sign(data)
-            new.signatures[signature.keyid] = signature
-        contents = json.dumps(new.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+        contents = sign_metadata(new, list(signers.values()))
         write_atomically(self.root_dir / f"{root.version}.root.json", contents)
         write_atomically(self.root_dir / "root.json", contents)
         self._cache["root"] = new

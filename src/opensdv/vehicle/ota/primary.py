@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from securesystemslib.signer import Signer
-from tuf.api.metadata import Targets
 
 from opensdv.link.delta import DeltaError, apply_delta
 from opensdv.link.uptane import VehicleVersionManifest, sign_envelope
 from opensdv.vehicle.ota.ecu import EcuClient
 from opensdv.vehicle.ota.errors import DownloadError, ImageMismatchError, UpdateError
-from opensdv.vehicle.ota.transport import Transport
+from opensdv.vehicle.ota.transport import LocalTransport, RecordingTransport, Transport
 from opensdv.vehicle.ota.verification import FullVerifier, VerifiedTarget
 
 __all__ = ["Primary", "UpdateOutcome", "VehicleConditions"]
@@ -78,7 +77,8 @@ class Primary:
         hardware = {s: e.hardware_id for s, e in self.ecus.items()}
         counters = {s: e.release_counter for s, e in self.ecus.items()}
         try:
-            verified, terms = self.verifier.verify(self.transport, hardware, counters)
+            recorder = RecordingTransport(self.transport)
+            verified, terms = self.verifier.verify(recorder, hardware, counters)
         except UpdateError as exc:
             self.ecus[self.primary_serial].record_failure("metadata", exc.code, str(exc))
             return UpdateOutcome("refused", f"{exc.code}: {exc}")
@@ -101,14 +101,17 @@ class Primary:
             return UpdateOutcome("failed", f"{exc.code}: {exc}")
         if terms.get("mode") == "download-only":
             return UpdateOutcome("downloaded", f"{len(images)} images staged")
-        instruction = (
-            self.verifier.director.trusted.role(Targets.type).raw if self.verifier.director.trusted else b""
-        )
+        instruction = self.verifier.director_targets()
+        bundle = LocalTransport(lambda path: self._bundle_file(recorder.files, path), self.transport.post)
         for v in todo:
             ecu = self.ecus[v.ecu_serial]
             try:
-                ecu.sync_roots(lambda version: self.verifier.director.store.load(f"{version}.root"))
-                target = ecu.verify_partial(instruction)
+                if ecu.full_verifier is not None:
+                    own = ecu.verify_full(bundle, hardware, counters)
+                    target = own.target if own else None
+                else:
+                    ecu.sync_roots(lambda version: self.verifier.director.store.load(f"{version}.root"))
+                    target = ecu.verify_partial(instruction)
             except UpdateError as exc:
                 ecu.record_failure(v.target.path, exc.code, str(exc))
                 outcome.results[v.ecu_serial] = exc.code
@@ -122,6 +125,17 @@ class Primary:
         if any(code != "ok" for code in outcome.results.values()):
             outcome.status = "failed"
         return outcome
+
+    def _bundle_file(self, fetched: dict[str, bytes], path: str) -> bytes | None:
+        """What full-verifying ECUs check: the files this cycle fetched, plus every root version the
+        primary holds, so an ECU behind on the root chain can walk it up."""
+        if path in fetched:
+            return fetched[path]
+        name = path.rsplit("/", 1)[-1]
+        if not name.endswith(".root.json"):
+            return None
+        client = self.verifier.director if path.startswith("director/") else self.verifier.images
+        return client.store.load(name.removesuffix(".json"))
 
     def _preconditions(self, terms: dict[str, Any]) -> str:
         state = self.conditions()

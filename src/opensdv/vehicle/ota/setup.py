@@ -7,15 +7,15 @@ primary also gets the image repository's root.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner
 
+from opensdv.durable import ed25519_signer
 from opensdv.vehicle.ota.ecu import EcuClient
 from opensdv.vehicle.ota.primary import Primary, VehicleConditions
 from opensdv.vehicle.ota.slots import AbSlots, SlotImage
@@ -35,22 +35,10 @@ class EcuSpec:
 
 def ecu_key(directory: Path) -> CryptoSigner:
     """The ECU's signing key, created on first start (a stand-in for a key burnt in at the factory)."""
-    file = directory / "ecu_key.pem"
-    if not file.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        file.write_bytes(
-            Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        file.chmod(0o600)
-    private = serialization.load_pem_private_key(file.read_bytes(), password=None)
-    return CryptoSigner(private)
+    return ed25519_signer(directory / "ecu_key.pem")
 
 
 def factory_image(hardware_id: str) -> tuple[SlotImage, bytes]:
-    import hashlib
-
     data = f"{hardware_id} factory firmware 1.0.0\n".encode() * 64
     image = SlotImage(
         f"factory/{hardware_id}-1.0.0.bin",

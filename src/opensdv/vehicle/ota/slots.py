@@ -11,12 +11,12 @@ always either before or after it, and ``boot`` resolves whatever was left half d
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from opensdv.durable import write_atomically
 from opensdv.vehicle.ota.errors import InstallError
 
 __all__ = ["INSTALL_STEPS", "AbSlots", "PowerLossError", "SlotImage", "SlotState"]
@@ -62,15 +62,6 @@ def _other(slot: Slot) -> Slot:
     return "b" if slot == "a" else "a"
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
 class AbSlots:
     """Two slots and a state file under ``directory``; ``crash`` is called before every step."""
 
@@ -88,15 +79,15 @@ class AbSlots:
         if not self._state_file.exists():
             directory.mkdir(parents=True, exist_ok=True)
             image, data = factory_image
-            _write_atomically(self._slot_file("a"), data)
-            _write_atomically(self._state_file, SlotState(images={"a": image, "b": None}).to_json())
+            write_atomically(self._slot_file("a"), data)
+            write_atomically(self._state_file, SlotState(images={"a": image, "b": None}).to_json())
         self.state = SlotState.from_json(self._state_file.read_bytes())
 
     def _slot_file(self, slot: Slot) -> Path:
         return self.directory / f"slot_{slot}.img"
 
     def _save(self) -> None:
-        _write_atomically(self._state_file, self.state.to_json())
+        write_atomically(self._state_file, self.state.to_json())
 
     @property
     def active_image(self) -> SlotImage:
@@ -114,7 +105,7 @@ class AbSlots:
             raise InstallError(f"{self.directory}: slot {self.state.pending} is still pending", "busy")
         target = _other(self.state.active)
         self.crash("write")
-        _write_atomically(self._slot_file(target), data)
+        write_atomically(self._slot_file(target), data)
         self.crash("switch")
         self.state.images[target] = image
         self.state.pending, self.state.boot_attempts = target, 0

@@ -16,7 +16,7 @@ import urllib3
 
 from opensdv.vehicle.ota.errors import DownloadError
 
-__all__ = ["HttpTransport", "LocalTransport", "NotFoundError", "Transport"]
+__all__ = ["HttpTransport", "LocalTransport", "NotFoundError", "RecordingTransport", "Transport"]
 
 
 class NotFoundError(DownloadError):
@@ -138,3 +138,20 @@ class LocalTransport:
 
     def post(self, path: str, data: bytes) -> bytes:
         return self._post(path, data)
+
+
+class RecordingTransport:
+    """Passes requests through and keeps what it fetched: the metadata bundle the primary hands to
+    secondaries that verify fully (they check the very files the primary checked)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.files: dict[str, bytes] = {}
+
+    def get(self, path: str, max_length: int) -> bytes:
+        data = self.inner.get(path, max_length)
+        self.files[path] = data
+        return data
+
+    def post(self, path: str, data: bytes) -> bytes:
+        return self.inner.post(path, data)

@@ -43,13 +43,13 @@ class Target:
     custom: dict[str, Any]
 
     def verify(self, data: bytes) -> bool:
-        if len(data) != self.length:
-            return False
-        return all(
-            hashlib.new(algorithm, data).hexdigest() == digest
-            for algorithm, digest in self.hashes.items()
-            if algorithm in hashlib.algorithms_available
-        ) and any(a in hashlib.algorithms_available for a in self.hashes)
+        """Right length and every hash this client can compute matches (at least one must be)."""
+        return len(data) == self.length and _hashes_match(self.hashes, data)
+
+
+def _hashes_match(hashes: dict[str, str], data: bytes) -> bool:
+    known = {a: d for a, d in hashes.items() if a in hashlib.algorithms_available}
+    return bool(known) and all(hashlib.new(a, data).hexdigest() == d for a, d in known.items())
 
 
 @dataclass(frozen=True)
@@ -283,6 +283,6 @@ def _check_file(meta: dict[str, Any], data: bytes, what: str) -> None:
     length = meta.get("length")
     if length is not None and len(data) != length:
         raise VersionMismatchError(f"{what}: {len(data)} bytes, the parent role says {length}")
-    for algorithm, digest in (meta.get("hashes") or {}).items():
-        if hashlib.new(algorithm, data).hexdigest() != digest:
-            raise VersionMismatchError(f"{what}: {algorithm} differs from the parent role's")
+    hashes = meta.get("hashes")
+    if hashes and not _hashes_match(dict(hashes), data):
+        raise VersionMismatchError(f"{what}: hashes differ from the parent role's")

@@ -8,7 +8,6 @@ already runs. Trusted metadata is stored between runs so rollback checks survive
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from tuf.api.metadata import Root, Snapshot, Targets, Timestamp
 
+from opensdv.durable import write_atomically
 from opensdv.vehicle.ota.errors import ImageMismatchError, MetadataError, RollbackError
 from opensdv.vehicle.ota.transport import NotFoundError, Transport
 from opensdv.vehicle.ota.trust import RoleMetadata, Target, TrustedRepository, parse_metadata
@@ -53,10 +53,7 @@ class MetadataStore:
         return path.read_bytes() if path.exists() else None
 
     def save(self, role: str, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{role}.json.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.directory / f"{role}.json")
+        write_atomically(self.directory / f"{role}.json", data)
 
     def delete(self, role: str) -> None:
         (self.directory / f"{role}.json").unlink(missing_ok=True)
@@ -170,6 +167,12 @@ class FullVerifier:
         self.images = RepositoryClient(
             "image repository", "image/metadata", MetadataStore(storage / "image"), image_root
         )
+
+    def director_targets(self) -> bytes:
+        """The director targets metadata of the last verification, as secondaries receive it."""
+        if self.director.trusted is None:
+            raise MetadataError("director: no verified targets yet")
+        return self.director.trusted.role(Targets.type).raw
 
     def verify(
         self, transport: Transport, hardware_ids: dict[str, str], release_counters: dict[str, int]
