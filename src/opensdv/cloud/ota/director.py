@@ -19,7 +19,7 @@ from typing import Any
 from tuf.api.metadata import Root, Snapshot, TargetFile, Targets, Timestamp
 
 from opensdv.cloud.ota.images import ImageRepository
-from opensdv.cloud.ota.inventory import Inventory
+from opensdv.cloud.ota.inventory import InstalledReport, Inventory, OtaEvent
 from opensdv.cloud.ota.keys import KeyStore
 from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys, SignedRepository
 from opensdv.link.uptane import (
@@ -164,6 +164,8 @@ class Director:
             )
         now = self.clock()
         outcome = ManifestOutcome(vin)
+        installed: list[InstalledReport] = []
+        events: list[OtaEvent] = []
         for serial, report_envelope in manifest.ecu_version_reports.items():
             ecu = state.ecu(serial)
             try:
@@ -178,26 +180,24 @@ class Director:
                     raise ManifestError(f"report of {serial} repeats nonce {report.nonce} (a replay)")
             except ManifestError as exc:
                 outcome.refused[serial] = str(exc)
-                self.inventory.add_event(vin, serial, now, "report-refused", str(exc))
+                events.append(OtaEvent(vin, serial, now, "report-refused", str(exc)))
                 continue
             image = report.installed_image
-            self.inventory.record_installed(
-                vin,
-                serial,
-                image.filename,
-                image.hashes.get("sha256", ""),
-                self._version_of(image.filename, image.hashes.get("sha256", "")),
-                report.release_counter,
-                report.nonce,
-                now,
+            sha256 = image.hashes.get("sha256", "")
+            version = self._version_of(image.filename, sha256)
+            installed.append(
+                InstalledReport(
+                    serial, image.filename, sha256, version, report.release_counter, report.nonce, now
+                )
             )
             if report.attacks_detected:
-                self.inventory.add_event(vin, serial, now, "attack-detected", report.attacks_detected)
+                events.append(OtaEvent(vin, serial, now, "attack-detected", report.attacks_detected))
             if report.last_install is not None:
-                kind = "install-succeeded" if report.last_install.success else "install-failed"
-                detail = (
-                    f"{report.last_install.target}: {report.last_install.code} {report.last_install.detail}"
+                last = report.last_install
+                kind = "install-succeeded" if last.success else "install-failed"
+                events.append(
+                    OtaEvent(vin, serial, now, kind, f"{last.target}: {last.code} {last.detail}".strip())
                 )
-                self.inventory.add_event(vin, serial, now, kind, detail.strip())
             outcome.reports.append(report)
+        self.inventory.record_manifest(vin, installed, events)
         return outcome

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from opensdv.storage.database import Database, StorageError
 from opensdv.storage.tables import EcuRow, OtaEcuRow, OtaEventRow, OtaVehicleRow, VehicleRow
 
-__all__ = ["EcuState", "Inventory", "OtaEvent", "VehicleState"]
+__all__ = ["EcuState", "InstalledReport", "Inventory", "OtaEvent", "VehicleState"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,19 @@ class VehicleState:
     @property
     def primary(self) -> EcuState | None:
         return next((e for e in self.ecus if e.is_primary), None)
+
+
+@dataclass(frozen=True)
+class InstalledReport:
+    """What one verified ECU report says is installed."""
+
+    serial: str
+    filename: str
+    sha256: str
+    version: str | None
+    release_counter: int
+    nonce: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -114,9 +127,19 @@ class Inventory:
             ota_vehicle.rxswin = rxswin or ota_vehicle.rxswin or ""
             session.add(ota_vehicle)
 
+    def _ecu_rows(self, session: Session, vehicle: VehicleRow) -> list[tuple[EcuRow, OtaEcuRow | None]]:
+        """Each ECU with its OTA row, in one query (not one per ECU)."""
+        query = (
+            select(EcuRow, OtaEcuRow)
+            .outerjoin(OtaEcuRow, OtaEcuRow.ecu_id == EcuRow.id)
+            .where(EcuRow.vehicle_id == vehicle.id)
+            .order_by(EcuRow.name)
+        )
+        return [(ecu, ota) for ecu, ota in session.execute(query).tuples()]
+
     def _state(self, session: Session, vehicle: VehicleRow) -> VehicleState:
         ota_vehicle = session.get(OtaVehicleRow, vehicle.id)
-        ecus = tuple(_ecu_state(e, session.get(OtaEcuRow, e.id)) for e in vehicle.ecus)
+        ecus = tuple(_ecu_state(e, ota) for e, ota in self._ecu_rows(session, vehicle))
         return VehicleState(
             vin=vehicle.vin,
             brand=vehicle.brand,
@@ -139,28 +162,22 @@ class Inventory:
                 query = query.where(VehicleRow.vin.in_(list(vins)))
             return [self._state(session, row) for row in session.scalars(query)]
 
-    def record_installed(
-        self,
-        vin: str,
-        serial: str,
-        filename: str,
-        sha256: str,
-        version: str | None,
-        release_counter: int,
-        nonce: str,
-        at: datetime,
-    ) -> None:
+    def record_manifest(self, vin: str, reports: list[InstalledReport], events: list[OtaEvent]) -> None:
+        """Store a manifest's verified reports and its events in one transaction."""
         with self._db.session() as session:
-            ecu = session.scalar(
-                select(EcuRow).join(VehicleRow).where(VehicleRow.vin == vin, EcuRow.serial == serial)
+            vehicle = self._vehicle_row(session, vin)
+            by_serial = {ecu.serial: ota for ecu, ota in self._ecu_rows(session, vehicle)}
+            for report in reports:
+                row = by_serial.get(report.serial)
+                if row is None:
+                    raise StorageError(f"vehicle {vin}: ECU {report.serial} is not enrolled for OTA")
+                row.installed_filename, row.installed_sha256 = report.filename, report.sha256
+                row.installed_version, row.release_counter = report.version, report.release_counter
+                row.last_nonce, row.last_report_at = report.nonce, report.at
+            session.add_all(
+                OtaEventRow(vin=e.vin, ecu_serial=e.ecu_serial, at=e.at, kind=e.kind, detail=e.detail)
+                for e in events
             )
-            row = session.get(OtaEcuRow, ecu.id) if ecu else None
-            if row is None:
-                raise StorageError(f"vehicle {vin}: ECU {serial} is not enrolled for OTA")
-            row.installed_filename, row.installed_sha256 = filename, sha256
-            row.installed_version = version
-            row.release_counter = release_counter
-            row.last_nonce, row.last_report_at = nonce, at
 
     def set_rxswin(self, vin: str, rxswin: str, at: datetime) -> None:
         with self._db.session() as session:
@@ -168,10 +185,6 @@ class Inventory:
             row = session.get(OtaVehicleRow, vehicle.id) or OtaVehicleRow(vehicle_id=vehicle.id)
             row.rxswin, row.last_manifest_at = rxswin, at
             session.add(row)
-
-    def add_event(self, vin: str, ecu_serial: str, at: datetime, kind: str, detail: str = "") -> None:
-        with self._db.session() as session:
-            session.add(OtaEventRow(vin=vin, ecu_serial=ecu_serial, at=at, kind=kind, detail=detail))
 
     def events(self, vin: str | None = None) -> list[OtaEvent]:
         with self._db.session() as session:

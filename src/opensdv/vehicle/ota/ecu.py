@@ -151,6 +151,11 @@ class EcuClient:
         result = self.slots.state.last_result
         return InstallResult(**result) if result else InstallResult(target="", success=True, code="ok")
 
+    def acknowledge(self) -> None:
+        """The director has the report: results and detected attacks are not sent again."""
+        self.attacks_detected = ""
+        self.slots.forget_result()
+
     # -- reporting ------------------------------------------------------------------------------
     def report(self) -> SignedEnvelope:
         image = self.slots.active_image

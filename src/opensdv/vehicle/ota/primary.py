@@ -187,5 +187,5 @@ class Primary:
     def send_manifest(self) -> bytes:
         reply = self.transport.post(f"director/{self.vin}/manifest", self.manifest())
         for ecu in self.ecus.values():
-            ecu.attacks_detected = ""
+            ecu.acknowledge()
         return reply

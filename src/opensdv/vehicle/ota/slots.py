@@ -162,3 +162,8 @@ class AbSlots:
         """Remember a failure that happened before anything was written (verification, download)."""
         self.state.last_result = {"target": target, "success": False, "code": code, "detail": detail}
         self._save()
+
+    def forget_result(self) -> None:
+        if self.state.last_result is not None:
+            self.state.last_result = None
+            self._save()
