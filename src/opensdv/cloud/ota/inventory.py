@@ -135,7 +135,7 @@ class Inventory:
             .where(EcuRow.vehicle_id == vehicle.id)
             .order_by(EcuRow.name)
         )
-        return [(ecu, ota) for ecu, ota in session.execute(query).tuples()]
+        return [(row[0], row[1]) for row in session.execute(query)]
 
     def _state(self, session: Session, vehicle: VehicleRow) -> VehicleState:
         ota_vehicle = session.get(OtaVehicleRow, vehicle.id)
