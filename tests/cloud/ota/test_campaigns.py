@@ -111,10 +111,26 @@ def test_preconditions_postpone_until_parked_with_energy_and_consent(tmp_path: P
     assert primary.update().status == "installed"
 
 
+def test_maintenance_window_is_kept_by_the_vehicles_trusted_clock(tmp_path: Path) -> None:
+    world = make_world(tmp_path)  # the trusted clock starts at 12:00 UTC
+    vin = world.add_vehicle("nissan-leaf-40", 1)
+    world.add_image(IMAGE, "2.4.0", 24)
+    world.backend.campaigns.create(
+        CampaignSpec(id="night", image=IMAGE, stages=[100], mode="forced", maintenance_window_utc=(22, 4))
+    )
+    primary = world.vehicles[vin]
+
+    assert primary.update().detail == "outside the maintenance window 22:00-04:00 UTC"
+    world.clock.advance(hours=13)  # 01:00, inside the window that spans midnight
+    assert primary.update().status == "installed"
+
+
 def test_bad_campaign_specs_are_refused_with_the_field(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="stages"):
         CampaignSpec(id="x", image=IMAGE, stages=[50, 40, 100], mode="forced")
     with pytest.raises(ValidationError, match="consent"):
         CampaignSpec(id="x", image=IMAGE, mode="soft")
+    with pytest.raises(ValidationError, match="maintenance_window_utc"):
+        CampaignSpec(id="x", image=IMAGE, mode="forced", maintenance_window_utc=(3, 3))
     with pytest.raises(ValidationError, match="id"):
         CampaignSpec(id="Bad Id", image=IMAGE, mode="forced")

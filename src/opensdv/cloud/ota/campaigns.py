@@ -73,7 +73,9 @@ class CampaignSpec(_Spec):
     mode: Literal["forced", "soft", "download-only"] = "soft"
     consent: Consent | None = None
     energy_kwh: float = Field(default=1.0, ge=0, description="install + rollback, checked by the vehicle")
-    maintenance_window_utc: tuple[int, int] | None = Field(default=None, description="hours [start, end)")
+    maintenance_window_utc: tuple[int, int] | None = Field(
+        default=None, description="install only from hour start to hour end (UTC; 22-4 spans midnight)"
+    )
     rxswin_after: str | None = None
 
     @model_validator(mode="after")
@@ -82,6 +84,11 @@ class CampaignSpec(_Spec):
             raise ValueError(f"stages {self.stages} must increase")
         if self.stages[-1] != 100.0 or self.stages[0] <= 0:
             raise ValueError(f"stages {self.stages} must end at 100 (per cent of eligible vehicles)")
+        window = self.maintenance_window_utc
+        if window is not None and not (
+            0 <= window[0] <= 23 and 0 <= window[1] <= 23 and window[0] != window[1]
+        ):
+            raise ValueError(f"maintenance_window_utc {list(window)}: two different hours 0-23")
         if self.mode == "soft" and self.consent is None:
             raise ValueError("a soft campaign asks the user: give consent terms (purpose, duration_min)")
         return self

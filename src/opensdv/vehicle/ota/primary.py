@@ -46,6 +46,11 @@ def _parked(_: None = None) -> VehicleConditions:
     return VehicleConditions(parked=True, battery_kwh=100.0)
 
 
+def _in_window(hour: int, start: int, end: int) -> bool:
+    """[start, end) in hours; a window like 22-4 runs over midnight."""
+    return start <= hour < end if start <= end else hour >= start or hour < end
+
+
 class Primary:
     def __init__(
         self,
@@ -144,6 +149,9 @@ class Primary:
         needed = int(terms.get("energy_wh", 0)) / 1000
         if state.battery_kwh < needed:
             return f"{state.battery_kwh:.1f} kWh available, the install and a rollback need {needed:.1f} kWh"
+        window = terms.get("maintenance_window_utc")
+        if window and not _in_window(self.verifier.clock().hour, int(window[0]), int(window[1])):
+            return f"outside the maintenance window {window[0]:02d}:00-{window[1]:02d}:00 UTC"
         consent = terms.get("consent")
         if terms.get("mode") != "forced" and consent and not self.consent(dict(consent)):
             return "the driver has not consented"
