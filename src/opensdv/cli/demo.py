@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import tempfile
+from pathlib import Path
 
 import typer
 from kuksa_client.grpc.aio import VSSClient
+from rich.console import Group
 from rich.live import Live
-from rich.table import Table
+from rich.text import Text
 
 from opensdv.cli._common import component_catalog, console, table
 from opensdv.demo import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
+from opensdv.demo_ota import DemoOta, start_demo_ota
 
 EPILOG = (
     "Examples:\n\n  opensdv demo\n\n  opensdv demo --duration 10\n\n"
@@ -36,8 +40,16 @@ async def _read(item: DemoVehicle, paths: list[str]) -> dict[str, object]:
     return {path: (point.value if point is not None else None) for path, point in values.items()}
 
 
-async def _live_table(running: list[DemoVehicle]) -> Table:
-    shown = table("vehicle", "cycle", *LIVE, "CAN frames", title="Live signals, read over kuksa.val gRPC")
+async def _live_table(running: list[DemoVehicle], ota: DemoOta) -> Group:
+    shown = table(
+        "vehicle",
+        "cycle",
+        *LIVE,
+        "CAN frames",
+        "inverter fw",
+        "OTA",
+        title="Live signals, read over kuksa.val gRPC",
+    )
     for item in running:
         values = await _read(item, list(LIVE.values()))
         cells = [
@@ -49,8 +61,23 @@ async def _live_table(running: list[DemoVehicle]) -> Table:
             for p in LIVE.values()
         ]
         frames = item.feeder.stats.frames if item.feeder else 0
-        shown.add_row(item.vehicle.title, item.twin.cycle.name if item.twin else "-", *cells, f"{frames:,}")
-    return shown
+        shown.add_row(
+            item.vehicle.title,
+            item.twin.cycle.name if item.twin else "-",
+            *cells,
+            f"{frames:,}",
+            ota.inverter_version(item.vin),
+            ota.status.get(item.vin, "-"),
+        )
+    return Group(shown, Text(_campaign_line(ota)))
+
+
+def _campaign_line(ota: DemoOta) -> str:
+    p = ota.progress()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
+    return f"OTA campaign {p.id}: {p.state}, stage {p.stage + 1}/{p.stages} ({counts})" + (
+        f" — {p.reason}" if p.reason else ""
+    )
 
 
 async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> None:
@@ -64,6 +91,8 @@ async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> Non
 async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> None:
     vehicles = component_catalog(ctx).all_vehicles()
     running = await start_demo_vehicles(vehicles, base_port)
+    scratch = tempfile.TemporaryDirectory(prefix="opensdv-demo-ota-")
+    ota_task: asyncio.Task[None] | None = None
     try:
         shown = table(
             "vehicle",
@@ -98,12 +127,22 @@ async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> N
             f"{len(vehicles)} vehicles of {len(brands)} brands ({', '.join(brands)}) share "
             f"{len(modules)} battery module types and {len(axles)} e-axle types."
         )
-        await _watch(running, duration)
+        ota = start_demo_ota(running, Path(scratch.name))
+        console.print(
+            f"OTA: Uptane director + image repository in {scratch.name}; {_campaign_line(ota)}. "
+            "Cars install when they stop; the Mitsubishi's inverter is set to fail its health check."
+        )
+        ota_task = asyncio.create_task(ota.run())
+        await _watch(running, ota, duration)
     finally:
+        if ota_task is not None:
+            ota_task.cancel()
+            await asyncio.gather(ota_task, return_exceptions=True)
         await stop_demo_vehicles(running)
+        scratch.cleanup()
 
 
-async def _watch(running: list[DemoVehicle], duration: float | None) -> None:
+async def _watch(running: list[DemoVehicle], ota: DemoOta, duration: float | None) -> None:
     """Refresh the live table every second until Ctrl-C or ``duration`` seconds."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,13 +153,13 @@ async def _watch(running: list[DemoVehicle], duration: float | None) -> None:
         console.print(
             "twins drive their cycles through their brand CAN adapters; [bold]Ctrl-C[/bold] stops the demo"
         )
-    with Live(await _live_table(running), console=console, auto_refresh=False) as live:
+    with Live(await _live_table(running, ota), console=console, auto_refresh=False) as live:
         while not stop.is_set() and (ends is None or loop.time() < ends):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     stop.wait(), timeout=min(1.0, max(0.0, ends - loop.time())) if ends else 1.0
                 )
-            live.update(await _live_table(running), refresh=True)
+            live.update(await _live_table(running, ota), refresh=True)
 
 
 def run(
@@ -131,5 +170,5 @@ def run(
     base_port: int = typer.Option(55555, min=0, max=65535, help="first broker port (0: any free ports)"),
 ) -> None:
     """Run the platform demo: every demo vehicle built from shared standard components, each with
-    its own running data broker."""
+    its own running data broker, and an OTA campaign rolling out to them."""
     asyncio.run(_demo(ctx, duration, base_port))

@@ -10,7 +10,7 @@ Routes (relative to the server root):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +56,7 @@ class OtaBackend:
         self.images.initialise(image_keys)
         self.director.initialise(director_keys)
 
-    def enrol(self, vin: str, keys: dict[str, Key], primary: str, rxswin: str = "") -> None:
+    def enrol(self, vin: str, keys: Mapping[str, Key], primary: str, rxswin: str = "") -> None:
         """Record the vehicle's ECU keys and give it its (empty) director metadata."""
         self.inventory.enrol(vin, keys, primary, rxswin)
         self.director.repository(vin)

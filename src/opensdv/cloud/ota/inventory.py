@@ -7,7 +7,7 @@ a vehicle is registered once, then enrolled for OTA with the public key of every
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -106,7 +106,7 @@ class Inventory:
             raise StorageError(f"no vehicle with VIN {vin!r} is registered")
         return row
 
-    def enrol(self, vin: str, keys: dict[str, Key], primary: str, rxswin: str = "") -> None:
+    def enrol(self, vin: str, keys: Mapping[str, Key], primary: str, rxswin: str = "") -> None:
         """Record each ECU's public key (by ECU name) and which ECU is the primary."""
         with self._db.session() as session:
             vehicle = self._vehicle_row(session, vin)
