@@ -79,6 +79,7 @@ def test_demo_shows_three_brands_with_running_brokers() -> None:
     assert code == 0, out
     assert "compatibility checks: all pass" in out
     assert "brands read back over kuksa.val gRPC: Nissan, Honda, Mitsubishi, Nissan" in out
+    assert "campaign eaxle-inverter-2-4: running, stage 1/2 (assigned 2, pending 2)" in " ".join(out.split())
 
 
 def test_db_upgrade_then_status(tmp_path: Path) -> None:
