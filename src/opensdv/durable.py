@@ -22,14 +22,16 @@ class KeyFileError(OpenSDVError):
     """A key file is missing, unreadable or not an Ed25519 private key."""
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers (and a restart after power loss) see the old contents or the new, never half."""
+def write_atomically(path: Path, data: bytes, sync: bool = True) -> None:
+    """Readers see the old contents or the new, never half. With ``sync`` the new contents are on
+    disk before the rename, so a power cut cannot leave the old ones behind either."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("wb") as out:
         out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+        if sync:
+            out.flush()
+            os.fsync(out.fileno())
     os.replace(tmp, path)
 
 

@@ -53,7 +53,9 @@ class MetadataStore:
         return path.read_bytes() if path.exists() else None
 
     def save(self, role: str, data: bytes) -> None:
-        write_atomically(self.directory / f"{role}.json", data)
+        # Not fsync'd (as ngclient): after a power cut the previous trusted file is still a valid
+        # state to check against, and the newer one is fetched again.
+        write_atomically(self.directory / f"{role}.json", data, sync=False)
 
     def delete(self, role: str) -> None:
         (self.directory / f"{role}.json").unlink(missing_ok=True)
