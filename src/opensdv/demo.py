@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from opensdv.model.vss import VssCatalog, load_default_vss
 from opensdv.vehicle.attributes import vehicle_attributes
 from opensdv.vehicle.broker import ALLOW_ALL, Broker, BrokerServer, InvalidArgument
 from opensdv.vehicle.can import Adapter, BrokerSink, EcuSimulator, Feeder, bus_frames, load_mapping
+from opensdv.vehicle.safety import ActuationGuard, SafetyPolicy, load_policy
 from opensdv.vehicle.twin import TwinRuntime
 
 __all__ = ["DemoVehicle", "demo_vin", "start_demo_vehicles", "stop_demo_vehicles"]
@@ -86,9 +88,10 @@ async def _attach_powertrain(item: DemoVehicle) -> None:
 async def start_demo_vehicles(vehicles: list[Vehicle], base_port: int = 55555) -> list[DemoVehicle]:
     """Start a broker per vehicle on ``base_port``, ``base_port + 1``, ... (any free port if taken)."""
     catalog = load_default_vss()
+    policy = load_policy()
     started: list[DemoVehicle] = []
     try:
-        await _start_each(vehicles, base_port, catalog, started)
+        await _start_each(vehicles, base_port, catalog, policy, started)
     except BaseException:
         await stop_demo_vehicles(started)  # nothing half-started outlives a failure
         raise
@@ -96,11 +99,15 @@ async def start_demo_vehicles(vehicles: list[Vehicle], base_port: int = 55555) -
 
 
 async def _start_each(
-    vehicles: list[Vehicle], base_port: int, catalog: VssCatalog, started: list[DemoVehicle]
+    vehicles: list[Vehicle],
+    base_port: int,
+    catalog: VssCatalog,
+    policy: SafetyPolicy,
+    started: list[DemoVehicle],
 ) -> None:
     for index, vehicle in enumerate(vehicles):
         vin = demo_vin(vehicle, index + 1)
-        broker = Broker(catalog)
+        broker = Broker(catalog, guard=ActuationGuard(policy, time.time))
         broker.publish(vehicle_attributes(vehicle, vin), ALLOW_ALL)
         server = BrokerServer(broker, f"127.0.0.1:{base_port + index}" if base_port else "127.0.0.1:0")
         try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import time
 from pathlib import Path
 
 import typer
@@ -24,6 +25,7 @@ from opensdv.vehicle.broker import (
     mint_token,
     write_dev_pki,
 )
+from opensdv.vehicle.safety import ActuationGuard, load_policy
 
 app = typer.Typer(
     name="broker", help="The vehicle data broker (KUKSA kuksa.val v2 + v1 over gRPC).", no_args_is_help=True
@@ -104,6 +106,12 @@ def serve(
     stale_after: float | None = typer.Option(
         None, help="seconds after which an un-updated signal counts as stale"
     ),
+    safety_policy: Path | None = typer.Option(
+        None, help="safety policy for actuations (default: the platform policy shipped with OpenSDV)"
+    ),
+    no_safety_guard: bool = typer.Option(
+        False, "--no-safety-guard", help="forward actuations without the safety guard (bench rigs only)"
+    ),
 ) -> None:
     """Serve the data broker until Ctrl-C (or SIGTERM)."""
     base = settings(ctx).broker
@@ -128,7 +136,8 @@ def serve(
             if value is not None
         }
     )
-    broker = Broker(vss_catalog(ctx, _split(vss)), stale_after=config.stale_after_s)
+    guard = None if no_safety_guard else ActuationGuard(load_policy(safety_policy), time.time)
+    broker = Broker(vss_catalog(ctx, _split(vss)), stale_after=config.stale_after_s, guard=guard)
     state_file = None
     if config.state_file is not None:
         state_file = StateFile(config.state_file, broker)

@@ -18,6 +18,7 @@ import pytest
 
 from opensdv.model.vss import VssCatalog, load_default_vss
 from opensdv.vehicle.broker import (
+    ActuationCheck,
     Broker,
     BrokerServer,
     TlsConfig,
@@ -70,6 +71,7 @@ def start_broker(
     verifier: TokenVerifier | None = None,
     tls: TlsConfig | None = None,
     address: str = "127.0.0.1:0",
+    guard: ActuationCheck | None = None,
 ) -> RunningBroker:
     loop = asyncio.new_event_loop()
     ready: Future[tuple[Broker, BrokerServer]] = Future()
@@ -78,7 +80,7 @@ def start_broker(
         asyncio.set_event_loop(loop)
 
         async def boot() -> None:
-            broker = Broker(catalog or load_default_vss())
+            broker = Broker(catalog or load_default_vss(), guard=guard)
             server = BrokerServer(broker, address, authenticator=verifier, tls=tls)
             await server.start()
             ready.set_result((broker, server))

@@ -8,6 +8,7 @@ from opensdv.vehicle.broker._auth import DEFAULT_AUDIENCE, TokenVerifier, genera
 from opensdv.vehicle.broker._core import (
     DEFAULT_BUFFER_SIZE,
     MAX_BUFFER_SIZE,
+    ActuationCheck,
     Broker,
     BrokerStatistics,
     Provider,
@@ -36,6 +37,7 @@ __all__ = [
     "MAX_BUFFER_SIZE",
     "UNKNOWN_PATHS_HEADER",
     "Action",
+    "ActuationCheck",
     "AlreadyExists",
     "Broker",
     "BrokerError",

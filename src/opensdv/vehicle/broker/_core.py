@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opensdv.model.vss import MAX_PATH_LENGTH, EntryType, VssCatalog, VssLeaf, VssValueError
 from opensdv.vehicle.broker._errors import (
@@ -90,6 +90,18 @@ class Provider:
             self._broker._release(self)
 
 
+class ActuationCheck(Protocol):
+    """What the broker asks before forwarding an actuation (``opensdv.vehicle.safety`` provides one)."""
+
+    def check(self, path: str, value: Any, subject: str, current: Mapping[str, Datapoint]) -> Any:
+        """The value to forward, or raise ``PermissionDenied`` with the reason."""
+        ...
+
+    def observe(self, points: Mapping[str, Datapoint]) -> None:
+        """Every accepted update, so the check can judge how signals move."""
+        ...
+
+
 class Broker:
     """Signals of one vehicle, validated against a VSS catalog."""
 
@@ -99,8 +111,10 @@ class Broker:
         *,
         clock: Callable[[], float] = time.time,
         stale_after: float | None = None,
+        guard: ActuationCheck | None = None,
     ) -> None:
         self.catalog = catalog
+        self._guard = guard
         self._clock = clock
         self._stale_after = stale_after
         self._current: dict[str, Datapoint] = {}
@@ -114,6 +128,8 @@ class Broker:
         self._rejected = 0
         self._dropped_by_closed = 0
         self._listeners: list[Callable[[Mapping[str, Datapoint]], None]] = []
+        if guard is not None:
+            self._listeners.append(guard.observe)
         now = clock()
         for leaf in catalog:
             if leaf.default is not None:
@@ -357,37 +373,43 @@ class Broker:
     def actuate(self, values: Mapping[str, Any], permissions: Permissions) -> None:
         """Forward target values to the providers that claimed them; all or nothing.
 
-        Every path must be an actuator, allowed for ``actuate``, valid, and claimed by a connected
-        provider (``Unavailable`` otherwise) before any request is sent.
+        Every path must be an actuator, allowed for ``actuate``, valid, passed by the safety guard
+        (if the broker has one), and claimed by a connected provider (``Unavailable`` otherwise)
+        before any request is sent.
         """
         if not values:
             raise InvalidArgument("actuate needs at least one actuator")
+        self._forward(
+            {path: self._actuation_value(path, value, permissions) for path, value in values.items()}
+        )
+
+    def _actuation_value(self, path: str, value: Any, permissions: Permissions) -> Any:
+        leaf = self.leaf(path)
+        if leaf.entry_type is not EntryType.ACTUATOR:
+            raise InvalidArgument(f"{path} is a {leaf.entry_type}, not an actuator")
+        checked = self._prepare(path, value, permissions, Action.ACTUATE)
+        if self._guard is not None:
+            checked = self._guard.check(path, checked, permissions.subject, self._current)
+        return checked
+
+    def _forward(self, checked: Mapping[str, Any]) -> None:
         plan: dict[Provider, dict[str, Any]] = {}
-        for path, value in values.items():
-            leaf = self.leaf(path)
-            if leaf.entry_type is not EntryType.ACTUATOR:
-                raise InvalidArgument(f"{path} is a {leaf.entry_type}, not an actuator")
-            checked = self._prepare(path, value, permissions, Action.ACTUATE)
+        for path, value in checked.items():
             provider = self._claims.get(path)
             if provider is None:
                 raise Unavailable(f"no provider is connected for {path}")
-            plan.setdefault(provider, {})[path] = checked
-        self._record_targets({path: v for batch in plan.values() for path, v in batch.items()})
+            plan.setdefault(provider, {})[path] = value
+        self._record_targets(checked)
         for provider, request in plan.items():
             provider.deliver(request)
 
     def set_target(self, values: Mapping[str, Any], permissions: Permissions) -> None:
         """v1 ``Set`` of ``actuator_target``: forwarded to a v2 provider if one claimed the actuator,
         else stored for v1-style providers that subscribe to target values."""
-        for path in values:
-            if self.leaf(path).entry_type is not EntryType.ACTUATOR:
-                raise InvalidArgument(f"{path} is a {self.leaf(path).entry_type}, not an actuator")
-        checked = {
-            path: self._prepare(path, value, permissions, Action.ACTUATE) for path, value in values.items()
-        }
+        checked = {path: self._actuation_value(path, value, permissions) for path, value in values.items()}
         claimed = {path: v for path, v in checked.items() if path in self._claims}
         if claimed:
-            self.actuate(claimed, permissions)
+            self._forward(claimed)
         self._record_targets({path: v for path, v in checked.items() if path not in claimed})
 
     def _record_targets(self, values: Mapping[str, Any]) -> None:

@@ -1,0 +1,118 @@
+"""The guard the broker asks before it forwards any actuation, whoever the caller is.
+
+It decides from the policy and the broker's current values: the rule for the actuator, the vehicle
+state its conditions read (a signal that is missing, stale or jumping implausibly counts as unknown,
+and unknown means deny), the value range (clamp or reject) and a per-caller rate limit. A denial is
+a ``PermissionDenied`` with the reason, so every API answers the caller with it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opensdv.vehicle.broker import Datapoint, PermissionDenied
+from opensdv.vehicle.safety.audit import AuditRecord, AuditTrail
+from opensdv.vehicle.safety.policy import Rule, SafetyPolicy
+
+__all__ = ["ActuationGuard", "SafetyDenied"]
+
+
+class SafetyDenied(PermissionDenied):
+    """The safety policy refused an actuation (the message says which rule and why)."""
+
+
+class ActuationGuard:
+    def __init__(
+        self, policy: SafetyPolicy, clock: Callable[[], float], audit: AuditTrail | None = None
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.audit = audit or AuditTrail()
+        self._previous: dict[str, Datapoint] = {}
+        self._latest: dict[str, Datapoint] = {}
+        self._recent: dict[tuple[str, str], deque[float]] = {}
+
+    def observe(self, points: Mapping[str, Datapoint]) -> None:
+        """Broker listener: keep the last two samples of the signals the policy checks (jump test)."""
+        for path, point in points.items():
+            if path in self.policy.signals:
+                if path in self._latest:
+                    self._previous[path] = self._latest[path]
+                self._latest[path] = point
+
+    def _signal(self, path: str, current: Mapping[str, Datapoint]) -> tuple[Any, str]:
+        """(value, '') if plausible, else (None, why it is unknown)."""
+        check = self.policy.signals[path]
+        point = current.get(path)
+        if point is None or point.value is None:
+            return None, f"{path} is unknown"
+        age = self.clock() - point.timestamp
+        if age > check.max_age_s:
+            return None, f"{path} is stale ({age:.1f} s old, limit {check.max_age_s:g} s)"
+        previous = self._previous.get(path)
+        if check.max_rate_per_s is not None and previous is not None and self._latest.get(path) == point:
+            dt = max(point.timestamp - previous.timestamp, 1e-3)
+            rate = abs(float(point.value) - float(previous.value)) / dt
+            if rate > check.max_rate_per_s:
+                return None, f"{path} jumped implausibly ({rate:.0f}/s, limit {check.max_rate_per_s:g}/s)"
+        return point.value, ""
+
+    def check(self, path: str, value: Any, subject: str, current: Mapping[str, Datapoint]) -> Any:
+        """The value to forward (possibly clamped), or ``SafetyDenied``; the decision is audited."""
+        try:
+            decided, clamped = self._decide(path, value, subject, current)
+        except SafetyDenied as exc:
+            self.audit.record(AuditRecord(self.clock(), subject, path, value, "denied", str(exc)))
+            raise
+        if clamped:
+            self.audit.record(AuditRecord(self.clock(), subject, path, value, "clamped", f"to {decided}"))
+        return decided
+
+    def _decide(
+        self, path: str, value: Any, subject: str, current: Mapping[str, Datapoint]
+    ) -> tuple[Any, bool]:
+        rule = self.policy.rule_for(path)
+        if rule is None:
+            if self.policy.default == "deny":
+                raise SafetyDenied(f"{path}: no safety rule allows it (policy default: deny)")
+            return value, False
+        if rule.deny is not None:
+            raise SafetyDenied(f"{path}: {rule.deny}")
+        for condition in rule.when:
+            reading, unknown = self._signal(condition.signal, current)
+            if unknown:
+                raise SafetyDenied(f"{path}: needs {condition.describe()}, but {unknown}")
+            if not condition.holds(reading):
+                raise SafetyDenied(f"{path}: needs {condition.describe()}, it is {reading}")
+        decided, clamped = self._range(rule, path, value)
+        self._rate(rule, path, subject)
+        return decided, clamped
+
+    @staticmethod
+    def _range(rule: Rule, path: str, value: Any) -> tuple[Any, bool]:
+        limits = rule.range
+        if limits is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return value, False
+        low = limits.min if limits.min is not None else value
+        high = limits.max if limits.max is not None else value
+        if low <= value <= high:
+            return value, False
+        if limits.out_of_range == "reject":
+            raise SafetyDenied(f"{path}: {value} is outside the allowed {limits.min}..{limits.max}")
+        bounded = min(max(value, low), high)
+        return (type(value)(bounded), True)
+
+    def _rate(self, rule: Rule, path: str, subject: str) -> None:
+        if rule.rate is None:
+            return
+        now = self.clock()
+        recent = self._recent.setdefault((subject, path), deque())
+        while recent and now - recent[0] >= 60.0:
+            recent.popleft()
+        if len(recent) >= rule.rate.max_per_minute:
+            raise SafetyDenied(
+                f"{path}: {subject or 'caller'} is over {rule.rate.max_per_minute} actuations a minute"
+            )
+        recent.append(now)
