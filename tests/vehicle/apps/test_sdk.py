@@ -87,8 +87,8 @@ async def test_subscriptions_survive_a_broker_restart() -> None:
 
 
 class Recorder(VehicleApp):
-    def __init__(self, client: VehicleClient) -> None:
-        super().__init__(client)
+    def __init__(self, client: VehicleClient, settings: dict[str, object] | None = None) -> None:
+        super().__init__(client, settings)
         self.speeds: list[float] = []
         self.ticks = 0
         self.started = asyncio.Event()

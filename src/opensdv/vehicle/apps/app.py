@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from opensdv.vehicle.apps.client import VehicleClient
@@ -55,8 +55,9 @@ def every(seconds: float) -> Callable[[F], F]:
 
 
 class VehicleApp:
-    def __init__(self, client: VehicleClient) -> None:
+    def __init__(self, client: VehicleClient, settings: Mapping[str, Any] | None = None) -> None:
         self.client = client
+        self.settings: Mapping[str, Any] = settings or {}
         self.vehicle = Vehicle(client)
         self._stop = asyncio.Event()
 

@@ -1,0 +1,109 @@
+"""``app.toml``: what an app is, what it may read and actuate, and what hardware it needs.
+
+The runtime turns ``reads``/``actuates`` into the app's token scope and nothing more (least
+privilege), and refuses to start an app whose ``requires`` the vehicle does not meet.
+
+    name = "charge-limit"
+    version = "1.0.0"
+    publisher = "Nissan Motor Co."
+    entry = "app:ChargeLimitApp"          # module:class inside the app directory
+    reads = ["Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"]
+    actuates = ["Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"]
+
+    [requires]
+    pack_voltage_class = "400V"
+    eaxle_positions = ["front"]
+
+    [limits]
+    memory_mb = 256
+    max_restarts = 3
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opensdv.model._files import CatalogError, describe_validation_error
+from opensdv.model.vehicles import Vehicle
+
+__all__ = ["AppManifest", "Limits", "Requirements", "load_manifest"]
+
+_PATH = re.compile(r"Vehicle(\.[A-Za-z0-9_*]+)*")
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Requirements(_Manifest):
+    brands: list[str] = []
+    pack_voltage_class: Literal["400V", "800V"] | None = None
+    chemistries: list[str] = []
+    eaxle_positions: list[Literal["front", "rear"]] = []
+
+
+class Limits(_Manifest):
+    memory_mb: int = Field(default=256, ge=32, le=4096)
+    cpu_seconds: int | None = Field(default=None, gt=0, description="CPU time before the app is killed")
+    max_restarts: int = Field(default=3, ge=0, description="restarts after a crash before giving up")
+
+
+class AppManifest(_Manifest):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    publisher: str = Field(min_length=1)
+    entry: str = Field(default="app:App", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    description: str = ""
+    reads: list[str] = []
+    actuates: list[str] = []
+    requires: Requirements = Requirements()
+    limits: Limits = Limits()
+    settings: dict[str, Any] = Field(default={}, description="handed to the app as self.settings")
+
+    @field_validator("reads", "actuates")
+    @classmethod
+    def _vss_paths(cls, paths: list[str]) -> list[str]:
+        bad = [p for p in paths if not _PATH.fullmatch(p)]
+        if bad:
+            raise ValueError(f"not VSS paths or patterns: {bad}")
+        return paths
+
+    def scope(self) -> str:
+        """The token scope: exactly what the manifest declares (``actuate`` includes reading it)."""
+        return " ".join([*(f"read:{p}" for p in self.reads), *(f"actuate:{p}" for p in self.actuates)])
+
+    def unmet(self, vehicle: Vehicle) -> list[str]:
+        """Why ``vehicle`` cannot run this app (empty if it can)."""
+        r, problems = self.requires, []
+        if r.brands and vehicle.definition.brand not in r.brands:
+            problems.append(f"brand {vehicle.definition.brand} is not one of {r.brands}")
+        if r.pack_voltage_class and vehicle.pack.voltage_class != r.pack_voltage_class:
+            problems.append(f"pack is {vehicle.pack.voltage_class}, the app needs {r.pack_voltage_class}")
+        if r.chemistries and vehicle.pack.module.chemistry not in r.chemistries:
+            problems.append(f"cell chemistry {vehicle.pack.module.chemistry} is not one of {r.chemistries}")
+        positions = {a.position for a in vehicle.eaxles}
+        missing = [p for p in r.eaxle_positions if p not in positions]
+        if missing:
+            problems.append(
+                f"no standard e-axle at {', '.join(missing)} (has {', '.join(sorted(positions))})"
+            )
+        return problems
+
+
+def load_manifest(directory: Path) -> AppManifest:
+    file = directory / "app.toml"
+    try:
+        document = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(file, "", "no app.toml (is this an app directory?)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(file, "", f"invalid TOML: {exc}") from None
+    try:
+        return AppManifest.model_validate(document)
+    except ValidationError as exc:
+        raise CatalogError(file, "", describe_validation_error(exc)) from None

@@ -1,0 +1,166 @@
+"""The app runtime: each app in its own process, with exactly its manifest's rights.
+
+For each app the runtime checks the vehicle meets the manifest's hardware needs, mints a token
+whose scope is the manifest's reads and actuates (signed with the vehicle's app-signing key, which
+the broker trusts), starts ``opensdv.vehicle.apps.host`` with the memory and CPU limits applied
+(``setrlimit`` in the child), writes its output to ``<logs>/<name>.log``, and restarts it after a
+crash up to ``max_restarts`` times with a growing back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opensdv.model.vehicles import Vehicle
+from opensdv.vehicle.apps.errors import AppError
+from opensdv.vehicle.apps.manifest import AppManifest, load_manifest
+from opensdv.vehicle.broker import mint_token
+
+__all__ = ["AppRuntime", "AppStatus"]
+
+
+@dataclass
+class AppStatus:
+    name: str
+    version: str
+    state: str = "stopped"  # starting, running, crashed, failed, stopped, refused
+    pid: int | None = None
+    restarts: int = 0
+    exit_code: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class _Running:
+    manifest: AppManifest
+    directory: Path
+    status: AppStatus
+    process: asyncio.subprocess.Process | None = None
+    supervisor: asyncio.Task[None] | None = None
+    stopping: bool = field(default=False)
+
+
+def _limits(manifest: AppManifest) -> object:
+    memory = manifest.limits.memory_mb * 1024 * 1024
+    cpu = manifest.limits.cpu_seconds
+
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if cpu is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+    return apply
+
+
+class AppRuntime:
+    def __init__(
+        self,
+        vehicle: Vehicle,
+        broker_target: str,
+        signing_key_pem: bytes,
+        logs: Path,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.vehicle = vehicle
+        self.broker_target = broker_target
+        self.signing_key_pem = signing_key_pem
+        self.logs = logs
+        self.backoff_s = backoff_s
+        self._apps: dict[str, _Running] = {}
+
+    def statuses(self) -> list[AppStatus]:
+        return [r.status for r in self._apps.values()]
+
+    def status(self, name: str) -> AppStatus:
+        if name not in self._apps:
+            raise AppError(f"no app {name!r} (apps: {', '.join(sorted(self._apps)) or 'none'})")
+        return self._apps[name].status
+
+    def log_file(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    async def start(self, directory: Path) -> AppStatus:
+        """Check, then start the app in ``directory``; an app the vehicle cannot run is refused."""
+        manifest = load_manifest(directory)
+        if manifest.name in self._apps and self._apps[manifest.name].status.state in ("starting", "running"):
+            raise AppError(f"app {manifest.name} is already running")
+        status = AppStatus(manifest.name, manifest.version)
+        unmet = manifest.unmet(self.vehicle)
+        if unmet:
+            status.state, status.detail = "refused", "; ".join(unmet)
+            self._apps[manifest.name] = _Running(manifest, directory, status)
+            return status
+        running = self._apps[manifest.name] = _Running(manifest, directory, status)
+        running.supervisor = asyncio.create_task(self._supervise(running))
+        return status
+
+    async def _spawn(self, running: _Running) -> asyncio.subprocess.Process:
+        manifest = running.manifest
+        token = mint_token(
+            self.signing_key_pem, manifest.scope(), subject=manifest.name, lifetime_s=24 * 3600
+        )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.log_file(manifest.name).open("ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "opensdv.vehicle.apps.host", str(running.directory), self.broker_target,
+                stdout=log, stderr=log, env={**os.environ, "OPENSDV_APP_TOKEN": token},
+                preexec_fn=_limits(manifest),  # type: ignore[arg-type]
+            )  # fmt: skip
+        finally:
+            log.close()
+
+    async def _supervise(self, running: _Running) -> None:
+        status = running.status
+        while True:
+            status.state = "starting"
+            running.process = await self._spawn(running)
+            status.state, status.pid = "running", running.process.pid
+            status.exit_code = await running.process.wait()
+            status.pid = None
+            if running.stopping or status.exit_code == 0:
+                status.state = "stopped"
+                return
+            if status.restarts >= running.manifest.limits.max_restarts:
+                status.state = "failed"
+                status.detail = f"exited with {status.exit_code}; gave up after {status.restarts} restarts"
+                return
+            status.state = "crashed"
+            status.restarts += 1
+            await asyncio.sleep(self.backoff_s * 2 ** (status.restarts - 1))
+
+    async def wait(self, name: str) -> AppStatus:
+        """Until the app has ended for good (stopped, or failed after its restarts)."""
+        running = self._apps.get(name)
+        if running is None:
+            raise AppError(f"no app {name!r}")
+        if running.supervisor is not None:
+            await running.supervisor
+        return running.status
+
+    async def stop(self, name: str, timeout_s: float = 5.0) -> AppStatus:
+        running = self._apps.get(name)
+        if running is None:
+            raise AppError(f"no app {name!r}")
+        running.stopping = True
+        process = running.process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout_s)
+            except TimeoutError:
+                process.kill()
+        if running.supervisor is not None:
+            running.supervisor.cancel()
+            await asyncio.gather(running.supervisor, return_exceptions=True)
+        running.status.state, running.status.pid = "stopped", None
+        return running.status
+
+    async def stop_all(self) -> None:
+        for name in list(self._apps):
+            await self.stop(name)
