@@ -52,7 +52,7 @@ def test_registry_round_trip_and_hardware_lookup(database: Database) -> None:
     stored = registry.get(LEAF_VIN)
     assert stored.ecus == leaf.ecus
     assert stored.registered_at == leaf.registered_at
-    assert {e.name for e in stored.ecus} == {"VCM", "TCU", "OBC", "BMS", "EAXLE_FRONT"}
+    assert {e.name for e in stored.ecus} == {"VCM", "TCU", "OBC", "BMS", "EAXLE_FRONT", "APPS"}
     # one standard module in two brands: an OTA campaign by hardware id reaches both
     assert registry.with_hardware("KCM-BMS-8S-A1") == sorted([LEAF_VIN, HONDA_VIN])
     assert [v.vin for v in registry.vehicles(brand="Honda")] == [HONDA_VIN]

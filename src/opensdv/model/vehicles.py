@@ -20,6 +20,7 @@ from opensdv.model._files import CatalogError, describe_validation_error, read_d
 from opensdv.model.components import BatteryModule, CheckResult, Dimensions, EAxle, Pack, check_compatibility
 
 __all__ = [
+    "APP_RUNTIME_HARDWARE_ID",
     "Catalog",
     "Ecu",
     "PackSpec",
@@ -38,6 +39,9 @@ class PackSpec(_Record):
     module: str = Field(min_length=1, description="id of a standard battery module")
     modules_series: int = Field(ge=1, le=64)
     modules_parallel: int = Field(default=1, ge=1, le=16)
+
+
+APP_RUNTIME_HARDWARE_ID = "OPENSDV-APP-RUNTIME-1"
 
 
 class Ecu(_Record):
@@ -99,7 +103,8 @@ class Vehicle:
 
     @cached_property
     def ecus(self) -> dict[str, Ecu]:
-        """Brand ECUs plus the standard components' ones (``BMS``, ``EAXLE_FRONT``/``EAXLE_REAR``)."""
+        """Brand ECUs plus the platform's: ``BMS``, ``EAXLE_FRONT``/``EAXLE_REAR`` of the standard
+        components, and ``APPS``, the app runtime, whose "image" is the set of apps the car runs."""
         ecus = dict(self.definition.ecus)
         ecus["BMS"] = Ecu(
             hardware_id=self.pack.module.bms_hardware_id, description=f"BMS of {self.pack.module.id}"
@@ -108,6 +113,9 @@ class Vehicle:
             ecus[f"EAXLE_{axle.position.upper()}"] = Ecu(
                 hardware_id=axle.inverter.hardware_id, description=f"inverter of {axle.id}"
             )
+        ecus["APPS"] = Ecu(
+            hardware_id=APP_RUNTIME_HARDWARE_ID, description="OpenSDV app runtime (apps over the air)"
+        )
         return ecus
 
     def checks(self) -> list[CheckResult]:

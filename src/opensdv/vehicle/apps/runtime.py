@@ -10,6 +10,7 @@ crash up to ``max_restarts`` times with a growing back-off.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import resource
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from opensdv.model.vehicles import Vehicle
 from opensdv.vehicle.apps.errors import AppError
 from opensdv.vehicle.apps.manifest import AppManifest, load_manifest
+from opensdv.vehicle.apps.package import unpack_app_set
 from opensdv.vehicle.broker import mint_token
 
 __all__ = ["AppRuntime", "AppStatus"]
@@ -96,6 +98,7 @@ class AppRuntime:
             self._apps[manifest.name] = _Running(manifest, directory, status)
             return status
         running = self._apps[manifest.name] = _Running(manifest, directory, status)
+        await self._launch(running)
         running.supervisor = asyncio.create_task(self._supervise(running))
         return status
 
@@ -115,12 +118,16 @@ class AppRuntime:
         finally:
             log.close()
 
+    async def _launch(self, running: _Running) -> None:
+        running.status.state = "starting"
+        running.process = await self._spawn(running)
+        running.status.state, running.status.pid = "running", running.process.pid
+
     async def _supervise(self, running: _Running) -> None:
+        """Wait for the (already launched) process; restart it after a crash, within the limits."""
         status = running.status
         while True:
-            status.state = "starting"
-            running.process = await self._spawn(running)
-            status.state, status.pid = "running", running.process.pid
+            assert running.process is not None  # launched by start() or by the previous round
             status.exit_code = await running.process.wait()
             status.pid = None
             if running.stopping or status.exit_code == 0:
@@ -133,6 +140,22 @@ class AppRuntime:
             status.state = "crashed"
             status.restarts += 1
             await asyncio.sleep(self.backoff_s * 2 ** (status.restarts - 1))
+            await self._launch(running)
+
+    async def apply_set(self, data: bytes, workdir: Path) -> list[AppStatus]:
+        """Run exactly the apps of an app set (the ``APPS`` ECU's active image): stop the ones it no
+        longer holds or holds in another version, start the new ones."""
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        directories = {load_manifest(d).name: d for d in unpack_app_set(data, workdir / digest)}
+        for name, running in list(self._apps.items()):
+            wanted = directories.get(name)
+            if wanted is None or load_manifest(wanted).version != running.manifest.version:
+                await self.stop(name)
+                del self._apps[name]
+        for name, directory in directories.items():
+            if name not in self._apps:
+                await self.start(directory)
+        return self.statuses()
 
     async def wait(self, name: str) -> AppStatus:
         """Until the app has ended for good (stopped, or failed after its restarts)."""

@@ -16,6 +16,8 @@ from pathlib import Path
 from securesystemslib.signer import CryptoSigner
 
 from opensdv.durable import ed25519_signer
+from opensdv.model.vehicles import APP_RUNTIME_HARDWARE_ID
+from opensdv.vehicle.apps.package import app_set
 from opensdv.vehicle.ota.ecu import EcuClient
 from opensdv.vehicle.ota.primary import Primary, VehicleConditions
 from opensdv.vehicle.ota.slots import AbSlots, SlotImage
@@ -39,7 +41,11 @@ def ecu_key(directory: Path) -> CryptoSigner:
 
 
 def factory_image(hardware_id: str) -> tuple[SlotImage, bytes]:
-    data = f"{hardware_id} factory firmware 1.0.0\n".encode() * 64
+    """What an ECU leaves the factory with (for the app runtime: an empty app set)."""
+    if hardware_id == APP_RUNTIME_HARDWARE_ID:
+        data = app_set([])
+    else:
+        data = f"{hardware_id} factory firmware 1.0.0\n".encode() * 64
     image = SlotImage(
         f"factory/{hardware_id}-1.0.0.bin",
         len(data),
