@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from opensdv import __version__
+from opensdv.cli import app as app_cli
 from opensdv.cli import broker, can, components, config, db, demo, energy, ota, twin, vehicles, vss
 from opensdv.cli._common import console, error_console
 from opensdv.config import load_settings
@@ -24,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (vss, components, vehicles, broker, can, twin, ota, energy, db, config):
+for module in (vss, components, vehicles, broker, can, twin, app_cli, ota, energy, db, config):
     app.add_typer(module.app)
 app.command(name="demo", epilog=demo.EPILOG)(demo.run)
 

@@ -43,13 +43,19 @@ def test_app_sets_are_reproducible_and_unpack_safely(tmp_path: Path) -> None:
         unpack_app_set(b"\x1f\x8bnot really", tmp_path / "bad")
 
 
-async def test_an_app_set_installs_over_the_air_and_a_set_the_car_cannot_run_rolls_back(tmp_path: Path) -> None:
+async def test_an_app_set_installs_over_the_air_and_a_set_the_car_cannot_run_rolls_back(
+    tmp_path: Path,
+) -> None:
     world = make_world(tmp_path)
     vin = world.add_vehicle("honda-e-advance", 1)
-    world.vehicles[vin] = primary = world.open(vin, behaviour={"APPS": (lambda _b: True, _healthy_for("honda-e-advance"))})
+    world.vehicles[vin] = primary = world.open(
+        vin, behaviour={"APPS": (lambda _b: True, _healthy_for("honda-e-advance"))}
+    )
     good = app_set([EXAMPLES / "departure-charge"])
     world.backend.images.add_image("apps/app-set-1.0.0.tar.gz", good, [APP_RUNTIME_HARDWARE_ID], "1.0.0", 1)
-    world.backend.campaigns.create(CampaignSpec(id="apps-1", image="apps/app-set-1.0.0.tar.gz", stages=[100], mode="forced"))
+    world.backend.campaigns.create(
+        CampaignSpec(id="apps-1", image="apps/app-set-1.0.0.tar.gz", stages=[100], mode="forced")
+    )
 
     assert primary.update().status == "installed"
     primary.send_manifest()
@@ -58,9 +64,13 @@ async def test_an_app_set_installs_over_the_air_and_a_set_the_car_cannot_run_rol
 
     private, _public = generate_key_pair("ES256")
     async with app_broker() as server:
-        runtime = AppRuntime(load_catalog().vehicle("honda-e-advance"), server.target, private, tmp_path / "logs")
+        runtime = AppRuntime(
+            load_catalog().vehicle("honda-e-advance"), server.target, private, tmp_path / "logs"
+        )
         apps_ecu = primary.ecus[f"{vin}-APPS"]
-        statuses = await runtime.apply_set(apps_ecu.slots.read(apps_ecu.slots.state.active), tmp_path / "apps")
+        statuses = await runtime.apply_set(
+            apps_ecu.slots.read(apps_ecu.slots.state.active), tmp_path / "apps"
+        )
         assert [(s.name, s.state) for s in statuses] == [("departure-charge", "running")]
         # an update that removes the app stops it
         await runtime.apply_set(app_set([]), tmp_path / "apps")
@@ -74,7 +84,9 @@ async def test_an_app_set_installs_over_the_air_and_a_set_the_car_cannot_run_rol
     )
     bad = app_set([EXAMPLES / "departure-charge", bad_dir])
     world.backend.images.add_image("apps/app-set-1.1.0.tar.gz", bad, [APP_RUNTIME_HARDWARE_ID], "1.1.0", 2)
-    world.backend.campaigns.create(CampaignSpec(id="apps-2", image="apps/app-set-1.1.0.tar.gz", stages=[100], mode="forced"))
+    world.backend.campaigns.create(
+        CampaignSpec(id="apps-2", image="apps/app-set-1.1.0.tar.gz", stages=[100], mode="forced")
+    )
 
     outcome = primary.update()
     primary.send_manifest()
