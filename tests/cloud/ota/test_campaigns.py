@@ -134,3 +134,31 @@ def test_bad_campaign_specs_are_refused_with_the_field(tmp_path: Path) -> None:
         CampaignSpec(id="x", image=IMAGE, mode="forced", maintenance_window_utc=(3, 3))
     with pytest.raises(ValidationError, match="id"):
         CampaignSpec(id="Bad Id", image=IMAGE, mode="forced")
+
+
+def test_two_campaigns_for_one_car_travel_together_and_are_withdrawn_separately(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    vin = world.add_vehicle("nissan-leaf-40", 1)
+    world.add_image(IMAGE, "2.4.0", 24)
+    world.add_image("bms/bms-2.3.0.bin", "2.3.0", 23, ["KCM-BMS-8S-A1"])
+    world.backend.campaigns.create(
+        CampaignSpec(id="inverter", image=IMAGE, stages=[100], mode="forced", energy_kwh=1)
+    )
+    world.backend.campaigns.create(
+        CampaignSpec(id="bms", image="bms/bms-2.3.0.bin", stages=[100], mode="forced", energy_kwh=1)
+    )
+    assert set(world.backend.director.instructions(vin)) == {IMAGE, "bms/bms-2.3.0.bin"}
+    world.backend.campaigns.pause("bms")
+    assert set(world.backend.director.instructions(vin)) == {IMAGE}
+    world.backend.campaigns.resume("bms")
+    primary = world.vehicles[vin]
+    primary.conditions = lambda: VehicleConditions(parked=True, battery_kwh=1.5)
+    assert "need 2.0 kWh" in primary.update().detail  # both campaigns' energy counts
+    primary.conditions = lambda: VehicleConditions(parked=True, battery_kwh=30)
+
+    assert primary.update().status == "installed"
+    primary.send_manifest()
+
+    assert installed(primary, "EAXLE_FRONT") == IMAGE and installed(primary, "BMS") == "bms/bms-2.3.0.bin"
+    assert {p.state for p in world.backend.campaigns.all()} == {"completed"}
+    assert world.backend.director.instructions(vin) == {}

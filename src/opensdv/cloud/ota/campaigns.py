@@ -235,7 +235,7 @@ class Campaigns:
                     Assignment(s, next(e.hardware_id for e in vehicle.ecus if e.serial == s), target)
                     for s in serials
                 ]
-                self.director.assign(row.vin, assignments, self._terms(spec))
+                self.director.assign(row.vin, assignments, self._terms(spec), campaign=campaign_id)
                 row.status, row.updated_at = "assigned", self.clock()
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ class Campaigns:
                 )
             ).all()
             for row in rows:
-                self.director.clear(row.vin)
+                self.director.withdraw(row.vin, campaign_id)
                 row.status = status
 
     def pause(self, campaign_id: str, reason: str = "paused by an operator") -> CampaignProgress:
@@ -325,7 +325,7 @@ class Campaigns:
                 stored = session.get(OtaCampaignVehicleRow, (campaign_id, outcome.vin))
                 assert stored is not None
                 stored.status, stored.detail, stored.updated_at = status, detail, self.clock()
-            self.director.clear(outcome.vin)
+            self.director.withdraw(outcome.vin, campaign_id)
             if done and spec.rxswin_after:
                 self.inventory.set_rxswin(outcome.vin, spec.rxswin_after, self.clock())
             self._check_thresholds(campaign_id, spec)

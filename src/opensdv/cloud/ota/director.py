@@ -59,6 +59,13 @@ class ManifestOutcome:
     refused: dict[str, str] = field(default_factory=dict)
 
 
+def _entry(target: TargetFile, ecu_identifiers: dict[str, Any], campaign: str) -> TargetFile:
+    """A director targets entry: the image's length and hashes, who installs it, for which campaign."""
+    entry = TargetFile(target.length, dict(target.hashes), target.path)
+    entry.unrecognized_fields["custom"] = {"ecu_identifiers": ecu_identifiers, "campaign": campaign}
+    return entry
+
+
 class Director:
     def __init__(
         self,
@@ -99,24 +106,39 @@ class Director:
                 self.clock,
                 root_dir=self.path / "root",
             )
+            self._repos[vin] = repo
             if create and not repo.exists():
                 repo.initialise()
-                self._set_targets(repo, vin, {}, {})
-            self._repos[vin] = repo
+                self._publish(vin, {}, {})
         return self._repos[vin]
 
-    def _set_targets(
-        self, repo: SignedRepository, vin: str, targets: dict[str, TargetFile], custom: dict[str, Any]
-    ) -> None:
+    def _publish(self, vin: str, targets: dict[str, TargetFile], campaigns: dict[str, Any]) -> None:
+        """New per-vehicle targets; only the terms of campaigns that still have an image are kept."""
+        repo = self.repository(vin)
         current = repo.targets().signed
+        referenced = {t.custom.get("campaign") for t in targets.values()}
         current.targets = targets
-        current.unrecognized_fields["custom"] = {"vehicle_id": vin, **custom}
+        current.unrecognized_fields["custom"] = {
+            "vehicle_id": vin,
+            "campaigns": {c: terms for c, terms in campaigns.items() if c in referenced},
+        }
         repo.publish({Targets.type: current})
 
-    def assign(self, vin: str, assignments: list[Assignment], custom: dict[str, Any] | None = None) -> None:
-        """Tell ``vin`` to install these images; ``custom`` carries campaign terms (mode, consent)."""
+    def _current(self, vin: str) -> tuple[dict[str, TargetFile], dict[str, Any]]:
+        signed = self.repository(vin).targets().signed
+        custom = signed.unrecognized_fields.get("custom", {})
+        return dict(signed.targets), dict(custom.get("campaigns", {}))
+
+    def assign(
+        self,
+        vin: str,
+        assignments: list[Assignment],
+        terms: dict[str, Any] | None = None,
+        campaign: str = "manual",
+    ) -> None:
+        """Tell ``vin``'s ECUs to install these images for ``campaign`` (whose ``terms`` — mode,
+        energy, consent — travel signed with them). Instructions for its other ECUs stay."""
         state = self.inventory.vehicle(vin)
-        targets: dict[str, TargetFile] = {}
         for a in assignments:
             ecu = state.ecu(a.ecu_serial)
             if ecu is None or ecu.public_key is None:
@@ -125,17 +147,26 @@ class Director:
                 raise OtaRepositoryError(
                     f"director: ECU {a.ecu_serial} is hardware {ecu.hardware_id}, not {a.hardware_id}"
                 )
-            entry = targets.get(a.target.path) or TargetFile(
-                a.target.length, dict(a.target.hashes), a.target.path
-            )
-            ids = entry.unrecognized_fields.setdefault("custom", {}).setdefault("ecu_identifiers", {})
+        current, campaigns = self._current(vin)
+        serials = {a.ecu_serial for a in assignments}
+        targets: dict[str, TargetFile] = {}
+        for path, entry in current.items():  # keep what other ECUs were told
+            kept = {s: i for s, i in entry.custom.get("ecu_identifiers", {}).items() if s not in serials}
+            if kept:
+                targets[path] = _entry(entry, kept, entry.custom.get("campaign", "manual"))
+        for a in assignments:
+            shared = targets.get(a.target.path)
+            ids = dict(shared.custom["ecu_identifiers"]) if shared is not None else {}
             ids[a.ecu_serial] = {"hardware_id": a.hardware_id}
-            targets[a.target.path] = entry
-        self._set_targets(self.repository(vin), vin, targets, custom or {})
+            targets[a.target.path] = _entry(a.target, ids, campaign)
+        self._publish(vin, targets, {**campaigns, campaign: terms or {}})
 
-    def clear(self, vin: str) -> None:
-        """No instructions for ``vin`` (after an install, a cancel or a pause)."""
-        self._set_targets(self.repository(vin), vin, {}, {})
+    def withdraw(self, vin: str, campaign: str) -> None:
+        """Take back ``campaign``'s instructions for ``vin`` (installed, failed, paused, cancelled)."""
+        current, campaigns = self._current(vin)
+        kept = {p: t for p, t in current.items() if t.custom.get("campaign", "manual") != campaign}
+        if kept != current:
+            self._publish(vin, kept, campaigns)
 
     def instructions(self, vin: str) -> dict[str, TargetFile]:
         return dict(self.repository(vin).targets().signed.targets)

@@ -90,7 +90,9 @@ class Primary:
         todo = [v for v in verified if self.ecus[v.ecu_serial].slots.active_image.hashes != v.target.hashes]
         if not todo:
             return UpdateOutcome("up-to-date")
-        blocked = self._preconditions(terms)
+        campaigns = terms.get("campaigns", {})
+        relevant = [dict(campaigns.get(c, {})) for c in sorted({v.campaign for v in todo})]
+        blocked = self._preconditions(relevant)
         if blocked:
             for v in todo:
                 self.ecus[v.ecu_serial].record_failure(v.target.path, "preconditions", blocked)
@@ -104,7 +106,7 @@ class Primary:
             for v in todo:  # no partial bundle: nobody installs if any image is bad
                 self.ecus[v.ecu_serial].record_failure(v.target.path, exc.code, str(exc))
             return UpdateOutcome("failed", f"{exc.code}: {exc}")
-        if terms.get("mode") == "download-only":
+        if relevant and all(t.get("mode") == "download-only" for t in relevant):
             return UpdateOutcome("downloaded", f"{len(images)} images staged")
         instruction = self.verifier.director_targets()
         bundle = LocalTransport(lambda path: self._bundle_file(recorder.files, path), self.transport.post)
@@ -142,19 +144,23 @@ class Primary:
         client = self.verifier.director if path.startswith("director/") else self.verifier.images
         return client.store.load(name.removesuffix(".json"))
 
-    def _preconditions(self, terms: dict[str, Any]) -> str:
+    def _preconditions(self, campaigns: list[dict[str, Any]]) -> str:
+        """Why the install must wait ('' if it may go ahead), over every campaign it serves."""
         state = self.conditions()
         if not state.parked:
             return "the vehicle is not parked"
-        needed = int(terms.get("energy_wh", 0)) / 1000
+        needed = sum(int(t.get("energy_wh", 0)) for t in campaigns) / 1000
         if state.battery_kwh < needed:
             return f"{state.battery_kwh:.1f} kWh available, the install and a rollback need {needed:.1f} kWh"
-        window = terms.get("maintenance_window_utc")
-        if window and not _in_window(self.verifier.clock().hour, int(window[0]), int(window[1])):
-            return f"outside the maintenance window {window[0]:02d}:00-{window[1]:02d}:00 UTC"
-        consent = terms.get("consent")
-        if terms.get("mode") != "forced" and consent and not self.consent(dict(consent)):
-            return "the driver has not consented"
+        hour = self.verifier.clock().hour
+        for terms in campaigns:
+            window = terms.get("maintenance_window_utc")
+            if window and not _in_window(hour, int(window[0]), int(window[1])):
+                return f"outside the maintenance window {window[0]:02d}:00-{window[1]:02d}:00 UTC"
+        for terms in campaigns:
+            consent = terms.get("consent")
+            if terms.get("mode") != "forced" and consent and not self.consent(dict(consent)):
+                return "the driver has not consented"
         return ""
 
     def _download(self, v: VerifiedTarget, outcome: UpdateOutcome) -> bytes:

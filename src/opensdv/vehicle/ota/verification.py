@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tuf.api.metadata import Root, Snapshot, Targets, Timestamp
 
@@ -40,6 +41,7 @@ class VerifiedTarget:
     target: Target
     release_counter: int
     version: str
+    campaign: str = ""
 
 
 class MetadataStore:
@@ -178,7 +180,7 @@ class FullVerifier:
 
     def verify(
         self, transport: Transport, hardware_ids: dict[str, str], release_counters: dict[str, int]
-    ) -> tuple[list[VerifiedTarget], dict[str, object]]:
+    ) -> tuple[list[VerifiedTarget], dict[str, Any]]:
         """The images this vehicle's ECUs must install, and the director's campaign terms.
 
         ``hardware_ids`` and ``release_counters`` are by ECU serial: what the vehicle knows of
@@ -225,7 +227,7 @@ class FullVerifier:
                     raise RollbackError(
                         f"{path}: release counter {counter} is below ECU {serial}'s {release_counters[serial]}"
                     )
-                verified.append(
-                    VerifiedTarget(serial, own, image, counter, str(image.custom.get("version", "")))
-                )
+                version = str(image.custom.get("version", ""))
+                campaign = str(target.custom.get("campaign", ""))
+                verified.append(VerifiedTarget(serial, own, image, counter, version, campaign))
         return verified, custom
