@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
-from opensdv.demo_ota import DEMO_CAMPAIGN, broker_conditions, start_demo_ota
+from opensdv.demo_ota import APP_CAMPAIGN, DEMO_CAMPAIGN, broker_conditions, start_demo_ota
 from opensdv.model.vehicles import load_catalog
 from opensdv.vehicle.ota.primary import VehicleConditions
 
@@ -26,8 +26,16 @@ async def test_campaign_reaches_every_brand_and_the_injected_failure_pauses_it(t
         assert progress.state == "paused" and "1 of 2 vehicles failed in stage 1" in progress.reason
         assert ota.inverter_version(brands["Honda"]) == "2.4.0"
         assert ota.inverter_version(brands["Mitsubishi"]) == "1.0.0"  # rolled back
-        assert ota.status[brands["Mitsubishi"]] == "failed: health-check"
+        assert ota.status[brands["Mitsubishi"]] == "failed: health-check, ok"  # inverter back, app set in
         assert progress.counts == {"succeeded": 1, "failed": 1, "pending": 2}  # stage 2 never started
+        apps = ota.backend.campaigns.progress(APP_CAMPAIGN)
+        assert apps.state == "completed" and apps.counts == {"succeeded": 4}
+        await ota.sync_apps()  # each car's runtime starts what its APPS ECU now holds
+        try:
+            assert {ota.apps(vin) for vin in ota.vehicles} == {"departure-charge (running)"}
+        finally:
+            for runtime in ota.runtimes.values():
+                await runtime.stop_all()
         conditions = broker_conditions(running[0])
         assert conditions.battery_kwh > 0
     finally:

@@ -48,6 +48,7 @@ async def _live_table(running: list[DemoVehicle], ota: DemoOta) -> Group:
         "CAN frames",
         "inverter fw",
         "OTA",
+        "apps",
         title="Live signals, read over kuksa.val gRPC",
     )
     for item in running:
@@ -68,16 +69,18 @@ async def _live_table(running: list[DemoVehicle], ota: DemoOta) -> Group:
             f"{frames:,}",
             ota.inverter_version(item.vin),
             ota.status.get(item.vin, "-"),
+            ota.apps(item.vin),
         )
     return Group(shown, Text(_campaign_line(ota)))
 
 
 def _campaign_line(ota: DemoOta) -> str:
-    p = ota.progress()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
-    return f"OTA campaign {p.id}: {p.state}, stage {p.stage + 1}/{p.stages} ({counts})" + (
-        f" — {p.reason}" if p.reason else ""
-    )
+    lines = []
+    for p in ota.backend.campaigns.all():
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
+        reason = f" — {p.reason}" if p.reason else ""
+        lines.append(f"OTA campaign {p.id}: {p.state}, stage {p.stage + 1}/{p.stages} ({counts}){reason}")
+    return "\n".join(lines)
 
 
 async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> None:
@@ -130,7 +133,8 @@ async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> N
         ota = start_demo_ota(running, Path(scratch.name))
         console.print(
             f"OTA: Uptane director + image repository in {scratch.name}; {_campaign_line(ota)}. "
-            "Cars install when they stop; the Mitsubishi's inverter is set to fail its health check."
+            "Cars install when they stop; the Mitsubishi's inverter is set to fail its health check; "
+            "an app set brings the departure-charge app to every car's app runtime."
         )
         ota_task = asyncio.create_task(ota.run())
         await _watch(running, ota, duration)
