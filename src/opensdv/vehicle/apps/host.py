@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from opensdv.vehicle.apps.client import VehicleClient
 from opensdv.vehicle.apps.errors import AppError
 from opensdv.vehicle.apps.manifest import AppManifest, load_manifest
 
-__all__ = ["load_app_class", "main"]
+__all__ = ["apply_limits", "load_app_class", "main"]
 
 
 def load_app_class(directory: Path, manifest: AppManifest) -> type[VehicleApp]:
@@ -36,8 +37,17 @@ def load_app_class(directory: Path, manifest: AppManifest) -> type[VehicleApp]:
     return app_class
 
 
+def apply_limits(manifest: AppManifest) -> None:
+    """The manifest's limits on this process, before any app code runs (the kernel enforces them)."""
+    memory = manifest.limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    if manifest.limits.cpu_seconds is not None:
+        resource.setrlimit(resource.RLIMIT_CPU, (manifest.limits.cpu_seconds, manifest.limits.cpu_seconds))
+
+
 async def _run(directory: Path, target: str) -> None:
     manifest = load_manifest(directory)
+    apply_limits(manifest)
     client = VehicleClient(target, os.environ.get("OPENSDV_APP_TOKEN"))
     app = load_app_class(directory, manifest)(client, manifest.settings)
     loop = asyncio.get_running_loop()

@@ -2,8 +2,8 @@
 
 For each app the runtime checks the vehicle meets the manifest's hardware needs, mints a token
 whose scope is the manifest's reads and actuates (signed with the vehicle's app-signing key, which
-the broker trusts), starts ``opensdv.vehicle.apps.host`` with the memory and CPU limits applied
-(``setrlimit`` in the child), writes its output to ``<logs>/<name>.log``, and restarts it after a
+the broker trusts), starts ``opensdv.vehicle.apps.host`` (which applies the manifest's memory and
+CPU limits to itself before it imports the app), writes its output to ``<logs>/<name>.log``, and restarts it after a
 crash up to ``max_restarts`` times with a growing back-off.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import resource
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,18 +44,6 @@ class _Running:
     process: asyncio.subprocess.Process | None = None
     supervisor: asyncio.Task[None] | None = None
     stopping: bool = field(default=False)
-
-
-def _limits(manifest: AppManifest) -> object:
-    memory = manifest.limits.memory_mb * 1024 * 1024
-    cpu = manifest.limits.cpu_seconds
-
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        if cpu is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-
-    return apply
 
 
 class AppRuntime:
@@ -113,7 +100,6 @@ class AppRuntime:
             return await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "opensdv.vehicle.apps.host", str(running.directory), self.broker_target,
                 stdout=log, stderr=log, env={**os.environ, "OPENSDV_APP_TOKEN": token},
-                preexec_fn=_limits(manifest),  # type: ignore[arg-type]
             )  # fmt: skip
         finally:
             log.close()
