@@ -32,3 +32,20 @@ if [ -n "$_opensdv_pg_bin" ] && [ "$(id -u)" = 0 ]; then
 else
   echo "services: PostgreSQL not available (run as root to install it); its tests will be skipped"
 fi
+
+# ---- Mosquitto (MQTT 5) on 127.0.0.1:18883, anonymous, for the link tests --------------------------
+if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ]; then
+  _opensdv_apt mosquitto || true
+fi
+_opensdv_mosquitto=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
+if [ -n "$_opensdv_mosquitto" ]; then
+  if ! (exec 3<>/dev/tcp/127.0.0.1/18883) 2>/dev/null; then
+    printf 'listener 18883 127.0.0.1\nallow_anonymous true\npersistence false\n' > "$_opensdv_state/mosquitto.conf"
+    "$_opensdv_mosquitto" -c "$_opensdv_state/mosquitto.conf" -d
+    for _ in 1 2 3 4 5 6 7 8 9 10; do (exec 3<>/dev/tcp/127.0.0.1/18883) 2>/dev/null && break; sleep 0.2; done
+  fi
+  export OPENSDV_TEST_MQTT_URL=mqtt://127.0.0.1:18883
+  echo "services: Mosquitto at 127.0.0.1:18883"
+else
+  echo "services: Mosquitto not available (run as root to install it); its link tests will be skipped"
+fi

@@ -1,0 +1,1 @@
+"""Telemetry in the cloud: MQTT ingest into DuckDB, queries, Parquet export."""

@@ -1,0 +1,95 @@
+"""MQTT ingest: every vehicle's telemetry, status and events into the telemetry store.
+
+A message that breaks the link contract (unknown topic, malformed payload, a VIN in the payload
+that is not the topic's) is counted by reason and logged, never allowed to stop ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+import aiomqtt
+
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.link.fleet import (
+    LinkError,
+    TelemetryBatch,
+    VehicleEvent,
+    VehicleStatus,
+    decode,
+    parse_topic,
+    wildcard,
+)
+from opensdv.link.mqtt import mqtt_client
+
+__all__ = ["Ingest"]
+
+log = logging.getLogger("opensdv.ingest")
+
+
+_MODELS: dict[str, type[TelemetryBatch] | type[VehicleStatus] | type[VehicleEvent]] = {
+    "telemetry": TelemetryBatch,
+    "status": VehicleStatus,
+    "events": VehicleEvent,
+}
+
+
+class Ingest:
+    def __init__(self, url: str, store: TelemetryStore, identifier: str = "opensdv-cloud-ingest") -> None:
+        self.url = url
+        self.store = store
+        self.identifier = identifier
+        self.stored = 0
+        self.duplicates = 0
+        self.dropped: Counter[str] = Counter()
+        self.subscribed = asyncio.Event()
+        self.received = asyncio.Condition()
+
+    async def run(self, backoff_s: float = 0.5) -> None:
+        while True:
+            try:
+                async with mqtt_client(self.url, self.identifier) as client:
+                    for kind in ("telemetry", "status", "events"):
+                        await client.subscribe(wildcard(kind), qos=1)
+                    self.subscribed.set()
+                    async for message in client.messages:
+                        self.handle(str(message.topic), bytes(message.payload))
+                        async with self.received:
+                            self.received.notify_all()
+            except aiomqtt.MqttError as exc:
+                self.subscribed.clear()
+                log.info("ingest link down (%s); retrying", exc)
+                await asyncio.sleep(backoff_s)
+
+    def handle(self, name: str, payload: bytes) -> None:
+        """Store one message, or count why it was dropped."""
+        try:
+            vin, kind = parse_topic(name)
+            model = _MODELS.get(kind)
+            if model is None:
+                raise LinkError(f"{name}: vehicles do not publish {kind}")
+            message: TelemetryBatch | VehicleStatus | VehicleEvent = decode(model, payload, name)
+            if message.vin != vin:
+                raise LinkError(f"{name}: payload is for vehicle {message.vin}")
+        except LinkError as exc:
+            reason = "topic" if "topic" in str(exc) and "is not" in str(exc) else "payload"
+            self.dropped[reason] += 1
+            log.warning("dropped: %s", exc)
+            return
+        if isinstance(message, TelemetryBatch):
+            if self.store.add(message, time.time()):
+                self.stored += 1
+            else:
+                self.duplicates += 1
+        elif isinstance(message, VehicleStatus):
+            self.store.set_status(message)
+        elif isinstance(message, VehicleEvent):
+            self.store.add_event(message)
+
+    async def wait_for(self, predicate: object, timeout_s: float = 30.0) -> None:
+        """Until ``predicate()`` holds (checked after every message): for tests and the demo."""
+        async with asyncio.timeout(timeout_s), self.received:
+            await self.received.wait_for(predicate)  # type: ignore[arg-type]

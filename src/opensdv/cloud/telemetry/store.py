@@ -1,0 +1,164 @@
+"""Telemetry storage in DuckDB (embedded, one file): every batch exactly once, queries for the API.
+
+``batches`` has the primary key (vin, seq): a batch QoS 1 delivers twice is stored once, and a
+crash between storing and acknowledging only leads to a harmless repeat. Samples keep numeric
+values in a DOUBLE column (what charts and down-sampling need) and everything else as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
+
+__all__ = ["TelemetryStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (vin VARCHAR, seq BIGINT, received_at DOUBLE, samples INTEGER, PRIMARY KEY (vin, seq));
+CREATE TABLE IF NOT EXISTS samples (vin VARCHAR, seq BIGINT, path VARCHAR, ts DOUBLE, num DOUBLE, other VARCHAR);
+CREATE TABLE IF NOT EXISTS status (vin VARCHAR PRIMARY KEY, online BOOLEAN, "at" DOUBLE, brand VARCHAR, model VARCHAR,
+                                   software VARCHAR);
+CREATE TABLE IF NOT EXISTS events (vin VARCHAR, "at" DOUBLE, kind VARCHAR, detail VARCHAR);
+"""
+
+
+@dataclass(frozen=True)
+class Point:
+    ts: float
+    value: Any
+
+
+class TelemetryStore:
+    """One DuckDB database (a file, or ``:memory:``); safe to use from several threads."""
+
+    def __init__(self, path: Path | str = ":memory:") -> None:
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = duckdb.connect(str(path))
+        self._db.execute(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def add(self, batch: TelemetryBatch, received_at: float) -> bool:
+        """Store the batch; False if (vin, seq) was already stored (a QoS 1 repeat)."""
+        rows = [
+            (batch.vin, batch.seq, s.path, s.ts, *_split(s.value))
+            for s in batch.samples
+        ]  # fmt: skip
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN")
+            try:
+                cursor.execute(
+                    "INSERT INTO batches VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+                    (batch.vin, batch.seq, received_at, len(rows)),
+                )
+                if not cursor.fetchall():
+                    cursor.execute("ROLLBACK")
+                    return False
+                if rows:
+                    cursor.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
+                cursor.execute("COMMIT")
+            except duckdb.Error:
+                cursor.execute("ROLLBACK")
+                raise
+        return True
+
+    def set_status(self, status: VehicleStatus) -> None:
+        """The vehicle's latest status (retained on the broker; the last will says offline)."""
+        with self._lock:
+            self._db.cursor().execute(
+                "INSERT OR REPLACE INTO status VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    status.vin,
+                    status.online,
+                    status.at,
+                    status.brand,
+                    status.model,
+                    json.dumps(status.software),
+                ),
+            )
+
+    def statuses(self) -> dict[str, VehicleStatus]:
+        rows = self._query('SELECT vin, online, "at", brand, model, software FROM status', [])
+        return {
+            vin: VehicleStatus(
+                vin=vin, online=online, at=at, brand=brand, model=model, software=json.loads(software)
+            )
+            for vin, online, at, brand, model, software in rows
+        }
+
+    def add_event(self, event: VehicleEvent) -> None:
+        with self._lock:
+            self._db.cursor().execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?)", (event.vin, event.at, event.kind, event.detail)
+            )
+
+    def events(self, vin: str, limit: int = 50) -> list[VehicleEvent]:
+        rows = self._query(
+            'SELECT "at", kind, detail FROM events WHERE vin = ? ORDER BY "at" DESC LIMIT ?', [vin, limit]
+        )
+        return [VehicleEvent(vin=vin, at=at, kind=kind, detail=detail) for at, kind, detail in rows]
+
+    def _query(self, sql: str, parameters: list[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.cursor().execute(sql, parameters).fetchall()
+
+    def sequences(self, vin: str) -> list[int]:
+        return [r[0] for r in self._query("SELECT seq FROM batches WHERE vin = ? ORDER BY seq", [vin])]
+
+    def latest(self, vin: str) -> dict[str, Point]:
+        """The newest value of every signal the vehicle sent."""
+        rows = self._query(
+            "SELECT path, arg_max(ts, ts), arg_max(num, ts), arg_max(other, ts) FROM samples WHERE vin = ? GROUP BY path",
+            [vin],
+        )
+        return {path: Point(ts, _join(num, other)) for path, ts, num, other in rows}
+
+    def series(
+        self, vin: str, path: str, start: float, end: float, bucket_s: float | None = None
+    ) -> list[Point]:
+        """Values of one numeric signal in [start, end); averaged per ``bucket_s`` when given."""
+        if bucket_s:
+            rows = self._query(
+                "SELECT floor(ts / ?) * ? AS t, avg(num) FROM samples WHERE vin = ? AND path = ? AND ts >= ? AND ts < ?"
+                " AND num IS NOT NULL GROUP BY t ORDER BY t",
+                [bucket_s, bucket_s, vin, path, start, end],
+            )
+        else:
+            rows = self._query(
+                "SELECT ts, num FROM samples WHERE vin = ? AND path = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                [vin, path, start, end],
+            )
+        return [Point(float(t), v) for t, v in rows]
+
+    def count(self) -> int:
+        return int(self._query("SELECT count(*) FROM samples", [])[0][0])
+
+    def export_parquet(self, directory: Path) -> Path:
+        """All samples as Parquet (zstd), for bulk analysis in any tool."""
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / "samples.parquet"
+        with self._lock:
+            quoted = str(target).replace("'", "''")
+            self._db.execute(f"COPY samples TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
+        return target
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _split(value: Any) -> tuple[float | None, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, json.dumps(value)
+    return float(value), None
+
+
+def _join(num: float | None, other: str | None) -> Any:
+    return num if other is None else json.loads(other)

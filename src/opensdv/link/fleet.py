@@ -1,0 +1,130 @@
+"""The vehicle<->cloud contract over MQTT: topic names and payload models, version ``v1``.
+
+Topics (``{vin}`` is the vehicle's VIN):
+
+| topic | direction | QoS | payload |
+| --- | --- | --- | --- |
+| ``opensdv/v1/vehicles/{vin}/telemetry`` | vehicle -> cloud | 1 | ``TelemetryBatch`` |
+| ``opensdv/v1/vehicles/{vin}/status`` | vehicle -> cloud, retained; the last will says offline | 1 | ``VehicleStatus`` |
+| ``opensdv/v1/vehicles/{vin}/events`` | vehicle -> cloud | 1 | ``VehicleEvent`` |
+| ``opensdv/v1/vehicles/{vin}/commands`` | cloud -> vehicle | 1 | ``Command`` |
+| ``opensdv/v1/vehicles/{vin}/command-results`` | vehicle -> cloud | 1 | ``CommandResult`` |
+
+Payloads are JSON. Telemetry batches carry a per-vehicle sequence number that never repeats (the
+vehicle's spool assigns it), so the cloud stores each batch exactly once however often QoS 1
+delivers it. A breaking change to a payload means ``v2`` topics, served side by side.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from opensdv.errors import OpenSDVError
+
+__all__ = [
+    "LINK_VERSION",
+    "Command",
+    "CommandResult",
+    "LinkError",
+    "Sample",
+    "TelemetryBatch",
+    "VehicleEvent",
+    "VehicleStatus",
+    "decode",
+    "encode",
+    "parse_topic",
+    "topic",
+    "wildcard",
+]
+
+LINK_VERSION = "v1"
+PREFIX = f"opensdv/{LINK_VERSION}/vehicles"
+Kind = Literal["telemetry", "status", "events", "commands", "command-results"]
+_TOPIC = re.compile(rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/(telemetry|status|events|commands|command-results)")
+M = TypeVar("M", bound=BaseModel)
+Value = bool | int | float | str | list[bool] | list[int] | list[float] | list[str] | None
+
+
+class LinkError(OpenSDVError):
+    """A message that breaks the contract (the message names the topic and the field)."""
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sample(_Payload):
+    path: str = Field(pattern=r"^Vehicle(\.[A-Za-z0-9_]+)+$")
+    value: Value
+    ts: float = Field(description="seconds since the epoch, when the car measured it")
+
+
+class TelemetryBatch(_Payload):
+    vin: str
+    seq: int = Field(ge=0, description="per vehicle, never repeats, increases by one per batch")
+    samples: list[Sample] = Field(max_length=100_000)
+
+
+class VehicleStatus(_Payload):
+    vin: str
+    online: bool
+    at: float
+    brand: str = ""
+    model: str = ""
+    software: dict[str, str] = Field(default={}, description="ECU name -> installed version")
+
+
+class VehicleEvent(_Payload):
+    vin: str
+    kind: str = Field(min_length=1, description="e.g. safety-denied, ota-installed, dtc")
+    detail: str = ""
+    at: float
+
+
+class Command(_Payload):
+    id: str = Field(min_length=1, max_length=64)
+    operator: str = Field(min_length=1)
+    path: str = Field(pattern=r"^Vehicle(\.[A-Za-z0-9_]+)+$")
+    value: Value
+    issued_at: float
+
+
+class CommandResult(_Payload):
+    id: str
+    vin: str
+    accepted: bool
+    reason: str = ""
+
+
+def topic(vin: str, kind: Kind) -> str:
+    return f"{PREFIX}/{vin}/{kind}"
+
+
+def wildcard(kind: Kind) -> str:
+    """The subscription for ``kind`` from every vehicle."""
+    return f"{PREFIX}/+/{kind}"
+
+
+def parse_topic(name: str) -> tuple[str, str]:
+    """(VIN, kind) of a link topic, or ``LinkError`` for anything else."""
+    match = _TOPIC.fullmatch(name)
+    if match is None:
+        raise LinkError(f"topic {name!r} is not an {LINK_VERSION} vehicle topic")
+    return match[1], match[2]
+
+
+def encode(payload: BaseModel) -> bytes:
+    return payload.model_dump_json().encode()
+
+
+def decode(model: type[M], data: bytes, where: str) -> M:
+    """The payload as ``model``, or ``LinkError`` naming ``where`` and the first bad field."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(payload)"
+        raise LinkError(f"{where}: {field}: {first['msg']}") from None

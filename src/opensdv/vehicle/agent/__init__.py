@@ -1,0 +1,1 @@
+"""The vehicle agent: one car's parts wired together and linked to the cloud."""
