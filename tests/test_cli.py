@@ -84,7 +84,7 @@ def test_demo_shows_three_brands_with_running_brokers() -> None:
 
 def test_db_upgrade_then_status(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert "revision 0002" in run("db", "upgrade", "--url", url)[1]
+    assert "revision 0003" in run("db", "upgrade", "--url", url)[1]
     assert "up to date" in run("db", "status", "--url", url)[1]
 
 

@@ -103,3 +103,14 @@ class OtaEventRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class OperatorRow(Base):
+    """Someone (or a service) using the fleet API: a brand's tenant, or the platform ('*')."""
+
+    __tablename__ = "operators"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), doc="a brand, or '*' for the platform operator")
+    secret_hash: Mapped[str] = mapped_column(String(256), doc="scrypt$salt$hash")
+    can_command: Mapped[bool] = mapped_column(Boolean, default=False)

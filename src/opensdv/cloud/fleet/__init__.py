@@ -1,0 +1,1 @@
+"""The fleet cloud: operators and tenants, the REST API and the dashboard."""

@@ -1,0 +1,183 @@
+"""The fleet REST API (FastAPI; OpenAPI at /docs): fleet, vehicles, time series, remote commands,
+OTA campaigns — every answer filtered by the caller's tenant.
+
+Authentication is OAuth2: ``POST /api/v1/token`` with ``grant_type=password`` (username/password)
+or ``client_credentials`` (client_id/client_secret) gives a bearer token. A vehicle of another
+brand answers 404 exactly like a VIN that does not exist.
+
+(No ``from __future__ import annotations`` here: FastAPI reads the ``Caller`` dependency from the
+handlers' annotations at run time, and it is local to ``create_api``.)
+"""
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operator, Operators
+from opensdv.cloud.ota.backend import OtaBackend
+from opensdv.cloud.ota.campaigns import CampaignProgress
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.errors import OpenSDVError
+from opensdv.link.fleet import Command
+from opensdv.storage.registry import RegisteredVehicle, VehicleRegistry
+
+__all__ = ["FleetCloud", "create_api"]
+
+SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+SPEED = "Vehicle.Speed"
+
+
+@dataclass
+class FleetCloud:
+    """What the API serves from; ``send_command`` puts a command on the link."""
+
+    registry: VehicleRegistry
+    telemetry: TelemetryStore
+    operators: Operators
+    send_command: Callable[[str, Command], Awaitable[None]]
+    ota: OtaBackend | None = None
+
+
+class VehicleSummary(BaseModel):
+    vin: str
+    brand: str
+    model: str
+    market: str
+    online: bool
+    soc: float | None
+    speed: float | None
+    software: dict[str, str]
+    last_seen: float | None
+
+
+class CommandRequest(BaseModel):
+    path: str
+    value: bool | int | float | str
+
+
+def create_api(cloud: FleetCloud) -> FastAPI:
+    app = FastAPI(title="OpenSDV fleet cloud", version="1", docs_url="/docs")
+    bearer = HTTPBearer(auto_error=False)
+
+    def operator(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Operator:
+        if credentials is None:
+            raise HTTPException(
+                401, "bearer token required (POST /api/v1/token)", {"WWW-Authenticate": "Bearer"}
+            )
+        try:
+            return cloud.operators.verify(credentials.credentials)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc), {"WWW-Authenticate": "Bearer"}) from None
+
+    Caller = Annotated[Operator, Depends(operator)]
+
+    def visible(caller: Operator, vin: str) -> RegisteredVehicle:
+        try:
+            vehicle = cloud.registry.get(vin)
+        except OpenSDVError:
+            vehicle = None
+        if vehicle is None or not caller.sees(vehicle.brand):
+            raise HTTPException(404, f"no vehicle {vin}")
+        return vehicle
+
+    def summary(vehicle: RegisteredVehicle, statuses: dict[str, Any]) -> VehicleSummary:
+        latest = cloud.telemetry.latest(vehicle.vin)
+        status = statuses.get(vehicle.vin)
+        return VehicleSummary(
+            vin=vehicle.vin, brand=vehicle.brand, model=vehicle.model, market=vehicle.market,
+            online=bool(status and status.online),
+            soc=latest[SOC].value if SOC in latest else None,
+            speed=latest[SPEED].value if SPEED in latest else None,
+            software=status.software if status else {},
+            last_seen=max((p.ts for p in latest.values()), default=None),
+        )  # fmt: skip
+
+    @app.post("/api/v1/token")
+    async def token(request: Request) -> dict[str, Any]:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        grant = form.get("grant_type")
+        if grant == "password":
+            name, secret = form.get("username", ""), form.get("password", "")
+        elif grant == "client_credentials":
+            name, secret = form.get("client_id", ""), form.get("client_secret", "")
+        else:
+            raise HTTPException(400, {"error": "unsupported_grant_type"})
+        try:
+            who = cloud.operators.authenticate(name, secret)
+        except AuthError:
+            raise HTTPException(400, {"error": "invalid_client"}) from None
+        return {"access_token": cloud.operators.token(who), "token_type": "bearer",
+                "expires_in": int(cloud.operators.token_lifetime_s), "tenant": who.tenant}  # fmt: skip
+
+    @app.get("/api/v1/fleet")
+    def fleet(caller: Caller) -> list[VehicleSummary]:
+        statuses = cloud.telemetry.statuses()
+        brand = None if caller.tenant == PLATFORM else caller.tenant
+        return [summary(v, statuses) for v in cloud.registry.vehicles(brand=brand)]
+
+    @app.get("/api/v1/vehicles/{vin}")
+    def vehicle(vin: str, caller: Caller) -> dict[str, Any]:
+        found = visible(caller, vin)
+        latest = cloud.telemetry.latest(vin)
+        return {
+            **summary(found, cloud.telemetry.statuses()).model_dump(),
+            "ecus": [{"name": e.name, "hardware_id": e.hardware_id, "serial": e.serial} for e in found.ecus],
+            "signals": {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())},
+            "events": [e.model_dump() for e in cloud.telemetry.events(vin)],
+        }
+
+    @app.get("/api/v1/vehicles/{vin}/series")
+    def series(
+        vin: str, path: str, caller: Caller, start: float | None = None, end: float | None = None,
+        bucket_s: float | None = None,
+    ) -> list[tuple[float, Any]]:  # fmt: skip
+        visible(caller, vin)
+        end = time.time() + 1 if end is None else end
+        start = end - 600 if start is None else start
+        if bucket_s is not None and bucket_s <= 0:
+            raise HTTPException(422, "bucket_s must be positive")
+        return [(p.ts, p.value) for p in cloud.telemetry.series(vin, path, start, end, bucket_s)]
+
+    @app.post("/api/v1/vehicles/{vin}/commands", status_code=202)
+    async def command(vin: str, body: CommandRequest, caller: Caller) -> dict[str, str]:
+        visible(caller, vin)
+        if not caller.can_command:
+            raise HTTPException(403, f"operator {caller.name} may not command vehicles")
+        sent = Command(
+            id=uuid.uuid4().hex[:16],
+            operator=caller.name,
+            path=body.path,
+            value=body.value,
+            issued_at=time.time(),
+        )
+        await cloud.send_command(vin, sent)
+        return {"id": sent.id, "status": "sent; the vehicle's safety guard decides"}
+
+    @app.get("/api/v1/campaigns")
+    def campaigns(caller: Caller) -> list[dict[str, Any]]:
+        if cloud.ota is None:
+            return []
+        return [vars(p) for p in cloud.ota.campaigns.all()]
+
+    @app.post("/api/v1/campaigns/{campaign}/{action}")
+    def campaign_action(campaign: str, action: str, caller: Caller) -> dict[str, Any]:
+        if cloud.ota is None:
+            raise HTTPException(404, "no OTA back end")
+        if caller.tenant != PLATFORM:
+            raise HTTPException(403, "only the platform operator steers campaigns")
+        if action not in ("pause", "resume", "advance", "cancel"):
+            raise HTTPException(404, f"no action {action!r}")
+        steer: Callable[[str], CampaignProgress] = getattr(cloud.ota.campaigns, action)
+        try:
+            return vars(steer(campaign))
+        except OpenSDVError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    return app

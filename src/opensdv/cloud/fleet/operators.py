@@ -1,0 +1,93 @@
+"""Who may use the fleet API: operators with a tenant (one brand, or ``*`` for the platform),
+secrets stored only as scrypt hashes, and short-lived bearer tokens (HS256 JWT) once they log in.
+
+A tenant is the authorization: every query takes the caller's ``Operator`` and sees only its
+brand's vehicles, so another brand's VIN is simply not found (404), never forbidden (which would
+confirm it exists).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy.exc import IntegrityError
+
+from opensdv.errors import OpenSDVError
+from opensdv.storage.database import Database
+from opensdv.storage.tables import OperatorRow
+
+__all__ = ["PLATFORM", "AuthError", "Operator", "Operators"]
+
+PLATFORM = "*"
+_N, _R, _P = 2**14, 8, 1
+
+
+class AuthError(OpenSDVError):
+    """Unknown operator, wrong secret, or a bad or expired token."""
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    tenant: str
+    can_command: bool
+
+    def sees(self, brand: str) -> bool:
+        return self.tenant in (PLATFORM, brand)
+
+
+def _hash(secret: str, salt: bytes) -> str:
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P)
+    return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+class Operators:
+    def __init__(self, database: Database, token_key: bytes, token_lifetime_s: float = 3600) -> None:
+        self._db = database
+        self._key = token_key
+        self.token_lifetime_s = token_lifetime_s
+
+    def add(self, name: str, secret: str, tenant: str, can_command: bool = False) -> Operator:
+        if len(secret) < 12:
+            raise AuthError(f"operator {name}: the secret must have at least 12 characters")
+        row = OperatorRow(
+            name=name,
+            tenant=tenant,
+            secret_hash=_hash(secret, secrets.token_bytes(16)),
+            can_command=can_command,
+        )
+        try:
+            with self._db.session() as session:
+                session.add(row)
+        except IntegrityError:
+            raise AuthError(f"operator {name} already exists") from None
+        return Operator(name, tenant, can_command)
+
+    def authenticate(self, name: str, secret: str) -> Operator:
+        with self._db.session() as session:
+            row = session.get(OperatorRow, name)
+            stored = row.secret_hash if row else _hash("no such operator", b"0" * 16)
+            _, salt, _ = stored.split("$")
+            valid = hmac.compare_digest(stored, _hash(secret, base64.b64decode(salt)))  # same work either way
+            if row is None or not valid:
+                raise AuthError("unknown operator or wrong secret")
+            return Operator(row.name, row.tenant, row.can_command)
+
+    def token(self, operator: Operator, now: float | None = None) -> str:
+        issued = time.time() if now is None else now
+        claims = {"sub": operator.name, "tenant": operator.tenant, "cmd": operator.can_command,
+                  "iat": int(issued), "exp": int(issued + self.token_lifetime_s)}  # fmt: skip
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def verify(self, token: str) -> Operator:
+        try:
+            claims = jwt.decode(token, self._key, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"bad token: {exc}") from None
+        return Operator(str(claims["sub"]), str(claims["tenant"]), bool(claims.get("cmd", False)))

@@ -1,0 +1,153 @@
+"""The fleet REST API: OAuth2 tokens, tenants (another brand's car is a 404), telemetry queries,
+commands onto the link, campaigns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from opensdv.cloud.fleet.api import FleetCloud, create_api
+from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operators
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.demo import demo_vin
+from opensdv.link.fleet import Command, Sample, TelemetryBatch, VehicleStatus
+from opensdv.model.vehicles import load_catalog
+from opensdv.storage.database import Database
+from opensdv.storage.registry import VehicleRegistry
+
+SECRET = "correct horse battery"
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> tuple[TestClient, dict[str, str], list[tuple[str, Command]]]:
+    database = Database(f"sqlite:///{tmp_path / 'fleet.db'}")
+    database.migrate()
+    registry = VehicleRegistry(database)
+    catalog = load_catalog()
+    vins = {}
+    for n, vid in enumerate(["nissan-leaf-40", "honda-e-advance", "mitsubishi-ek-x-ev"], 1):
+        vehicle = catalog.vehicle(vid)
+        vins[vehicle.definition.brand] = registry.register(demo_vin(vehicle, n), vehicle, "JP").vin
+    store = TelemetryStore()
+    for brand, vin in vins.items():
+        store.set_status(
+            VehicleStatus(vin=vin, online=True, at=1.0, brand=brand, software={"EAXLE_FRONT": "2.4.0"})
+        )
+        samples = [Sample(path="Vehicle.Speed", value=float(t), ts=float(t)) for t in range(100)]
+        store.add(
+            TelemetryBatch(
+                vin=vin,
+                seq=0,
+                samples=[
+                    *samples,
+                    Sample(
+                        path="Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", value=77.0, ts=99.0
+                    ),
+                ],
+            ),
+            100.0,
+        )
+    operators = Operators(database, b"k" * 32)
+    operators.add("nissan-ops", SECRET, "Nissan", can_command=True)
+    operators.add("honda-viewer", SECRET, "Honda")
+    operators.add("platform", SECRET, PLATFORM, can_command=True)
+    sent: list[tuple[str, Command]] = []
+
+    async def send(vin: str, command: Command) -> None:
+        sent.append((vin, command))
+
+    client = TestClient(create_api(FleetCloud(registry, store, operators, send)))
+    return client, vins, sent
+
+
+def _login(client: TestClient, name: str, grant: str = "password") -> dict[str, str]:
+    form = {"grant_type": grant, "username": name, "password": SECRET} if grant == "password" else {
+        "grant_type": grant, "client_id": name, "client_secret": SECRET}  # fmt: skip
+    reply = client.post("/api/v1/token", data=form)
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+def test_tenants_see_only_their_brand_and_other_cars_are_404(
+    cloud: tuple[TestClient, dict[str, str], list],
+) -> None:
+    client, vins, _ = cloud
+    nissan, platform = _login(client, "nissan-ops"), _login(client, "platform", "client_credentials")
+    listed = client.get("/api/v1/fleet", headers=nissan)
+    assert listed.status_code == 200, listed.text
+    assert [v["brand"] for v in listed.json()] == ["Nissan"]
+    assert sorted(v["brand"] for v in client.get("/api/v1/fleet", headers=platform).json()) == [
+        "Honda",
+        "Mitsubishi",
+        "Nissan",
+    ]
+    honda_car = client.get(f"/api/v1/vehicles/{vins['Honda']}", headers=nissan)
+    unknown = client.get("/api/v1/vehicles/JN1NSSAN0DD999999", headers=nissan)
+    assert honda_car.status_code == unknown.status_code == 404 and honda_car.json() == {
+        "detail": f"no vehicle {vins['Honda']}"
+    }
+    own = client.get(f"/api/v1/vehicles/{vins['Nissan']}", headers=nissan).json()
+    assert own["soc"] == 77.0 and own["online"] and own["signals"]["Vehicle.Speed"]["value"] == 99.0
+    assert {e["name"] for e in own["ecus"]} >= {"BMS", "EAXLE_FRONT", "APPS"}
+
+
+def test_series_down_samples(cloud: tuple[TestClient, dict[str, str], list]) -> None:
+    client, vins, _ = cloud
+    nissan = _login(client, "nissan-ops")
+    raw = client.get(
+        f"/api/v1/vehicles/{vins['Nissan']}/series",
+        params={"path": "Vehicle.Speed", "start": 0, "end": 100},
+        headers=nissan,
+    ).json()
+    assert len(raw) == 100
+    buckets = client.get(
+        f"/api/v1/vehicles/{vins['Nissan']}/series",
+        params={"path": "Vehicle.Speed", "start": 0, "end": 100, "bucket_s": 10}, headers=nissan,
+    ).json()  # fmt: skip
+    assert buckets[:2] == [[0.0, 4.5], [10.0, 14.5]] and len(buckets) == 10
+
+
+def test_tokens_and_commands(cloud: tuple[TestClient, dict[str, str], list]) -> None:
+    client, vins, sent = cloud
+    assert client.get("/api/v1/fleet").status_code == 401
+    assert client.get("/api/v1/fleet", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    bad = client.post(
+        "/api/v1/token", data={"grant_type": "password", "username": "nissan-ops", "password": "wrong"}
+    )
+    assert bad.status_code == 400 and bad.json()["detail"] == {"error": "invalid_client"}
+    honda = _login(client, "honda-viewer")
+    body = {"path": "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit", "value": 80}
+    assert (
+        client.post(f"/api/v1/vehicles/{vins['Honda']}/commands", json=body, headers=honda).status_code == 403
+    )
+    nissan = _login(client, "nissan-ops")
+    assert (
+        client.post(f"/api/v1/vehicles/{vins['Honda']}/commands", json=body, headers=nissan).status_code
+        == 404
+    )
+    accepted = client.post(f"/api/v1/vehicles/{vins['Nissan']}/commands", json=body, headers=nissan)
+    assert (
+        accepted.status_code == 202 and sent[0][0] == vins["Nissan"] and sent[0][1].operator == "nissan-ops"
+    )
+    assert client.get("/openapi.json").json()["info"]["title"] == "OpenSDV fleet cloud"
+
+
+def test_operator_secrets_are_hashed_and_checked(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'o.db'}")
+    database.migrate()
+    operators = Operators(database, b"k" * 32)
+    with pytest.raises(AuthError, match="at least 12"):
+        operators.add("x", "short", "Nissan")
+    operators.add("x", SECRET, "Nissan")
+    with pytest.raises(AuthError, match="already exists"):
+        operators.add("x", SECRET, "Nissan")
+    with pytest.raises(AuthError):
+        operators.authenticate("x", "wrong secret!!")
+    with database.engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT secret_hash FROM operators").scalar_one()
+    assert stored.startswith("scrypt$") and SECRET not in stored
+    token = operators.token(operators.authenticate("x", SECRET), now=0)
+    with pytest.raises(AuthError, match="expired"):
+        operators.verify(token)
