@@ -16,6 +16,7 @@ from rich.text import Text
 
 from opensdv.cli._common import component_catalog, console, table
 from opensdv.demo import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
+from opensdv.demo_cloud import DemoCloud, start_demo_cloud
 from opensdv.demo_ota import DemoOta, start_demo_ota
 
 EPILOG = (
@@ -91,11 +92,12 @@ async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> Non
         await asyncio.sleep(0.05)
 
 
-async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> None:
+async def _demo(ctx: typer.Context, duration: float | None, base_port: int, http_port: int) -> None:
     vehicles = component_catalog(ctx).all_vehicles()
     running = await start_demo_vehicles(vehicles, base_port)
     scratch = tempfile.TemporaryDirectory(prefix="opensdv-demo-ota-")
     ota_task: asyncio.Task[None] | None = None
+    cloud: DemoCloud | None = None
     try:
         shown = table(
             "vehicle",
@@ -137,8 +139,20 @@ async def _demo(ctx: typer.Context, duration: float | None, base_port: int) -> N
             "an app set brings the departure-charge app to every car's app runtime."
         )
         ota_task = asyncio.create_task(ota.run())
+        cloud = await start_demo_cloud(running, ota, Path(scratch.name), http_port)
+        console.print(
+            f"Fleet cloud: dashboard and API on [bold]{cloud.url}/[/bold] (OpenAPI at {cloud.url}/docs), "
+            f"MQTT link {cloud.mqtt_url}"
+        )
+        console.print(
+            "operators (this run only): "
+            + ", ".join(f"{name} / {secret}" for name, secret in cloud.credentials.items()),
+            highlight=False,
+        )
         await _watch(running, ota, duration)
     finally:
+        if cloud is not None:
+            await cloud.stop()
         if ota_task is not None:
             ota_task.cancel()
             await asyncio.gather(ota_task, return_exceptions=True)
@@ -172,7 +186,8 @@ def run(
         None, min=0, help="stop after this many seconds (default: until Ctrl-C)"
     ),
     base_port: int = typer.Option(55555, min=0, max=65535, help="first broker port (0: any free ports)"),
+    http_port: int = typer.Option(8000, min=0, max=65535, help="dashboard and API port (0: any free port)"),
 ) -> None:
     """Run the platform demo: every demo vehicle built from shared standard components, each with
     its own running data broker, and an OTA campaign rolling out to them."""
-    asyncio.run(_demo(ctx, duration, base_port))
+    asyncio.run(_demo(ctx, duration, base_port, http_port))

@@ -13,10 +13,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -64,6 +66,12 @@ class CommandRequest(BaseModel):
 
 def create_api(cloud: FleetCloud) -> FastAPI:
     app = FastAPI(title="OpenSDV fleet cloud", version="1", docs_url="/docs")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        """The dashboard: one static page (no build step) that polls this API every second."""
+        return FileResponse(Path(__file__).with_name("static") / "index.html", media_type="text/html")
+
     bearer = HTTPBearer(auto_error=False)
 
     def operator(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Operator:

@@ -40,6 +40,7 @@ class OtaBackend:
     def __init__(self, path: Path, database: Database, clock: Callable[[], datetime] = _utc_now) -> None:
         self.path = path
         self.clock = clock
+        self.database = database
         self.keys = KeyStore(path / "keys")
         self.images = ImageRepository(path / "image", self.keys, clock)
         self.inventory = Inventory(database)

@@ -135,6 +135,11 @@ class Broker:
             if leaf.default is not None:
                 self._current[leaf.path] = Datapoint(leaf.default, now)
 
+    @property
+    def guard(self) -> ActuationCheck | None:
+        """The safety guard every actuation passes (None: actuations are forwarded unchecked)."""
+        return self._guard
+
     # ------------------------------------------------------------------------------ lookups
 
     def leaf(self, path: str) -> VssLeaf:

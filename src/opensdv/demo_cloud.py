@@ -1,0 +1,125 @@
+"""The demo's fleet cloud: the embedded MQTT broker, telemetry ingest into DuckDB, the REST API and
+dashboard on http://127.0.0.1:8000, and one vehicle agent per demo car linking it to them.
+
+Operators are created with fresh random secrets each run (printed by the CLI): ``platform`` sees
+every brand and steers campaigns; ``nissan``, ``honda`` and ``mitsubishi`` see their own cars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from opensdv.cloud.fleet.api import FleetCloud, create_api
+from opensdv.cloud.fleet.operators import PLATFORM, Operators
+from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
+from opensdv.cloud.telemetry.ingest import Ingest
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.demo import DemoVehicle
+from opensdv.demo_ota import DemoOta
+from opensdv.link.fleet import Command, VehicleStatus, encode, topic
+from opensdv.link.mqtt import mqtt_client
+from opensdv.storage.registry import VehicleRegistry
+from opensdv.vehicle.agent.agent import VehicleAgent
+from opensdv.vehicle.agent.spool import Spool
+from opensdv.vehicle.agent.uplink import Uplink
+from opensdv.vehicle.safety import ActuationGuard
+
+__all__ = ["DemoCloud", "start_demo_cloud"]
+
+
+@dataclass
+class DemoCloud:
+    url: str
+    mqtt_url: str
+    store: TelemetryStore
+    ingest: Ingest
+    agents: dict[str, VehicleAgent]
+    credentials: dict[str, str]
+    stack: AsyncExitStack
+    server: uvicorn.Server
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True  # uvicorn shuts down cleanly (a cancel would log its lifespan)
+        await asyncio.wait_for(self.tasks[0], 10)
+        for task in self.tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self.tasks[1:], return_exceptions=True)
+        await self.stack.aclose()
+        self.store.close()
+
+
+def _listener(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free one) handed to uvicorn, so the URL is known before it runs."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.bind((host, 0))  # 8000 is taken: any free port, printed by the CLI
+    sock.listen(64)
+    return sock
+
+
+async def start_demo_cloud(
+    running: list[DemoVehicle], ota: DemoOta, directory: Path, http_port: int = 8000
+) -> DemoCloud:
+    stack = AsyncExitStack()
+    mqtt_url = await stack.enter_async_context(embedded_mqtt_broker())
+    store = TelemetryStore(directory / "telemetry.duckdb")
+    ingest = Ingest(mqtt_url, store)
+    operators = Operators(ota.backend.database, secrets.token_bytes(32))
+    credentials = {}
+    for name, tenant in (
+        ("platform", PLATFORM),
+        ("nissan", "Nissan"),
+        ("honda", "Honda"),
+        ("mitsubishi", "Mitsubishi"),
+    ):
+        credentials[name] = secrets.token_urlsafe(12)
+        operators.add(name, credentials[name], tenant, can_command=True)
+    commander = await stack.enter_async_context(mqtt_client(mqtt_url, "opensdv-cloud-commands"))
+
+    async def send_command(vin: str, command: Command) -> None:
+        await commander.publish(topic(vin, "commands"), encode(command), qos=1)
+
+    cloud = FleetCloud(VehicleRegistry(ota.backend.database), store, operators, send_command, ota.backend)
+    sock = _listener("127.0.0.1", http_port)
+    server = uvicorn.Server(uvicorn.Config(create_api(cloud), log_level="warning"))
+    stack.callback(sock.close)
+    agents = {}
+    for item in running:
+        _car, primary = ota.vehicles[item.vin]
+        software = {s.split("-", 1)[1]: e.slots.active_image.version for s, e in primary.ecus.items()}
+        status = VehicleStatus(
+            vin=item.vin, online=True, at=time.time(), brand=item.vehicle.definition.brand,
+            model=item.vehicle.definition.model, software=software,
+        )  # fmt: skip
+        agent = VehicleAgent(
+            item.broker, Uplink(mqtt_url, status, Spool(directory / "spool" / f"{item.vin}.db"))
+        )
+        if isinstance(item.broker.guard, ActuationGuard):
+            item.broker.guard.audit.add_listener(agent.audit)
+        agents[item.vin] = agent
+    demo = DemoCloud(
+        f"http://127.0.0.1:{sock.getsockname()[1]}",
+        mqtt_url,
+        store,
+        ingest,
+        agents,
+        credentials,
+        stack,
+        server,
+    )
+    demo.tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+    demo.tasks.append(asyncio.create_task(ingest.run()))
+    demo.tasks += [asyncio.create_task(agent.run()) for agent in agents.values()]
+    return demo
