@@ -3,6 +3,7 @@ commands onto the link, campaigns."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,16 @@ def test_operator_secrets_are_hashed_and_checked(tmp_path: Path) -> None:
     token = operators.token(operators.authenticate("x", SECRET), now=0)
     with pytest.raises(AuthError, match="expired"):
         operators.verify(token)
+
+
+def test_live_signals_as_server_sent_events(cloud: tuple[TestClient, dict[str, str], list]) -> None:
+    client, vins, _ = cloud
+    token = _login(client, "nissan-ops")["Authorization"].removeprefix("Bearer ")
+    assert client.get(f"/api/v1/vehicles/{vins['Honda']}/live", params={"token": token}).status_code == 404
+    assert client.get(f"/api/v1/vehicles/{vins['Nissan']}/live", params={"token": "bad"}).status_code == 401
+    with client.stream("GET", f"/api/v1/vehicles/{vins['Nissan']}/live", params={"token": token}) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines) == "event: signals"
+        data = json.loads(next(lines).removeprefix("data: "))
+    assert data["Vehicle.Speed"]["value"] == 99.0

@@ -9,16 +9,18 @@ brand answers 404 exactly like a VIN that does not exist.
 handlers' annotations at run time, and it is local to ``create_api``.)
 """
 
+import asyncio
+import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -140,6 +142,27 @@ def create_api(cloud: FleetCloud) -> FastAPI:
             "signals": {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())},
             "events": [e.model_dump() for e in cloud.telemetry.events(vin)],
         }
+
+    @app.get("/api/v1/vehicles/{vin}/live")
+    async def live(vin: str, token: str, period_s: float = 1.0) -> StreamingResponse:
+        """Server-sent events: the vehicle's latest signals every ``period_s``. The token comes as a
+        query parameter because browsers' EventSource cannot send an Authorization header."""
+        try:
+            caller = cloud.operators.verify(token)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from None
+        visible(caller, vin)
+
+        async def events() -> AsyncIterator[str]:
+            while True:
+                latest = cloud.telemetry.latest(vin)
+                payload = {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())}
+                yield f"event: signals\ndata: {json.dumps(payload)}\n\n"
+                await asyncio.sleep(max(0.2, period_s))
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.get("/api/v1/vehicles/{vin}/series")
     def series(
