@@ -49,3 +49,8 @@ if [ -n "$_opensdv_mosquitto" ]; then
 else
   echo "services: Mosquitto not available (run as root to install it); its link tests will be skipped"
 fi
+
+# ---- Chromium for the dashboard's browser test (Playwright drives Debian's build) -----------------
+if ! command -v chromium >/dev/null 2>&1; then
+  _opensdv_apt chromium || echo "services: Chromium not available; the browser test will be skipped"
+fi
