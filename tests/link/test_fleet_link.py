@@ -95,6 +95,7 @@ async def test_telemetry_arrives_once_in_order_with_status_and_commands(
             # QoS 1 may deliver a batch twice: the store keeps one
             batch = store.sequences(VIN)[0]
             ingest.handle(topic(VIN, "telemetry"), encode_batch(batch))
+            ingest.flush()
             assert ingest.duplicates == 1 and store.sequences(VIN) == list(range(20))
         finally:
             for task in tasks:

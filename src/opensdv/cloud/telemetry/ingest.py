@@ -47,18 +47,25 @@ class Ingest:
         self.dropped: Counter[str] = Counter()
         self.subscribed = asyncio.Event()
         self.received = asyncio.Condition()
+        self._pending: list[TelemetryBatch] = []
 
-    async def run(self, backoff_s: float = 0.5) -> None:
+    async def run(self, backoff_s: float = 0.5, flush_s: float = 0.05, max_batch: int = 500) -> None:
+        """Subscribe and ingest until cancelled; batches are written every ``flush_s`` or every
+        ``max_batch`` batches, whichever comes first (one DuckDB transaction each)."""
         while True:
             try:
                 async with mqtt_client(self.url, self.identifier) as client:
                     for kind in ("telemetry", "status", "events"):
                         await client.subscribe(wildcard(kind), qos=1)
                     self.subscribed.set()
-                    async for message in client.messages:
-                        self.handle(str(message.topic), bytes(message.payload))
-                        async with self.received:
-                            self.received.notify_all()
+                    flusher = asyncio.create_task(self._flush_every(flush_s))
+                    try:
+                        async for message in client.messages:
+                            self.handle(str(message.topic), bytes(message.payload))
+                            if len(self._pending) >= max_batch:
+                                await self._flush()
+                    finally:
+                        flusher.cancel()
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 log.info("ingest link down (%s); retrying", exc)
@@ -80,14 +87,29 @@ class Ingest:
             log.warning("dropped: %s", exc)
             return
         if isinstance(message, TelemetryBatch):
-            if self.store.add(message, time.time()):
-                self.stored += 1
-            else:
-                self.duplicates += 1
+            self._pending.append(message)
         elif isinstance(message, VehicleStatus):
             self.store.set_status(message)
         elif isinstance(message, VehicleEvent):
             self.store.add_event(message)
+
+    def flush(self) -> None:
+        """Write the batches received since the last flush."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            stored, duplicates = self.store.add_many(pending, time.time())
+            self.stored += stored
+            self.duplicates += duplicates
+
+    async def _flush(self) -> None:
+        self.flush()
+        async with self.received:
+            self.received.notify_all()
+
+    async def _flush_every(self, period_s: float) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            await self._flush()
 
     async def wait_for(self, predicate: object, timeout_s: float = 30.0) -> None:
         """Until ``predicate()`` holds (checked after every message): for tests and the demo."""

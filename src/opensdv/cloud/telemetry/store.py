@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 
@@ -45,29 +46,51 @@ class TelemetryStore:
         self._lock = threading.Lock()
 
     def add(self, batch: TelemetryBatch, received_at: float) -> bool:
-        """Store the batch; False if (vin, seq) was already stored (a QoS 1 repeat)."""
-        rows = [
-            (batch.vin, batch.seq, s.path, s.ts, *_split(s.value))
-            for s in batch.samples
-        ]  # fmt: skip
+        """Store one batch; False if (vin, seq) was already stored (a QoS 1 repeat)."""
+        return self.add_many([batch], received_at) == (1, 0)
+
+    def add_many(self, batches: list[TelemetryBatch], received_at: float) -> tuple[int, int]:
+        """Store batches in one transaction (Arrow tables, not row-by-row inserts, which DuckDB does
+        at about 1 ms a row); returns (stored, duplicates)."""
+        unique = {(b.vin, b.seq): b for b in batches}
+        keys = pa.table({
+            "vin": pa.array([k[0] for k in unique], pa.string()),
+            "seq": pa.array([k[1] for k in unique], pa.int64()),
+            "received_at": pa.array([received_at] * len(unique), pa.float64()),
+            "samples": pa.array([len(b.samples) for b in unique.values()], pa.int32()),
+        })  # fmt: skip
         with self._lock:
             cursor = self._db.cursor()
             cursor.execute("BEGIN")
             try:
-                cursor.execute(
-                    "INSERT INTO batches VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
-                    (batch.vin, batch.seq, received_at, len(rows)),
-                )
-                if not cursor.fetchall():
-                    cursor.execute("ROLLBACK")
-                    return False
+                cursor.register("incoming", keys)
+                new = {
+                    (vin, seq)
+                    for vin, seq in cursor.execute(
+                        "INSERT INTO batches SELECT * FROM incoming ON CONFLICT DO NOTHING RETURNING vin, seq"
+                    ).fetchall()
+                }
+                cursor.unregister("incoming")
+                rows = [
+                    (b.vin, b.seq, s.path, s.ts, *_split(s.value))
+                    for k, b in unique.items()
+                    if k in new
+                    for s in b.samples
+                ]
                 if rows:
-                    cursor.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
+                    columns = list(zip(*rows, strict=True))
+                    cursor.register("incoming", pa.table({
+                        "vin": pa.array(columns[0], pa.string()), "seq": pa.array(columns[1], pa.int64()),
+                        "path": pa.array(columns[2], pa.string()), "ts": pa.array(columns[3], pa.float64()),
+                        "num": pa.array(columns[4], pa.float64()), "other": pa.array(columns[5], pa.string()),
+                    }))  # fmt: skip
+                    cursor.execute("INSERT INTO samples SELECT * FROM incoming")
+                    cursor.unregister("incoming")
                 cursor.execute("COMMIT")
             except duckdb.Error:
                 cursor.execute("ROLLBACK")
                 raise
-        return True
+        return len(new), len(batches) - len(new)
 
     def set_status(self, status: VehicleStatus) -> None:
         """The vehicle's latest status (retained on the broker; the last will says offline)."""
