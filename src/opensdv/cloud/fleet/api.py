@@ -97,8 +97,9 @@ def create_api(cloud: FleetCloud) -> FastAPI:
             raise HTTPException(404, f"no vehicle {vin}")
         return vehicle
 
-    def summary(vehicle: RegisteredVehicle, statuses: dict[str, Any]) -> VehicleSummary:
-        latest = cloud.telemetry.latest(vehicle.vin)
+    def summary(
+        vehicle: RegisteredVehicle, statuses: dict[str, Any], latest: dict[str, Any], seen: float | None
+    ) -> VehicleSummary:
         status = statuses.get(vehicle.vin)
         return VehicleSummary(
             vin=vehicle.vin, brand=vehicle.brand, model=vehicle.model, market=vehicle.market,
@@ -106,7 +107,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
             soc=latest[SOC].value if SOC in latest else None,
             speed=latest[SPEED].value if SPEED in latest else None,
             software=status.software if status else {},
-            last_seen=max((p.ts for p in latest.values()), default=None),
+            last_seen=seen,
         )  # fmt: skip
 
     @app.post("/api/v1/token")
@@ -128,16 +129,22 @@ def create_api(cloud: FleetCloud) -> FastAPI:
 
     @app.get("/api/v1/fleet")
     def fleet(caller: Caller) -> list[VehicleSummary]:
-        statuses = cloud.telemetry.statuses()
+        statuses, seen = cloud.telemetry.statuses(), cloud.telemetry.last_seen()
+        latest = cloud.telemetry.latest_of([SOC, SPEED])
         brand = None if caller.tenant == PLATFORM else caller.tenant
-        return [summary(v, statuses) for v in cloud.registry.vehicles(brand=brand)]
+        return [
+            summary(v, statuses, latest.get(v.vin, {}), seen.get(v.vin))
+            for v in cloud.registry.vehicles(brand=brand)
+        ]
 
     @app.get("/api/v1/vehicles/{vin}")
     def vehicle(vin: str, caller: Caller) -> dict[str, Any]:
         found = visible(caller, vin)
         latest = cloud.telemetry.latest(vin)
         return {
-            **summary(found, cloud.telemetry.statuses()).model_dump(),
+            **summary(
+                found, cloud.telemetry.statuses(), latest, cloud.telemetry.last_seen().get(vin)
+            ).model_dump(),
             "ecus": [{"name": e.name, "hardware_id": e.hardware_id, "serial": e.serial} for e in found.ecus],
             "signals": {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())},
             "events": [e.model_dump() for e in cloud.telemetry.events(vin)],

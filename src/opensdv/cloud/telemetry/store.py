@@ -143,6 +143,25 @@ class TelemetryStore:
         )
         return {path: Point(ts, _join(num, other)) for path, ts, num, other in rows}
 
+    def latest_of(self, paths: list[str]) -> dict[str, dict[str, Point]]:
+        """The newest value of ``paths`` for every vehicle, in one query (the fleet overview)."""
+        rows = self._query(
+            "SELECT vin, path, arg_max(ts, ts), arg_max(num, ts), arg_max(other, ts) FROM samples"
+            " WHERE list_contains(?, path) GROUP BY vin, path",
+            [paths],
+        )
+        found: dict[str, dict[str, Point]] = {}
+        for vin, path, ts, num, other in rows:
+            found.setdefault(vin, {})[path] = Point(ts, _join(num, other))
+        return found
+
+    def last_seen(self) -> dict[str, float]:
+        """When each vehicle's newest telemetry batch arrived."""
+        return {
+            vin: float(t)
+            for vin, t in self._query("SELECT vin, max(received_at) FROM batches GROUP BY vin", [])
+        }
+
     def series(
         self, vin: str, path: str, start: float, end: float, bucket_s: float | None = None
     ) -> list[Point]:
