@@ -40,7 +40,8 @@ fi
 _opensdv_mosquitto=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
 if [ -n "$_opensdv_mosquitto" ]; then
   if ! (exec 3<>/dev/tcp/127.0.0.1/18883) 2>/dev/null; then
-    printf 'listener 18883 127.0.0.1\nallow_anonymous true\npersistence false\n' > "$_opensdv_state/mosquitto.conf"
+    # queue deep for slow subscribers: Mosquitto drops QoS 1 messages beyond max_queued_messages (1000)
+    printf 'listener 18883 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n' > "$_opensdv_state/mosquitto.conf"
     "$_opensdv_mosquitto" -c "$_opensdv_state/mosquitto.conf" -d
     for _ in 1 2 3 4 5 6 7 8 9 10; do (exec 3<>/dev/tcp/127.0.0.1/18883) 2>/dev/null && break; sleep 0.2; done
   fi

@@ -20,7 +20,16 @@ from __future__ import annotations
 import re
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from opensdv.errors import OpenSDVError
 
@@ -45,7 +54,11 @@ PREFIX = f"opensdv/{LINK_VERSION}/vehicles"
 Kind = Literal["telemetry", "status", "events", "commands", "command-results"]
 _TOPIC = re.compile(rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/(telemetry|status|events|commands|command-results)")
 M = TypeVar("M", bound=BaseModel)
-Value = bool | int | float | str | list[bool] | list[int] | list[float] | list[str] | None
+# Strict: a JSON string is never coerced into a number (and strict unions validate faster)
+Value = (
+    StrictBool | StrictInt | StrictFloat | StrictStr
+    | list[StrictBool] | list[StrictInt] | list[StrictFloat] | list[StrictStr] | None
+)  # fmt: skip
 
 
 class LinkError(OpenSDVError):

@@ -71,18 +71,12 @@ class TelemetryStore:
                     ).fetchall()
                 }
                 cursor.unregister("incoming")
-                rows = [
-                    (b.vin, b.seq, s.path, s.ts, *_split(s.value))
-                    for k, b in unique.items()
-                    if k in new
-                    for s in b.samples
-                ]
-                if rows:
-                    columns = list(zip(*rows, strict=True))
+                columns = _columns([b for k, b in unique.items() if k in new])
+                if columns["vin"]:
                     cursor.register("incoming", pa.table({
-                        "vin": pa.array(columns[0], pa.string()), "seq": pa.array(columns[1], pa.int64()),
-                        "path": pa.array(columns[2], pa.string()), "ts": pa.array(columns[3], pa.float64()),
-                        "num": pa.array(columns[4], pa.float64()), "other": pa.array(columns[5], pa.string()),
+                        "vin": pa.array(columns["vin"], pa.string()), "seq": pa.array(columns["seq"], pa.int64()),
+                        "path": pa.array(columns["path"], pa.string()), "ts": pa.array(columns["ts"], pa.float64()),
+                        "num": pa.array(columns["num"], pa.float64()), "other": pa.array(columns["other"], pa.string()),
                     }))  # fmt: skip
                     cursor.execute("INSERT INTO samples SELECT * FROM incoming")
                     cursor.unregister("incoming")
@@ -196,10 +190,28 @@ class TelemetryStore:
             self._db.close()
 
 
-def _split(value: Any) -> tuple[float | None, str | None]:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None, json.dumps(value)
-    return float(value), None
+def _columns(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
+    """Sample columns in one pass: numbers in ``num`` (what charts need), anything else as JSON."""
+    vins: list[str] = []
+    seqs: list[int] = []
+    paths: list[str] = []
+    stamps: list[float] = []
+    nums: list[float | None] = []
+    others: list[str | None] = []
+    for batch in batches:
+        for sample in batch.samples:
+            vins.append(batch.vin)
+            seqs.append(batch.seq)
+            paths.append(sample.path)
+            stamps.append(sample.ts)
+            value = sample.value
+            if type(value) is float or type(value) is int:
+                nums.append(value)
+                others.append(None)
+            else:
+                nums.append(None)
+                others.append(json.dumps(value))
+    return {"vin": vins, "seq": seqs, "path": paths, "ts": stamps, "num": nums, "other": others}
 
 
 def _join(num: float | None, other: str | None) -> Any:

@@ -1,0 +1,180 @@
+"""Telemetry from many cars into DuckDB, through Mosquitto and through the embedded broker.
+
+    python -m bench.telemetry [--vehicles 1000] [--seconds 10] [--burst 10]
+
+Each simulated vehicle is a real ``Uplink`` (its own MQTT connection and SQLite spool) publishing
+20 signals once a second; the cloud side is the real ``Ingest`` into a DuckDB file. Measured in the
+same run for each broker:
+
+- sustained: signals stored per second while every car sends 20 signals at 1 Hz, and the lag from
+  a sample's timestamp to its batch being stored (p50, p99);
+- burst: every car hands over ``--burst`` batches at once; stored signals per second until the
+  last one is in (the ingest capacity);
+- the fleet overview (``GET /api/v1/fleet`` data for every car) built from the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
+from opensdv.cloud.telemetry.ingest import Ingest
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.link.fleet import Sample, VehicleStatus
+from opensdv.vehicle.agent.spool import Spool
+from opensdv.vehicle.agent.uplink import Uplink
+
+console = Console()
+SIGNALS = [f"Vehicle.Bench.Signal{n:02d}" for n in range(20)]
+
+
+@asynccontextmanager
+async def _mosquitto() -> AsyncIterator[str]:
+    url = os.environ.get("OPENSDV_TEST_MQTT_URL", "mqtt://127.0.0.1:18883")
+    yield url
+
+
+def _vin(n: int) -> str:
+    return f"JN1BENCH0AA{n:06d}"
+
+
+async def _cars(
+    url: str, vehicles: int, seconds: float, burst: int, tmp: Path, ready: Any, go: Any, done: Any
+) -> None:
+    """The fleet, in its own process (as cars are not on the cloud's machine)."""
+    uplinks = [
+        Uplink(
+            url,
+            VehicleStatus(vin=_vin(n), online=True, at=time.time()),
+            Spool(tmp / f"spool-{n}.db"),
+            window=64,
+        )
+        for n in range(vehicles)
+    ]
+    tasks = [asyncio.create_task(u.run()) for u in uplinks]
+    for uplink in uplinks:
+        await asyncio.wait_for(uplink.connected.wait(), 300)
+    ready.set()
+    await asyncio.to_thread(go.wait)
+    started = time.time()
+    sent = 0
+    while time.time() < started + seconds:
+        tick = time.time()
+        for uplink in uplinks:
+            uplink.record([Sample(path=p, value=float(sent), ts=tick) for p in SIGNALS])
+        sent += 1
+        await asyncio.sleep(max(0.0, tick + 1.0 - time.time()))
+    done.put(sent)
+    await asyncio.to_thread(go.wait)  # the parent clears and sets it again for the burst
+    burst_started = time.time()
+    for uplink in uplinks:
+        for k in range(burst):
+            uplink.record([Sample(path=p, value=float(k), ts=burst_started) for p in SIGNALS])
+    done.put(burst_started)
+    while any(len(u.spool) for u in uplinks):
+        await asyncio.sleep(0.1)
+    await asyncio.to_thread(ready.wait)  # released when the parent has counted everything
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _cars_process(*args: Any) -> None:
+    asyncio.run(_cars(*args))
+
+
+async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    ready, go, done = context.Event(), context.Event(), context.Queue()
+    async with broker as url:
+        store = TelemetryStore(tmp / "bench.duckdb")
+        ingest = Ingest(url, store, identifier=f"bench-ingest-{time.time_ns()}")
+        task = asyncio.create_task(ingest.run())
+        await asyncio.wait_for(ingest.subscribed.wait(), 30)
+        cars = context.Process(
+            target=_cars_process, args=(url, vehicles, seconds, burst, tmp, ready, go, done)
+        )
+        cars.start()
+        with console.status(f"{vehicles} cars connecting to {url}"):
+            await asyncio.to_thread(ready.wait)
+        ready.clear()
+        started = time.time()
+        go.set()
+        sent = await asyncio.to_thread(done.get)
+        go.clear()
+        expected = sent * vehicles * len(SIGNALS)
+        await ingest.wait_for(lambda: store.count() >= expected, timeout_s=300)
+        sustained_s = time.time() - started
+        lags = sorted(r[0] for r in store._query(
+            "SELECT b.received_at - s.ts FROM batches b JOIN (SELECT vin, seq, max(ts) AS ts FROM samples GROUP BY vin, seq) s"
+            " USING (vin, seq)", []))  # fmt: skip
+
+        go.set()
+        burst_started = await asyncio.to_thread(done.get)
+        target = expected + burst * vehicles * len(SIGNALS)
+        await ingest.wait_for(lambda: store.count() >= target, timeout_s=600)
+        burst_s = time.time() - burst_started
+        ready.set()
+        await asyncio.to_thread(cars.join, 60)
+
+        overview_started = time.perf_counter()
+        latest = store.latest_of(SIGNALS[:2])
+        store.statuses()
+        store.last_seen()
+        overview_ms = (time.perf_counter() - overview_started) * 1000
+        assert len(latest) == vehicles
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+    return {
+        "sustained_signals_per_s": expected / sustained_s,
+        "offered_signals_per_s": vehicles * len(SIGNALS),
+        "lag_p50_s": statistics.median(lags),
+        "lag_p99_s": lags[int(0.99 * (len(lags) - 1))],
+        "burst_signals_per_s": burst * vehicles * len(SIGNALS) / burst_s,
+        "duplicates": ingest.duplicates,
+        "overview_ms": overview_ms,
+    }
+
+
+def main(argv: list[str]) -> dict[str, dict[str, float]]:
+    parser = argparse.ArgumentParser(prog="python -m bench.telemetry")
+    parser.add_argument("--vehicles", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--burst", type=int, default=10)
+    parser.add_argument("--brokers", default="mosquitto,embedded")
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.brokers.split(","):
+        broker = _mosquitto() if name == "mosquitto" else embedded_mqtt_broker()
+        with tempfile.TemporaryDirectory() as tmp:
+            results[name] = asyncio.run(_run(broker, args.vehicles, args.seconds, args.burst, Path(tmp)))
+    table = Table(
+        "broker", "offered signals/s", "sustained signals/s", "lag p50 s", "lag p99 s", "burst signals/s",
+        "fleet overview ms", title=f"{args.vehicles} cars x 20 signals at 1 Hz, {args.seconds:g} s; burst {args.burst} batches/car",
+    )  # fmt: skip
+    for name, r in results.items():
+        table.add_row(
+            name, f"{r['offered_signals_per_s']:,.0f}", f"{r['sustained_signals_per_s']:,.0f}", f"{r['lag_p50_s']:.3f}",
+            f"{r['lag_p99_s']:.3f}", f"{r['burst_signals_per_s']:,.0f}", f"{r['overview_ms']:.0f}",
+        )  # fmt: skip
+    console.print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
