@@ -75,11 +75,18 @@ def test_check_file_exits_1_on_failed_rule(tmp_path: Path) -> None:
 
 
 def test_demo_shows_three_brands_with_running_brokers() -> None:
-    code, out = run("demo", "--duration", "0", "--base-port", "0")
+    code, out = run("demo", "--duration", "0", "--base-port", "0", "--http-port", "0")
     assert code == 0, out
     assert "compatibility checks: all pass" in out
     assert "brands read back over kuksa.val gRPC: Nissan, Honda, Mitsubishi, Nissan" in out
     assert "campaign eaxle-inverter-2-4: running, stage 1/2 (assigned 2, pending 2)" in " ".join(out.split())
+
+
+def test_demo_with_a_bigger_fleet() -> None:
+    code, out = run("demo", "--duration", "0", "--base-port", "0", "--http-port", "0", "--vehicles", "6")
+    assert code == 0, out
+    assert "brands read back over kuksa.val gRPC: Nissan, Honda, Mitsubishi, Nissan, Nissan, Honda" in out
+    assert "6 vehicles of 3 brands" in out
 
 
 def test_db_upgrade_then_status(tmp_path: Path) -> None:

@@ -92,8 +92,11 @@ async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> Non
         await asyncio.sleep(0.05)
 
 
-async def _demo(ctx: typer.Context, duration: float | None, base_port: int, http_port: int) -> None:
-    vehicles = component_catalog(ctx).all_vehicles()
+async def _demo(
+    ctx: typer.Context, duration: float | None, base_port: int, http_port: int, count: int
+) -> None:
+    models = component_catalog(ctx).all_vehicles()
+    vehicles = [models[n % len(models)] for n in range(count or len(models))]
     running = await start_demo_vehicles(vehicles, base_port)
     scratch = tempfile.TemporaryDirectory(prefix="opensdv-demo-ota-")
     ota_task: asyncio.Task[None] | None = None
@@ -187,7 +190,10 @@ def run(
     ),
     base_port: int = typer.Option(55555, min=0, max=65535, help="first broker port (0: any free ports)"),
     http_port: int = typer.Option(8000, min=0, max=65535, help="dashboard and API port (0: any free port)"),
+    count: int = typer.Option(
+        0, "--vehicles", min=0, help="simulated cars, spread over the demo models (default: one of each)"
+    ),
 ) -> None:
     """Run the platform demo: every demo vehicle built from shared standard components, each with
     its own running data broker, and an OTA campaign rolling out to them."""
-    asyncio.run(_demo(ctx, duration, base_port, http_port))
+    asyncio.run(_demo(ctx, duration, base_port, http_port, count))

@@ -112,7 +112,10 @@ class Uplink:
             await client.publish(topic(self.vin, "events"), encode(event), qos=1)
 
     async def _receive_commands(self, client: aiomqtt.Client) -> None:
+        commands = topic(self.vin, "commands")
         async for message in client.messages:
+            if not message.topic.matches(commands):
+                continue  # only commands are subscribed to; some brokers hand out retained others too
             where = f"{message.topic} from the cloud"
             try:
                 command = decode(Command, bytes(message.payload), where)
