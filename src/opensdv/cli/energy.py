@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -254,15 +255,29 @@ def csms_serve(
         envvar="OPENSDV_CSMS_PASSWORD",
         help="stations must send it with HTTP Basic auth (security profile 1)",
     ),
+    tls_cert: Path | None = typer.Option(
+        None, help="server certificate (PEM): wss:// (with a password: profile 2)"
+    ),
+    tls_key: Path | None = typer.Option(None, help="the certificate's private key (PEM)"),
 ) -> None:
     """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy."""
     ids = _station_ids(count)
     system = Csms(dict.fromkeys(ids, password) if password else ids, heartbeat_s=heartbeat)
+    tls = None
+    if tls_cert is not None or tls_key is not None:
+        if tls_cert is None or tls_key is None:
+            raise CsmsError("--tls-cert and --tls-key go together")
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise CsmsError(f"cannot load {tls_cert} / {tls_key}: {exc}") from None
 
     async def run() -> None:
-        server = await system.serve(host, port)
+        server = await system.serve(host, port, tls)
+        scheme = "wss" if tls else "ws"
         console.print(
-            f"CSMS listening on ws://{host}:{port}/<station id> ({SUBPROTOCOL}), stations {', '.join(system.stations)}"
+            f"CSMS listening on {scheme}://{host}:{port}/<station id> ({SUBPROTOCOL}), stations {', '.join(system.stations)}"
         )
         with Live(_stations_table(system), console=console, refresh_per_second=2) as live:
             try:
@@ -303,12 +318,14 @@ def stations_simulate(
     password: str | None = typer.Option(
         None, envvar="OPENSDV_CSMS_PASSWORD", help="HTTP Basic auth password (security profile 1)"
     ),
+    ca: Path | None = typer.Option(None, help="CA certificate (PEM) to trust for a wss:// CSMS (profile 2)"),
 ) -> None:
     """Connect stations, start a transaction on each, meter simulated charging, then unplug."""
+    tls = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
 
     async def one(station_id: str, progress: Progress, task: TaskID) -> float:
         async with StationSimulator.connected(
-            csms, station_id, password, max_power_w=max_kw * 1000
+            csms, station_id, password, tls=tls, max_power_w=max_kw * 1000
         ) as station:
             await station.plug_in(f"TOKEN-{station_id}")
             for _ in range(round(hours * 60 / step_minutes)):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +20,7 @@ from websockets.typing import Subprotocol
 from opensdv.cli import app
 from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
 from opensdv.cloud.energy.stations import StationSimulator
+from opensdv.vehicle.broker import write_dev_pki
 
 
 @pytest.fixture
@@ -233,3 +236,40 @@ def test_fuzzed_messages_get_a_reply_and_never_end_the_session(
             await server.wait_closed()
 
     asyncio.run(exchange())
+
+
+async def test_security_profile_2_tls_and_basic_auth(tmp_path: Path) -> None:
+    pki = write_dev_pki(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(pki.server_cert, pki.server_key)
+    station_tls = ssl.create_default_context(cafile=str(pki.ca_cert))
+    system = Csms({"CS-TLS": "s3cret-passw0rd"})
+    server = await system.serve(port=0, tls=server_tls)
+    port = next(iter(server.sockets)).getsockname()[1]
+    try:
+        async with StationSimulator.connected(
+            f"wss://localhost:{port}", "CS-TLS", "s3cret-passw0rd", tls=station_tls
+        ):
+            assert system.stations["CS-TLS"].booted
+        with pytest.raises(ssl.SSLCertVerificationError):  # a station must not trust an unknown CSMS
+            async with StationSimulator.connected(
+                f"wss://localhost:{port}", "CS-TLS", "s3cret-passw0rd", tls=ssl.create_default_context()
+            ):
+                pass
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_firmware_update_and_transaction_status(csms: tuple[Csms, str]) -> None:
+    system, url = csms
+    async with StationSimulator.connected(url, "CS-01") as station:
+        await system.update_firmware("CS-01", "https://firmware.example/simcharger-1.1.bin", request_id=7)
+        await station.settled()
+        assert system.stations["CS-01"].firmware_status == [
+            "Downloading",
+            "Downloaded",
+            "Installing",
+            "Installed",
+        ]
+        assert station.firmware_location == "https://firmware.example/simcharger-1.1.bin"

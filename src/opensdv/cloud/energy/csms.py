@@ -1,6 +1,7 @@
 """A charging-station management system (CSMS) speaking OCPP 2.0.1 over websockets.
 
-Stations connect to ``ws://host:port/<station id>`` with the ``ocpp2.0.1`` subprotocol; stations
+Stations connect to ``ws://host:port/<station id>`` (``wss://`` with TLS) with the ``ocpp2.0.1``
+subprotocol; stations
 the CSMS does not know are refused at the handshake (HTTP 404), so nothing unknown reaches the
 handlers. Message validation against the OCPP JSON schemas, and the protocol's error replies
 (FormatViolation, NotImplemented, ...), come from the ``ocpp`` package.
@@ -12,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +62,7 @@ class StationState:
     model: str | None = None
     firmware: str | None = None
     last_heartbeat: str | None = None
+    firmware_status: list[str] = field(default_factory=list)  # FirmwareStatusNotification, in order
     connectors: dict[tuple[int, int], str] = field(default_factory=dict)
     transactions: dict[str, Transaction] = field(default_factory=dict)
 
@@ -179,7 +182,7 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
 
     @on(e.Action.firmware_status_notification)
     def on_firmware_status(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
-        self.state.firmware = f"{self.state.firmware} ({status})"
+        self.state.firmware_status.append(status)
         return call_result.FirmwareStatusNotification()
 
 
@@ -221,15 +224,33 @@ class Csms:
         finally:
             self._sessions.pop(station_id, None)
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 9000) -> Server:
-        """Start listening; the caller closes the returned server."""
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 9000, tls: ssl.SSLContext | None = None
+    ) -> Server:
+        """Start listening (``wss://`` with ``tls``: with station passwords, OCPP security profile 2);
+        the caller closes the returned server."""
         return await serve(
             self._handle,
             host,
             port,
             subprotocols=[SUBPROTOCOL],
             process_request=self._check_handshake,
+            ssl=tls,
         )
+
+    async def update_firmware(
+        self, station_id: str, location: str, request_id: int, retrieve_at: str | None = None
+    ) -> None:
+        """UpdateFirmware: the station downloads ``location`` and reports progress with
+        FirmwareStatusNotification (``StationState.firmware_status``)."""
+        reply = await self._session(station_id).call(
+            call.UpdateFirmware(
+                request_id=request_id,
+                firmware=dt.FirmwareType(location=location, retrieve_date_time=retrieve_at or utc_now()),
+            )
+        )
+        if reply.status != e.UpdateFirmwareStatusEnumType.accepted:
+            raise CsmsError(f"{station_id}: UpdateFirmware {location} was {reply.status}")
 
     def _session(self, station_id: str) -> _StationSession:
         session = self._sessions.get(station_id)

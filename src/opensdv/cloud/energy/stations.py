@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import ssl
 from collections.abc import Coroutine
 from typing import Any
 
@@ -36,20 +37,25 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         self.limit_w: float | None = None
         self.transaction_id: str | None = None
         self.energy_wh = 0.0
+        self.firmware_location: str | None = None
         self._seq = itertools.count()
         self._pending: set[asyncio.Task[Any]] = set()
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connected(cls, csms_url: str, station_id: str, password: str | None = None, **kwargs: Any):  # type: ignore[no-untyped-def]
-        """Open the websocket (with Basic auth when a password is given: OCPP security profile 1),
+    async def connected(  # type: ignore[no-untyped-def]
+        cls, csms_url: str, station_id: str, password: str | None = None, tls: ssl.SSLContext | None = None,
+        **kwargs: Any,
+    ):  # fmt: skip
+        """Open the websocket (with Basic auth when a password is given: OCPP security profile 1;
+        over ``wss://`` trusting ``tls``'s CAs as well: profile 2),
         run the station's message loop, boot; close on exit."""
         headers = {}
         if password is not None:
             token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         async with connect(
-            f"{csms_url}/{station_id}", subprotocols=[SUBPROTOCOL], additional_headers=headers
+            f"{csms_url}/{station_id}", subprotocols=[SUBPROTOCOL], additional_headers=headers, ssl=tls
         ) as connection:
             station = cls(station_id, connection, **kwargs)
             loop = asyncio.create_task(station.start())
@@ -213,3 +219,27 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
             return call_result.RequestStopTransaction(status=e.RequestStartStopStatusEnumType.rejected)
         self._later(self.unplug())
         return call_result.RequestStopTransaction(status=e.RequestStartStopStatusEnumType.accepted)
+
+    @on(e.Action.update_firmware)
+    def on_update_firmware(
+        self, request_id: int, firmware: dict[str, Any], **_: Any
+    ) -> call_result.UpdateFirmware:
+        self._later(self._install_firmware(request_id, firmware["location"]))
+        return call_result.UpdateFirmware(status=e.UpdateFirmwareStatusEnumType.accepted)
+
+    async def _install_firmware(self, request_id: int, location: str) -> None:
+        """Report the steps a station goes through (the download itself is simulated)."""
+        steps = (
+            e.FirmwareStatusEnumType.downloading, e.FirmwareStatusEnumType.downloaded,
+            e.FirmwareStatusEnumType.installing, e.FirmwareStatusEnumType.installed,
+        )  # fmt: skip
+        for status in steps:
+            await self.call(call.FirmwareStatusNotification(status=status, request_id=request_id))
+        self.firmware_location = location
+
+    @on(e.Action.get_transaction_status)
+    def on_get_transaction_status(
+        self, transaction_id: str | None = None, **_: Any
+    ) -> call_result.GetTransactionStatus:
+        ongoing = transaction_id is not None and transaction_id == self.transaction_id
+        return call_result.GetTransactionStatus(messages_in_queue=False, ongoing_indicator=ongoing)
