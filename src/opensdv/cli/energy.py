@@ -18,11 +18,13 @@ from websockets.exceptions import InvalidStatus
 from opensdv.cli._common import component_catalog, console, settings, table
 from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
 from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
+from opensdv.cloud.energy.csms_store import CsmsStore
 from opensdv.cloud.energy.grading import ModuleGrade, grade_module, module_health
 from opensdv.cloud.energy.passport import PassportError, build_passport, validate_passport
 from opensdv.cloud.energy.plots import plot_load_curves
 from opensdv.cloud.energy.soh import evaluate_fleet
 from opensdv.cloud.energy.stations import StationSimulator
+from opensdv.storage import Database
 from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
 
 app = typer.Typer(
@@ -246,6 +248,7 @@ def _station_ids(count: int) -> list[str]:
     "  opensdv energy stations simulate --count 20 --csms ws://127.0.0.1:9000",
 )
 def csms_serve(
+    ctx: typer.Context,
     count: int = typer.Option(10, min=1, help="stations CS-001 .. CS-<count> may connect"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(9000, min=1, max=65535, help="port (ws://HOST:PORT/<station id>)"),
@@ -260,9 +263,14 @@ def csms_serve(
     ),
     tls_key: Path | None = typer.Option(None, help="the certificate's private key (PEM)"),
 ) -> None:
-    """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy."""
+    """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy. Stations
+    and transactions are kept in the platform database, so a restart loses nothing."""
     ids = _station_ids(count)
-    system = Csms(dict.fromkeys(ids, password) if password else ids, heartbeat_s=heartbeat)
+    database = Database(settings(ctx).effective_database_url)
+    database.migrate()
+    system = Csms(
+        dict.fromkeys(ids, password) if password else ids, heartbeat_s=heartbeat, store=CsmsStore(database)
+    )
     tls = None
     if tls_cert is not None or tls_key is not None:
         if tls_cert is None or tls_key is None:

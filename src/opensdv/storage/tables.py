@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -114,3 +114,32 @@ class OperatorRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), doc="a brand, or '*' for the platform operator")
     secret_hash: Mapped[str] = mapped_column(String(256), doc="scrypt$salt$hash")
     can_command: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CsmsStationRow(Base):
+    """A charging station as the CSMS last knew it (boot data, connector states)."""
+
+    __tablename__ = "csms_stations"
+
+    station_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vendor: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(64))
+    firmware: Mapped[str | None] = mapped_column(String(64))
+    last_heartbeat: Mapped[str | None] = mapped_column(String(40))
+    connectors: Mapped[str] = mapped_column(Text, default="{}", doc="JSON: 'evse/connector' -> status")
+
+
+class CsmsTransactionRow(Base):
+    __tablename__ = "csms_transactions"
+
+    transaction_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[str] = mapped_column(
+        ForeignKey("csms_stations.station_id", ondelete="CASCADE"), index=True
+    )
+    evse_id: Mapped[int] = mapped_column(Integer)
+    started: Mapped[str] = mapped_column(String(40))
+    id_token: Mapped[str | None] = mapped_column(String(64))
+    energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    power_w: Mapped[float | None] = mapped_column(Float)
+    ended: Mapped[str | None] = mapped_column(String(40))
+    stopped_reason: Mapped[str | None] = mapped_column(String(64))

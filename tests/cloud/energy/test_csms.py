@@ -19,7 +19,9 @@ from websockets.typing import Subprotocol
 
 from opensdv.cli import app
 from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
+from opensdv.cloud.energy.csms_store import CsmsStore
 from opensdv.cloud.energy.stations import StationSimulator
+from opensdv.storage.database import Database
 from opensdv.vehicle.broker import write_dev_pki
 
 
@@ -261,7 +263,7 @@ async def test_security_profile_2_tls_and_basic_auth(tmp_path: Path) -> None:
         await server.wait_closed()
 
 
-async def test_firmware_update_and_transaction_status(csms: tuple[Csms, str]) -> None:
+async def test_firmware_update(csms: tuple[Csms, str]) -> None:
     system, url = csms
     async with StationSimulator.connected(url, "CS-01") as station:
         await system.update_firmware("CS-01", "https://firmware.example/simcharger-1.1.bin", request_id=7)
@@ -273,3 +275,54 @@ async def test_firmware_update_and_transaction_status(csms: tuple[Csms, str]) ->
             "Installed",
         ]
         assert station.firmware_location == "https://firmware.example/simcharger-1.1.bin"
+
+
+async def test_a_csms_restart_loses_nothing_and_resyncs_open_transactions(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'csms.db'}")
+    database.migrate()
+    ids = ["CS-A", "CS-B", "CS-C"]
+
+    async def started(store: CsmsStore) -> tuple[Csms, object, str]:
+        system = Csms(ids, store=store)
+        server = await system.serve(port=0)
+        return system, server, f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+
+    system, server, url = await started(CsmsStore(database))
+    async with (
+        StationSimulator.connected(url, "CS-A") as a,
+        StationSimulator.connected(url, "CS-B") as b,
+        StationSimulator.connected(url, "CS-C") as c,
+    ):
+        for station in (a, b, c):
+            await station.plug_in(f"TOKEN-{station.id}")
+            await station.charge(1800)
+        await a.unplug()  # finished before the restart
+        finished = a.energy_wh
+        server.close()  # type: ignore[attr-defined]
+        await server.wait_closed()  # type: ignore[attr-defined]
+        c.transaction_id = None  # C's driver leaves while the CSMS is down: the station's Ended event is lost
+
+    system, server, url = await started(CsmsStore(database))  # a new process: state from the database
+    try:
+        loaded = {sid: list(state.transactions.values()) for sid, state in system.stations.items()}
+        assert loaded["CS-A"][0].ended is not None and loaded["CS-A"][0].energy_wh == finished
+        assert loaded["CS-B"][0].ended is None and loaded["CS-C"][0].ended is None
+        open_b = loaded["CS-B"][0].transaction_id
+        async with (
+            StationSimulator.connected(url, "CS-C"),
+            StationSimulator.connected(url, "CS-B", transaction_id=open_b),  # B is still charging
+        ):
+            await system.wait_synced("CS-C")
+            await system.wait_synced("CS-B")
+        assert system.stations["CS-B"].transactions[open_b].ended is None
+        assert (
+            system.stations["CS-C"].transactions[loaded["CS-C"][0].transaction_id].stopped_reason
+            == "EndedWhileCsmsAway"
+        )
+        assert (
+            CsmsStore(database).load()["CS-C"].transactions[loaded["CS-C"][0].transaction_id].ended
+            is not None
+        )
+    finally:
+        server.close()  # type: ignore[attr-defined]
+        await server.wait_closed()  # type: ignore[attr-defined]

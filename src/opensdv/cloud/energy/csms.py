@@ -9,6 +9,7 @@ handlers. Message validation against the OCPP JSON schemas, and the protocol's e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -18,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201 import datatypes as dt
 from ocpp.v201 import enums as e
@@ -106,13 +107,33 @@ def _basic_auth_matches(request: Request, user: str, password: str) -> bool:
     return hmac.compare_digest(given, f"{user}:{password}".encode())
 
 
+class StatePersistence(Protocol):
+    """Where the CSMS keeps its state (``CsmsStore`` writes it to the platform database)."""
+
+    def load(self) -> dict[str, StationState]: ...
+
+    def save(self, state: StationState, transaction: Transaction | None = None) -> None: ...
+
+
 class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
     """The CSMS side of one station's websocket: OCPP handlers that update its ``StationState``."""
 
-    def __init__(self, state: StationState, connection: ServerConnection, heartbeat_s: int) -> None:
+    def __init__(
+        self,
+        state: StationState,
+        connection: ServerConnection,
+        heartbeat_s: int,
+        store: StatePersistence | None,
+    ) -> None:
         super().__init__(state.station_id, connection)
         self.state = state
         self._heartbeat_s = heartbeat_s
+        self._store = store
+        self.synced = asyncio.Event()  # set once the open transactions were checked after a boot
+
+    def _persist(self, transaction: Transaction | None = None) -> None:
+        if self._store is not None:
+            self._store.save(self.state, transaction)
 
     @on(e.Action.boot_notification)
     def on_boot(
@@ -121,9 +142,23 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
         self.state.vendor = charging_station["vendor_name"]
         self.state.model = charging_station["model"]
         self.state.firmware = charging_station.get("firmware_version")
+        self._persist()
         return call_result.BootNotification(
             current_time=utc_now(), interval=self._heartbeat_s, status=e.RegistrationStatusEnumType.accepted
         )
+
+    @after(e.Action.boot_notification)
+    async def resync(self, **_: Any) -> None:
+        """After a CSMS restart (or a lost connection): ask about every transaction still open here;
+        one the station no longer runs ended while nobody listened."""
+        for transaction in list(self.state.transactions.values()):
+            if transaction.ended is not None:
+                continue
+            reply = await self.call(call.GetTransactionStatus(transaction_id=transaction.transaction_id))
+            if not reply.ongoing_indicator:
+                transaction.ended, transaction.stopped_reason = utc_now(), "EndedWhileCsmsAway"
+                self._persist(transaction)
+        self.synced.set()
 
     @on(e.Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
@@ -135,6 +170,7 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
         self, connector_status: str, evse_id: int, connector_id: int, **_: Any
     ) -> call_result.StatusNotification:
         self.state.connectors[(evse_id, connector_id)] = connector_status
+        self._persist()
         return call_result.StatusNotification()
 
     @on(e.Action.authorize)
@@ -167,6 +203,7 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
         if event_type == e.TransactionEventEnumType.ended:
             transaction.ended = timestamp
             transaction.stopped_reason = transaction_info.get("stopped_reason")
+        self._persist(transaction)
         return call_result.TransactionEvent()
 
     @on(e.Action.meter_values)
@@ -178,6 +215,7 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
             if transaction.evse_id == evse_id and transaction.ended is None:
                 transaction.energy_wh = energy if energy is not None else transaction.energy_wh
                 transaction.power_w = power if power is not None else transaction.power_w
+                self._persist(transaction)
         return call_result.MeterValues()
 
     @on(e.Action.firmware_status_notification)
@@ -189,11 +227,19 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
 class Csms:
     """The operator's side: which stations may connect, their state, and commands to them."""
 
-    def __init__(self, stations: Iterable[str] | Mapping[str, str], heartbeat_s: int = 60) -> None:
+    def __init__(
+        self,
+        stations: Iterable[str] | Mapping[str, str],
+        heartbeat_s: int = 60,
+        store: StatePersistence | None = None,
+    ) -> None:
         """``stations``: ids, or ids with passwords for OCPP security profile 1 (HTTP Basic auth,
-        the station id as user name)."""
+        the station id as user name). With a ``store`` the state survives restarts: what it holds
+        is loaded now, and every change is written as it happens."""
         self._passwords = dict(stations) if isinstance(stations, Mapping) else {}
-        self.stations = {sid: StationState(sid) for sid in stations}
+        known = store.load() if store is not None else {}
+        self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
+        self._store = store
         self._sessions: dict[str, _StationSession] = {}
         self._heartbeat_s = heartbeat_s
         self._profile_ids = 0
@@ -216,7 +262,7 @@ class Csms:
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # the handshake has happened
         station_id = _station_id(connection.request.path)
-        session = _StationSession(self.stations[station_id], connection, self._heartbeat_s)
+        session = _StationSession(self.stations[station_id], connection, self._heartbeat_s, self._store)
         self._sessions[station_id] = session
         try:
             with contextlib.suppress(ConnectionError, ConnectionClosed):  # the station went away
@@ -237,6 +283,10 @@ class Csms:
             process_request=self._check_handshake,
             ssl=tls,
         )
+
+    async def wait_synced(self, station_id: str) -> None:
+        """Until the connected station's open transactions have been checked after its boot."""
+        await self._session(station_id).synced.wait()
 
     async def update_firmware(
         self, station_id: str, location: str, request_id: int, retrieve_at: str | None = None

@@ -31,11 +31,18 @@ _TRANSACTION_IDS = itertools.count(1)
 class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
     """One single-EVSE station with a ``max_power_w`` charger."""
 
-    def __init__(self, station_id: str, connection: ClientConnection, max_power_w: float = 11_000) -> None:
+    def __init__(
+        self,
+        station_id: str,
+        connection: ClientConnection,
+        max_power_w: float = 11_000,
+        transaction_id: str | None = None,
+    ) -> None:
+        """``transaction_id``: a transaction still running from before a reconnect."""
         super().__init__(station_id, connection)
         self.max_power_w = max_power_w
         self.limit_w: float | None = None
-        self.transaction_id: str | None = None
+        self.transaction_id = transaction_id
         self.energy_wh = 0.0
         self.firmware_location: str | None = None
         self._seq = itertools.count()
