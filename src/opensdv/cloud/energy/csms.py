@@ -1,7 +1,7 @@
-"""A charging-station management system (CSMS) speaking OCPP 2.0.1 over websockets.
+"""A charging-station management system (CSMS) speaking OCPP 2.0.1 and 1.6 over websockets.
 
 Stations connect to ``ws://host:port/<station id>`` (``wss://`` with TLS) with the ``ocpp2.0.1``
-subprotocol; stations
+subprotocol (or ``ocpp1.6``: see ``csms_v16``); stations
 the CSMS does not know are refused at the handshake (HTTP 404), so nothing unknown reaches the
 handlers. Message validation against the OCPP JSON schemas, and the protocol's error replies
 (FormatViolation, NotImplemented, ...), come from the ``ocpp`` package.
@@ -16,10 +16,8 @@ import contextlib
 import hmac
 import ssl
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
@@ -30,65 +28,19 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from opensdv.errors import OpenSDVError
+from opensdv.cloud.energy.csms_state import (
+    CsmsError,
+    StatePersistence,
+    StationState,
+    Transaction,
+    energy_and_power,
+    utc_now,
+)
+from opensdv.cloud.energy.csms_v16 import SUBPROTOCOL_16, StationSession16
 
 __all__ = ["Csms", "CsmsError", "StationState", "Transaction"]
 
 SUBPROTOCOL = Subprotocol("ocpp2.0.1")
-_ENERGY = "Energy.Active.Import.Register"
-
-
-class CsmsError(OpenSDVError):
-    """A station is not connected, or it refused what the CSMS asked."""
-
-
-@dataclass
-class Transaction:
-    transaction_id: str
-    evse_id: int
-    started: str
-    id_token: str | None = None
-    energy_wh: float = 0.0
-    power_w: float | None = None
-    ended: str | None = None
-    stopped_reason: str | None = None
-
-
-@dataclass
-class StationState:
-    """What the CSMS knows of one station: its boot data, connector states, transactions."""
-
-    station_id: str
-    vendor: str | None = None
-    model: str | None = None
-    firmware: str | None = None
-    last_heartbeat: str | None = None
-    firmware_status: list[str] = field(default_factory=list)  # FirmwareStatusNotification, in order
-    connectors: dict[tuple[int, int], str] = field(default_factory=dict)
-    transactions: dict[str, Transaction] = field(default_factory=dict)
-
-    @property
-    def booted(self) -> bool:
-        return self.vendor is not None
-
-
-def utc_now() -> str:
-    """An OCPP timestamp (RFC 3339, UTC, whole seconds)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _energy_and_power(meter_values: Iterable[dict[str, Any]]) -> tuple[float | None, float | None]:
-    """The last energy register (Wh) and power (W) in OCPP meter values; kWh/kW are converted."""
-    energy = power = None
-    for sample_set in meter_values:
-        for sample in sample_set.get("sampled_value", []):
-            measurand = sample.get("measurand", _ENERGY)
-            scale = 1000.0 if sample.get("unit_of_measure", {}).get("unit") in ("kWh", "kW") else 1.0
-            if measurand == _ENERGY:
-                energy = float(sample["value"]) * scale
-            elif measurand == "Power.Active.Import":
-                power = float(sample["value"]) * scale
-    return energy, power
 
 
 def _station_id(path: str) -> str:
@@ -105,14 +57,6 @@ def _basic_auth_matches(request: Request, user: str, password: str) -> bool:
     except binascii.Error:
         return False
     return hmac.compare_digest(given, f"{user}:{password}".encode())
-
-
-class StatePersistence(Protocol):
-    """Where the CSMS keeps its state (``CsmsStore`` writes it to the platform database)."""
-
-    def load(self) -> dict[str, StationState]: ...
-
-    def save(self, state: StationState, transaction: Transaction | None = None) -> None: ...
 
 
 class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
@@ -195,7 +139,7 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
             self.state.transactions[tid] = transaction
         if id_token is not None:
             transaction.id_token = id_token["id_token"]
-        energy, power = _energy_and_power(meter_value or [])
+        energy, power = energy_and_power(meter_value or [])
         if energy is not None:
             transaction.energy_wh = energy
         if power is not None:
@@ -210,7 +154,7 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
     def on_meter_values(
         self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
     ) -> call_result.MeterValues:
-        energy, power = _energy_and_power(meter_value)
+        energy, power = energy_and_power(meter_value)
         for transaction in self.state.transactions.values():
             if transaction.evse_id == evse_id and transaction.ended is None:
                 transaction.energy_wh = energy if energy is not None else transaction.energy_wh
@@ -222,6 +166,76 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
     def on_firmware_status(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
         self.state.firmware_status.append(status)
         return call_result.FirmwareStatusNotification()
+
+    # -- commands (OCPP 2.0.1) ------------------------------------------------------------------
+    async def set_power_limit(self, evse_id: int, watts: float, profile_id: int) -> None:
+        station_id = self.state.station_id
+        profile = dt.ChargingProfileType(
+            id=profile_id,
+            stack_level=0,
+            charging_profile_purpose=e.ChargingProfilePurposeEnumType.tx_default_profile,
+            charging_profile_kind=e.ChargingProfileKindEnumType.absolute,
+            charging_schedule=[
+                dt.ChargingScheduleType(
+                    id=profile_id,
+                    start_schedule=utc_now(),
+                    charging_rate_unit=e.ChargingRateUnitEnumType.watts,
+                    charging_schedule_period=[dt.ChargingSchedulePeriodType(start_period=0, limit=watts)],
+                )
+            ],
+        )
+        reply = await self.call(call.SetChargingProfile(evse_id=evse_id, charging_profile=profile))
+        if reply.status != e.ChargingProfileStatusEnumType.accepted:
+            raise CsmsError(
+                f"{station_id}: SetChargingProfile {watts:g} W on EVSE {evse_id} was {reply.status}"
+            )
+
+    async def clear_power_limits(self, evse_id: int) -> None:
+        station_id = self.state.station_id
+        reply = await self.call(
+            call.ClearChargingProfile(charging_profile_criteria=dt.ClearChargingProfileType(evse_id=evse_id))
+        )
+        if reply.status != e.ClearChargingProfileStatusEnumType.accepted:
+            raise CsmsError(f"{station_id}: ClearChargingProfile on EVSE {evse_id} was {reply.status}")
+
+    async def power_schedule(self, evse_id: int, duration_s: int) -> list[tuple[int, float]]:
+        station_id = self.state.station_id
+        reply = await self.call(
+            call.GetCompositeSchedule(
+                duration=duration_s, evse_id=evse_id, charging_rate_unit=e.ChargingRateUnitEnumType.watts
+            )
+        )
+        if reply.status != e.GenericStatusEnumType.accepted or reply.schedule is None:
+            raise CsmsError(f"{station_id}: GetCompositeSchedule on EVSE {evse_id} was {reply.status}")
+        return [(p["start_period"], float(p["limit"])) for p in reply.schedule["charging_schedule_period"]]
+
+    async def remote_start(self, evse_id: int, id_token: str, remote_start_id: int) -> None:
+        station_id = self.state.station_id
+        reply = await self.call(
+            call.RequestStartTransaction(
+                id_token=dt.IdTokenType(id_token=id_token, type=e.IdTokenEnumType.central),
+                remote_start_id=remote_start_id,
+                evse_id=evse_id,
+            )
+        )
+        if reply.status != e.RequestStartStopStatusEnumType.accepted:
+            raise CsmsError(f"{station_id}: RequestStartTransaction on EVSE {evse_id} was {reply.status}")
+
+    async def update_firmware(self, location: str, request_id: int, retrieve_at: str | None = None) -> None:
+        reply = await self.call(
+            call.UpdateFirmware(
+                request_id=request_id,
+                firmware=dt.FirmwareType(location=location, retrieve_date_time=retrieve_at or utc_now()),
+            )
+        )
+        if reply.status != e.UpdateFirmwareStatusEnumType.accepted:
+            raise CsmsError(f"{self.state.station_id}: UpdateFirmware {location} was {reply.status}")
+
+    async def remote_stop(self, transaction_id: str) -> None:
+        station_id = self.state.station_id
+        reply = await self.call(call.RequestStopTransaction(transaction_id=transaction_id))
+        if reply.status != e.RequestStartStopStatusEnumType.accepted:
+            raise CsmsError(f"{station_id}: RequestStopTransaction {transaction_id} was {reply.status}")
 
 
 class Csms:
@@ -240,7 +254,7 @@ class Csms:
         known = store.load() if store is not None else {}
         self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
         self._store = store
-        self._sessions: dict[str, _StationSession] = {}
+        self._sessions: dict[str, _StationSession | StationSession16] = {}
         self._heartbeat_s = heartbeat_s
         self._profile_ids = 0
 
@@ -248,8 +262,11 @@ class Csms:
         station_id = _station_id(request.path)
         if station_id not in self.stations:
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charging station {station_id!r}\n")
-        if SUBPROTOCOL not in request.headers.get("Sec-WebSocket-Protocol", ""):
-            return connection.respond(HTTPStatus.BAD_REQUEST, f"the CSMS speaks {SUBPROTOCOL}\n")
+        offered = request.headers.get("Sec-WebSocket-Protocol", "")
+        if SUBPROTOCOL not in offered and SUBPROTOCOL_16 not in offered:
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST, f"the CSMS speaks {SUBPROTOCOL} and {SUBPROTOCOL_16}\n"
+            )
         password = self._passwords.get(station_id)
         if password is not None and not _basic_auth_matches(request, station_id, password):
             response = connection.respond(
@@ -262,7 +279,8 @@ class Csms:
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # the handshake has happened
         station_id = _station_id(connection.request.path)
-        session = _StationSession(self.stations[station_id], connection, self._heartbeat_s, self._store)
+        kind = StationSession16 if connection.subprotocol == SUBPROTOCOL_16 else _StationSession
+        session = kind(self.stations[station_id], connection, self._heartbeat_s, self._store)
         self._sessions[station_id] = session
         try:
             with contextlib.suppress(ConnectionError, ConnectionClosed):  # the station went away
@@ -279,7 +297,7 @@ class Csms:
             self._handle,
             host,
             port,
-            subprotocols=[SUBPROTOCOL],
+            subprotocols=[SUBPROTOCOL, SUBPROTOCOL_16],
             process_request=self._check_handshake,
             ssl=tls,
         )
@@ -293,16 +311,9 @@ class Csms:
     ) -> None:
         """UpdateFirmware: the station downloads ``location`` and reports progress with
         FirmwareStatusNotification (``StationState.firmware_status``)."""
-        reply = await self._session(station_id).call(
-            call.UpdateFirmware(
-                request_id=request_id,
-                firmware=dt.FirmwareType(location=location, retrieve_date_time=retrieve_at or utc_now()),
-            )
-        )
-        if reply.status != e.UpdateFirmwareStatusEnumType.accepted:
-            raise CsmsError(f"{station_id}: UpdateFirmware {location} was {reply.status}")
+        await self._session(station_id).update_firmware(location, request_id, retrieve_at)
 
-    def _session(self, station_id: str) -> _StationSession:
+    def _session(self, station_id: str) -> _StationSession | StationSession16:
         session = self._sessions.get(station_id)
         if session is None:
             raise CsmsError(f"charging station {station_id!r} is not connected")
@@ -311,61 +322,18 @@ class Csms:
     async def set_power_limit(self, station_id: str, evse_id: int, watts: float) -> None:
         """Send a TxDefaultProfile limiting the EVSE to ``watts`` (negative: discharge, V2G)."""
         self._profile_ids += 1
-        profile = dt.ChargingProfileType(
-            id=self._profile_ids,
-            stack_level=0,
-            charging_profile_purpose=e.ChargingProfilePurposeEnumType.tx_default_profile,
-            charging_profile_kind=e.ChargingProfileKindEnumType.absolute,
-            charging_schedule=[
-                dt.ChargingScheduleType(
-                    id=self._profile_ids,
-                    start_schedule=utc_now(),
-                    charging_rate_unit=e.ChargingRateUnitEnumType.watts,
-                    charging_schedule_period=[dt.ChargingSchedulePeriodType(start_period=0, limit=watts)],
-                )
-            ],
-        )
-        reply = await self._session(station_id).call(
-            call.SetChargingProfile(evse_id=evse_id, charging_profile=profile)
-        )
-        if reply.status != e.ChargingProfileStatusEnumType.accepted:
-            raise CsmsError(
-                f"{station_id}: SetChargingProfile {watts:g} W on EVSE {evse_id} was {reply.status}"
-            )
+        await self._session(station_id).set_power_limit(evse_id, watts, self._profile_ids)
 
     async def clear_power_limits(self, station_id: str, evse_id: int) -> None:
         """ClearChargingProfile for the EVSE: the station charges at its own maximum again."""
-        reply = await self._session(station_id).call(
-            call.ClearChargingProfile(charging_profile_criteria=dt.ClearChargingProfileType(evse_id=evse_id))
-        )
-        if reply.status != e.ClearChargingProfileStatusEnumType.accepted:
-            raise CsmsError(f"{station_id}: ClearChargingProfile on EVSE {evse_id} was {reply.status}")
+        await self._session(station_id).clear_power_limits(evse_id)
 
     async def power_schedule(self, station_id: str, evse_id: int, duration_s: int) -> list[tuple[int, float]]:
         """GetCompositeSchedule in watts: what the station will really allow, as (start s, limit W)."""
-        reply = await self._session(station_id).call(
-            call.GetCompositeSchedule(
-                duration=duration_s, evse_id=evse_id, charging_rate_unit=e.ChargingRateUnitEnumType.watts
-            )
-        )
-        if reply.status != e.GenericStatusEnumType.accepted or reply.schedule is None:
-            raise CsmsError(f"{station_id}: GetCompositeSchedule on EVSE {evse_id} was {reply.status}")
-        return [(p["start_period"], float(p["limit"])) for p in reply.schedule["charging_schedule_period"]]
+        return await self._session(station_id).power_schedule(evse_id, duration_s)
 
     async def remote_start(self, station_id: str, evse_id: int, id_token: str, remote_start_id: int) -> None:
-        reply = await self._session(station_id).call(
-            call.RequestStartTransaction(
-                id_token=dt.IdTokenType(id_token=id_token, type=e.IdTokenEnumType.central),
-                remote_start_id=remote_start_id,
-                evse_id=evse_id,
-            )
-        )
-        if reply.status != e.RequestStartStopStatusEnumType.accepted:
-            raise CsmsError(f"{station_id}: RequestStartTransaction on EVSE {evse_id} was {reply.status}")
+        await self._session(station_id).remote_start(evse_id, id_token, remote_start_id)
 
     async def remote_stop(self, station_id: str, transaction_id: str) -> None:
-        reply = await self._session(station_id).call(
-            call.RequestStopTransaction(transaction_id=transaction_id)
-        )
-        if reply.status != e.RequestStartStopStatusEnumType.accepted:
-            raise CsmsError(f"{station_id}: RequestStopTransaction {transaction_id} was {reply.status}")
+        await self._session(station_id).remote_stop(transaction_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from opensdv.cloud.energy.csms import StationState, Transaction
+from opensdv.cloud.energy.csms_state import StationState, Transaction
 from opensdv.storage.database import Database
 from opensdv.storage.tables import CsmsStationRow, CsmsTransactionRow
 

@@ -21,7 +21,8 @@ from ocpp.v201 import datatypes as dt
 from ocpp.v201 import enums as e
 from websockets.asyncio.client import ClientConnection, connect
 
-from opensdv.cloud.energy.csms import SUBPROTOCOL, utc_now
+from opensdv.cloud.energy.csms import SUBPROTOCOL
+from opensdv.cloud.energy.csms_state import utc_now
 
 __all__ = ["StationSimulator"]
 
