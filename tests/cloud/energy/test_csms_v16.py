@@ -1,11 +1,11 @@
-"""One CSMS, two OCPP versions: a 1.6 station beside a 2.0.1 one, same state, same commands."""
+"""One CSMS, three OCPP versions: 1.6, 2.0.1 and 2.1 stations, same state, same commands."""
 
 from __future__ import annotations
 
 import pytest
 
 from opensdv.cloud.energy.csms import Csms, CsmsError
-from opensdv.cloud.energy.stations import StationSimulator
+from opensdv.cloud.energy.stations import StationSimulator, StationSimulator21
 from opensdv.cloud.energy.stations_v16 import StationSimulator16
 
 
@@ -39,6 +39,26 @@ async def test_ocpp_16_and_201_stations_side_by_side() -> None:
             assert transaction.ended is not None and transaction.stopped_reason == "Remote"
             await system.clear_power_limits("CS-16", 1)
             assert old.limit_w is None
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_ocpp_21_station_reports_v2x_needs_and_follows_a_discharge_setpoint() -> None:
+    system = Csms(["CS-21"])
+    server = await system.serve(port=0)
+    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    try:
+        async with StationSimulator21.connected(url, "CS-21") as station:
+            await station.plug_in("TAG-V2G")
+            await station.notify_ev_needs(max_charge_w=11_000, max_discharge_w=7_000, min_energy_wh=12_000)
+            needs = system.stations["CS-21"].ev_needs[1]
+            assert (needs["max_discharge_power_w"], needs["min_energy_wh"]) == (7_000, 12_000)
+            await system.set_power_limit("CS-21", 1, -5_000)  # feed 5 kW back to the site
+            assert station.limit_w == -5_000
+            await system.set_power_limit("CS-21", 1, 7_000)
+            assert station.limit_w == 7_000
+            assert system.stations["CS-21"].model == "SimCharger-11"
     finally:
         server.close()
         await server.wait_closed()

@@ -37,6 +37,7 @@ from opensdv.cloud.energy.csms_state import (
     utc_now,
 )
 from opensdv.cloud.energy.csms_v16 import SUBPROTOCOL_16, StationSession16
+from opensdv.cloud.energy.csms_v21 import SUBPROTOCOL_21, V2xMixin
 
 __all__ = ["Csms", "CsmsError", "StationState", "Transaction"]
 
@@ -238,6 +239,10 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
             raise CsmsError(f"{station_id}: RequestStopTransaction {transaction_id} was {reply.status}")
 
 
+class StationSession21(V2xMixin, _StationSession):
+    """An OCPP 2.1 station: the 2.0.1 handlers (validated against 2.1's schemas) plus V2X."""
+
+
 class Csms:
     """The operator's side: which stations may connect, their state, and commands to them."""
 
@@ -254,7 +259,7 @@ class Csms:
         known = store.load() if store is not None else {}
         self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
         self._store = store
-        self._sessions: dict[str, _StationSession | StationSession16] = {}
+        self._sessions: dict[str, _StationSession | StationSession16] = {}  # 2.1 sessions are 2.0.1 ones
         self._heartbeat_s = heartbeat_s
         self._profile_ids = 0
 
@@ -263,9 +268,10 @@ class Csms:
         if station_id not in self.stations:
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charging station {station_id!r}\n")
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
-        if SUBPROTOCOL not in offered and SUBPROTOCOL_16 not in offered:
+        if not any(p in offered for p in (SUBPROTOCOL_21, SUBPROTOCOL, SUBPROTOCOL_16)):
             return connection.respond(
-                HTTPStatus.BAD_REQUEST, f"the CSMS speaks {SUBPROTOCOL} and {SUBPROTOCOL_16}\n"
+                HTTPStatus.BAD_REQUEST,
+                f"the CSMS speaks {SUBPROTOCOL_21}, {SUBPROTOCOL} and {SUBPROTOCOL_16}\n",
             )
         password = self._passwords.get(station_id)
         if password is not None and not _basic_auth_matches(request, station_id, password):
@@ -279,7 +285,11 @@ class Csms:
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # the handshake has happened
         station_id = _station_id(connection.request.path)
-        kind = StationSession16 if connection.subprotocol == SUBPROTOCOL_16 else _StationSession
+        kinds: dict[str, type[_StationSession] | type[StationSession16]] = {
+            SUBPROTOCOL_16: StationSession16,
+            SUBPROTOCOL_21: StationSession21,
+        }
+        kind = kinds.get(connection.subprotocol or SUBPROTOCOL, _StationSession)
         session = kind(self.stations[station_id], connection, self._heartbeat_s, self._store)
         self._sessions[station_id] = session
         try:
@@ -297,7 +307,7 @@ class Csms:
             self._handle,
             host,
             port,
-            subprotocols=[SUBPROTOCOL, SUBPROTOCOL_16],
+            subprotocols=[SUBPROTOCOL_21, SUBPROTOCOL, SUBPROTOCOL_16],
             process_request=self._check_handshake,
             ssl=tls,
         )

@@ -41,6 +41,7 @@ class StationState:
     firmware: str | None = None
     last_heartbeat: str | None = None
     firmware_status: list[str] = field(default_factory=list)  # FirmwareStatusNotification, in order
+    ev_needs: dict[int, dict[str, Any]] = field(default_factory=dict)  # OCPP 2.1 V2X needs by EVSE
     connectors: dict[tuple[int, int], str] = field(default_factory=dict)
     transactions: dict[str, Transaction] = field(default_factory=dict)
 

@@ -16,6 +16,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ocpp.routing import on
+from ocpp.v21 import call as call21
+from ocpp.v21 import call_result as call_result21
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201 import datatypes as dt
 from ocpp.v201 import enums as e
@@ -23,14 +25,17 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from opensdv.cloud.energy.csms import SUBPROTOCOL
 from opensdv.cloud.energy.csms_state import utc_now
+from opensdv.cloud.energy.csms_v21 import SUBPROTOCOL_21
 
-__all__ = ["StationSimulator"]
+__all__ = ["StationSimulator", "StationSimulator21"]
 
 _TRANSACTION_IDS = itertools.count(1)
 
 
 class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
     """One single-EVSE station with a ``max_power_w`` charger."""
+
+    subprotocol = SUBPROTOCOL
 
     def __init__(
         self,
@@ -63,7 +68,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
             token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         async with connect(
-            f"{csms_url}/{station_id}", subprotocols=[SUBPROTOCOL], additional_headers=headers, ssl=tls
+            f"{csms_url}/{station_id}", subprotocols=[cls.subprotocol], additional_headers=headers, ssl=tls
         ) as connection:
             station = cls(station_id, connection, **kwargs)
             loop = asyncio.create_task(station.start())
@@ -251,3 +256,35 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
     ) -> call_result.GetTransactionStatus:
         ongoing = transaction_id is not None and transaction_id == self.transaction_id
         return call_result.GetTransactionStatus(messages_in_queue=False, ongoing_indicator=ongoing)
+
+
+class StationSimulator21(StationSimulator):
+    """An OCPP 2.1 station with a bidirectional charger: it tells the CSMS what the car may
+    discharge, and follows discharge setpoints (``limit_w`` goes negative)."""
+
+    subprotocol = SUBPROTOCOL_21
+    _ocpp_version = "2.1"
+    _call = call21
+    _call_result = call_result21
+
+    async def notify_ev_needs(
+        self, max_charge_w: float, max_discharge_w: float, min_energy_wh: float
+    ) -> None:
+        needs = {
+            "requested_energy_transfer": "AC_BPT",
+            "v2x_charging_parameters": {
+                "max_charge_power": max_charge_w, "max_discharge_power": max_discharge_w,
+                "ev_min_energy_request": min_energy_wh,
+            },
+        }  # fmt: skip
+        await self.call(call21.NotifyEVChargingNeeds(charging_needs=needs, evse_id=1))
+
+    @on(e.Action.set_charging_profile)
+    def on_set_charging_profile(
+        self, evse_id: int, charging_profile: dict[str, Any], **_: Any
+    ) -> call_result.SetChargingProfile:
+        period = charging_profile["charging_schedule"][0]["charging_schedule_period"][0]
+        self.limit_w = float(
+            period["setpoint"] if period.get("operation_mode") == "CentralSetpoint" else period["limit"]
+        )
+        return call_result21.SetChargingProfile(status=e.ChargingProfileStatusEnumType.accepted)
