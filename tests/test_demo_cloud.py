@@ -16,6 +16,7 @@ from opensdv.demo_cloud import start_demo_cloud
 from opensdv.demo_ota import start_demo_ota
 from opensdv.model.vehicles import load_catalog
 from opensdv.vehicle.broker import ALLOW_ALL
+from opensdv.vehicle.ota.primary import VehicleConditions
 
 LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
 TRUNK = "Vehicle.Body.Trunk.Rear.IsOpen"
@@ -75,6 +76,14 @@ async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
         assert target is not None and target.value == 60  # executed in the car, under the operator's name
         denial = next(e for e in cloud.store.events(leaf.vin) if e.kind == "safety-denied")
         assert denial.detail.startswith(f"cloud:nissan: {TRUNK} = True:")
+
+        # an OTA install shows up in the fleet view: the car's status carries its new versions
+        parked = VehicleConditions(parked=True, battery_kwh=20.0)
+        await asyncio.to_thread(ota.cycle, dict.fromkeys(ota.vehicles, parked))
+        honda = next(item.vin for item in running if item.vehicle.definition.brand == "Honda")
+        await cloud.ingest.wait_for(
+            lambda: cloud.store.statuses()[honda].software.get("EAXLE_REAR") == "2.4.0"
+        )
     finally:
         await cloud.stop()
         await stop_demo_vehicles(running)

@@ -30,6 +30,7 @@ from opensdv.storage.registry import VehicleRegistry
 from opensdv.vehicle.agent.agent import VehicleAgent
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
+from opensdv.vehicle.ota.primary import Primary
 from opensdv.vehicle.safety import ActuationGuard
 
 __all__ = ["DemoCloud", "start_demo_cloud"]
@@ -55,6 +56,18 @@ class DemoCloud:
         await asyncio.gather(*self.tasks[1:], return_exceptions=True)
         await self.stack.aclose()
         self.store.close()
+
+
+def _software(primary: Primary) -> dict[str, str]:
+    return {serial.split("-", 1)[1]: ecu.slots.active_image.version for serial, ecu in primary.ecus.items()}
+
+
+async def _report_software(ota: DemoOta, agents: dict[str, VehicleAgent], period_s: float = 1.0) -> None:
+    """After an OTA install (or rollback) each car's status carries its new versions to the cloud."""
+    while True:
+        for vin, (_item, primary) in ota.vehicles.items():
+            agents[vin].uplink.set_software(_software(primary))
+        await asyncio.sleep(period_s)
 
 
 def _listener(host: str, port: int) -> socket.socket:
@@ -98,7 +111,7 @@ async def start_demo_cloud(
     agents = {}
     for item in running:
         _car, primary = ota.vehicles[item.vin]
-        software = {s.split("-", 1)[1]: e.slots.active_image.version for s, e in primary.ecus.items()}
+        software = _software(primary)
         status = VehicleStatus(
             vin=item.vin, online=True, at=time.time(), brand=item.vehicle.definition.brand,
             model=item.vehicle.definition.model, software=software,
@@ -122,4 +135,5 @@ async def start_demo_cloud(
     demo.tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
     demo.tasks.append(asyncio.create_task(ingest.run()))
     demo.tasks += [asyncio.create_task(agent.run()) for agent in agents.values()]
+    demo.tasks.append(asyncio.create_task(_report_software(ota, agents)))
     return demo

@@ -57,6 +57,7 @@ class Uplink:
         self.published = 0
         self.reconnects = 0
         self._queued = asyncio.Event()
+        self._status_changed = asyncio.Event()
         self._events: asyncio.Queue[VehicleEvent] = asyncio.Queue()
 
     def record(self, samples: list[Sample]) -> int:
@@ -64,6 +65,12 @@ class Uplink:
         seq = self.spool.add(lambda n: encode(TelemetryBatch(vin=self.vin, seq=n, samples=samples)))
         self._queued.set()
         return seq
+
+    def set_software(self, software: dict[str, str]) -> None:
+        """New installed versions (after an OTA install): the retained status is published again."""
+        if software != self.status.software:
+            self.status = self.status.model_copy(update={"software": dict(software), "at": time.time()})
+            self._status_changed.set()
 
     def event(self, kind: str, detail: str = "") -> None:
         self._events.put_nowait(VehicleEvent(vin=self.vin, kind=kind, detail=detail, at=time.time()))
@@ -85,6 +92,7 @@ class Uplink:
                         group.create_task(self._send_telemetry(client))
                         group.create_task(self._send_events(client))
                         group.create_task(self._receive_commands(client))
+                        group.create_task(self._send_status(client))
             except* aiomqtt.MqttError as errors:
                 self.connected.clear()
                 self.reconnects += 1
@@ -105,6 +113,13 @@ class Uplink:
             for seq, _payload in pending:
                 self.spool.ack(seq)
             self.published += len(pending)
+
+    async def _send_status(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._status_changed.wait()
+            self._status_changed.clear()
+            online = self.status.model_copy(update={"online": True})
+            await client.publish(topic(self.vin, "status"), encode(online), qos=1, retain=True)
 
     async def _send_events(self, client: aiomqtt.Client) -> None:
         while True:
