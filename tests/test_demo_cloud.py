@@ -13,6 +13,7 @@ import urllib3
 
 from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
 from opensdv.demo_cloud import start_demo_cloud
+from opensdv.demo_energy import start_demo_site
 from opensdv.demo_ota import start_demo_ota
 from opensdv.model.vehicles import load_catalog
 from opensdv.vehicle.broker import ALLOW_ALL
@@ -33,7 +34,8 @@ async def _http(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
 async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
     running = await start_demo_vehicles(load_catalog().all_vehicles(), base_port=0)
     ota = start_demo_ota(running, tmp_path / "ota")
-    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0)
+    energy = await start_demo_site(tick_s=0.2)
+    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, site=energy.site)
     try:
         vins = [item.vin for item in running]
         await cloud.ingest.wait_for(
@@ -84,6 +86,12 @@ async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
         await cloud.ingest.wait_for(
             lambda: cloud.store.statuses()[honda].software.get("EAXLE_REAR") == "2.4.0"
         )
+        # the charging site: stations on the CSMS, the plan's load curve, profiles sent slot by slot
+        status, site = await _http("GET", f"{cloud.url}/api/v1/energy/site", headers=platform)
+        assert status == 200 and len(site["load_kw"]) == 96 and max(site["load_kw"]) <= site["cap_kw"] + 1e-6
+        assert [s["open_transactions"] for s in site["stations"]] == [1, 1, 1, 1]
+        assert any(s["limit_w"] is not None for s in site["stations"])
     finally:
         await cloud.stop()
+        await energy.stop()
         await stop_demo_vehicles(running)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
+from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.fleet.api import FleetCloud, create_api
 from opensdv.cloud.fleet.operators import PLATFORM, Operators
 from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
@@ -83,7 +84,11 @@ def _listener(host: str, port: int) -> socket.socket:
 
 
 async def start_demo_cloud(
-    running: list[DemoVehicle], ota: DemoOta, directory: Path, http_port: int = 8000
+    running: list[DemoVehicle],
+    ota: DemoOta,
+    directory: Path,
+    http_port: int = 8000,
+    site: ChargingSite | None = None,
 ) -> DemoCloud:
     stack = AsyncExitStack()
     mqtt_url = await stack.enter_async_context(embedded_mqtt_broker())
@@ -104,7 +109,9 @@ async def start_demo_cloud(
     async def send_command(vin: str, command: Command) -> None:
         await commander.publish(topic(vin, "commands"), encode(command), qos=1)
 
-    cloud = FleetCloud(VehicleRegistry(ota.backend.database), store, operators, send_command, ota.backend)
+    cloud = FleetCloud(
+        VehicleRegistry(ota.backend.database), store, operators, send_command, ota.backend, site
+    )
     sock = _listener("127.0.0.1", http_port)
     server = uvicorn.Server(uvicorn.Config(create_api(cloud), log_level="warning"))
     stack.callback(sock.close)

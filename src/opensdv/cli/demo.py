@@ -17,6 +17,7 @@ from rich.text import Text
 from opensdv.cli._common import component_catalog, console, table
 from opensdv.demo import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
 from opensdv.demo_cloud import DemoCloud, start_demo_cloud
+from opensdv.demo_energy import DemoSite, start_demo_site
 from opensdv.demo_ota import DemoOta, start_demo_ota
 
 EPILOG = (
@@ -101,6 +102,7 @@ async def _demo(
     scratch = tempfile.TemporaryDirectory(prefix="opensdv-demo-ota-")
     ota_task: asyncio.Task[None] | None = None
     cloud: DemoCloud | None = None
+    energy: DemoSite | None = None
     try:
         shown = table(
             "vehicle",
@@ -142,10 +144,15 @@ async def _demo(
             "an app set brings the departure-charge app to every car's app runtime."
         )
         ota_task = asyncio.create_task(ota.run())
-        cloud = await start_demo_cloud(running, ota, Path(scratch.name), http_port)
+        energy = await start_demo_site()
+        cloud = await start_demo_cloud(running, ota, Path(scratch.name), http_port, energy.site)
         console.print(
             f"Fleet cloud: dashboard and API on [bold]{cloud.url}/[/bold] (OpenAPI at {cloud.url}/docs), "
             f"MQTT link {cloud.mqtt_url}"
+        )
+        console.print(
+            f"Charging site: {len(energy.stations)} OCPP 2.0.1 stations on the CSMS at {energy.url}, "
+            f"planned under {energy.site.cap_kw:g} kW (two V2G), a quarter-hour every 2 s"
         )
         console.print(
             "operators (this run only): "
@@ -156,6 +163,8 @@ async def _demo(
     finally:
         if cloud is not None:
             await cloud.stop()
+        if energy is not None:
+            await energy.stop()
         if ota_task is not None:
             ota_task.cancel()
             await asyncio.gather(ota_task, return_exceptions=True)

@@ -133,6 +133,7 @@ def test_tokens_and_commands(cloud: tuple[TestClient, dict[str, str], list]) -> 
         accepted.status_code == 202 and sent[0][0] == vins["Nissan"] and sent[0][1].operator == "nissan-ops"
     )
     assert client.get("/openapi.json").json()["info"]["title"] == "OpenSDV fleet cloud"
+    assert client.get("/api/v1/energy/site", headers=nissan).status_code == 404  # no site in this cloud
 
 
 def test_operator_secrets_are_hashed_and_checked(tmp_path: Path) -> None:

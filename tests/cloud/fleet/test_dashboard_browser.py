@@ -10,6 +10,7 @@ import pytest
 
 from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
 from opensdv.demo_cloud import start_demo_cloud
+from opensdv.demo_energy import start_demo_site
 from opensdv.demo_ota import APP_CAMPAIGN, start_demo_ota
 from opensdv.model.vehicles import load_catalog
 from tests.conftest import need
@@ -22,7 +23,8 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
     need(chromium is not None, "Chromium (make test installs Debian's package as root)")
     running = await start_demo_vehicles(load_catalog().all_vehicles(), base_port=0)
     ota = start_demo_ota(running, tmp_path / "ota")
-    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0)
+    energy = await start_demo_site(tick_s=0.2)
+    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, site=energy.site)
     try:
         async with playwright.async_playwright() as p:
             browser = await p.chromium.launch(
@@ -36,6 +38,7 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
             rows = page.locator("#fleet-rows tr")
             await playwright.expect(rows).to_have_count(4, timeout=20_000)
             assert "Mitsubishi" in await page.locator("#fleet-rows").inner_text()
+            await playwright.expect(page.locator("#site-rows tr")).to_have_count(4, timeout=20_000)
 
             await rows.first.click()
             speed = page.locator('#signal-rows tr[data-path="Vehicle.Speed"] td:nth-child(2)')
@@ -51,4 +54,5 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
             await browser.close()
     finally:
         await cloud.stop()
+        await energy.stop()
         await stop_demo_vehicles(running)

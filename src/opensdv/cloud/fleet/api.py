@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operator, Operators
 from opensdv.cloud.ota.backend import OtaBackend
 from opensdv.cloud.ota.campaigns import CampaignProgress
@@ -47,6 +48,7 @@ class FleetCloud:
     operators: Operators
     send_command: Callable[[str, Command], Awaitable[None]]
     ota: OtaBackend | None = None
+    site: ChargingSite | None = None
 
 
 class VehicleSummary(BaseModel):
@@ -197,6 +199,27 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         )
         await cloud.send_command(vin, sent)
         return {"id": sent.id, "status": "sent; the vehicle's safety guard decides"}
+
+    @app.get("/api/v1/energy/site")
+    def energy_site(caller: Caller) -> dict[str, Any]:
+        """The charging site: stations (OCPP state, limit sent), the plan's load curve and cap."""
+        site = cloud.site
+        if site is None:
+            raise HTTPException(404, "no charging site")
+        stations = [
+            {
+                "id": state.station_id,
+                "model": state.model,
+                "connected": state.booted,
+                "connectors": {f"{evse}/{connector}": s for (evse, connector), s in state.connectors.items()},
+                "limit_w": site.dispatcher.sent.get(state.station_id),
+                "energy_kwh": round(sum(t.energy_wh for t in state.transactions.values()) / 1000, 3),
+                "open_transactions": sum(t.ended is None for t in state.transactions.values()),
+            }
+            for state in site.csms.stations.values()
+        ]
+        return {"name": site.name, "cap_kw": site.cap_kw, "slot": site.slot, "slot_h": site.slot_h,
+                "load_kw": site.load_curve(), "stations": stations}  # fmt: skip
 
     @app.get("/api/v1/campaigns")
     def campaigns(caller: Caller) -> list[dict[str, Any]]:
