@@ -22,7 +22,7 @@ from opensdv.cloud.energy.csms_store import CsmsStore
 from opensdv.cloud.energy.grading import ModuleGrade, grade_module, module_health
 from opensdv.cloud.energy.passport import PassportError, build_passport, validate_passport
 from opensdv.cloud.energy.plots import plot_load_curves
-from opensdv.cloud.energy.soh import evaluate_fleet
+from opensdv.cloud.energy.soh import evaluate_fleet, evaluate_modules
 from opensdv.cloud.energy.stations import StationSimulator
 from opensdv.storage import Database
 from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
@@ -115,6 +115,7 @@ def soh(
     noise_current: float = typer.Option(0.5, min=0, help="sensor noise, A (standard deviation)"),
     noise_voltage: float = typer.Option(0.2, min=0, help="sensor noise, V"),
     noise_soc: float = typer.Option(0.002, min=0, help="BMS state-of-charge noise, fraction"),
+    modules: bool = typer.Option(False, "--modules", help="also estimate and grade each standard module"),
 ) -> None:
     """Estimate pack state of health from telemetry on a simulated, aged fleet and report the error."""
     chosen = component_catalog(ctx).vehicle(vehicle)
@@ -133,6 +134,27 @@ def soh(
         "true state of health range", f"{result.true_soh.min() * 100:.0f}-{result.true_soh.max() * 100:.0f} %"
     )
     console.print(shown)
+    if modules:
+        evaluation = evaluate_modules(chosen, cycle=cycle, noise_soc=noise_soc, noise_current_a=noise_current)
+        rules = settings(ctx).energy.grading
+        per_module = table(
+            "module", "true SoH %", "estimated SoH %", "true R factor", "estimated R factor", "grade",
+            title=f"per module (RMSE {evaluation.soh_rmse_points:.2f} points, R {evaluation.resistance_rmse:.3f})",
+        )  # fmt: skip
+        for m, (true_soh, est_soh, true_r, est_r) in enumerate(
+            zip(evaluation.true_soh, evaluation.estimated_soh, evaluation.true_resistance_factor,
+                evaluation.estimated_resistance_factor, strict=True)
+        ):  # fmt: skip
+            graded = grade_module(m, float(est_soh), float(est_r), rules)
+            per_module.add_row(
+                str(m + 1),
+                f"{true_soh * 100:.1f}",
+                f"{est_soh * 100:.1f}",
+                f"{true_r:.3f}",
+                f"{est_r:.3f}",
+                graded.grade,
+            )
+        console.print(per_module)
 
 
 def _aged(

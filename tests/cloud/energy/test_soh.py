@@ -7,7 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from opensdv.cli import app
-from opensdv.cloud.energy.soh import estimate_capacity_ah, estimate_resistance_ohm, evaluate_fleet
+from opensdv.cloud.energy.soh import (
+    estimate_capacity_ah,
+    estimate_resistance_ohm,
+    evaluate_fleet,
+    evaluate_modules,
+)
 from opensdv.model import load_catalog
 
 
@@ -42,3 +47,13 @@ def test_soh_command() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "RMSE" in result.output
+
+
+@pytest.mark.parametrize("vehicle_id", ["nissan-leaf-40", "honda-e-advance", "mitsubishi-ek-x-ev"])
+def test_each_standard_module_is_estimated_from_its_own_telemetry(vehicle_id: str) -> None:
+    vehicle = load_catalog().vehicle(vehicle_id)
+    result = evaluate_modules(vehicle)
+    assert len(result.estimated_soh) == vehicle.pack.modules_series
+    assert result.soh_rmse_points < 1.5 and result.resistance_rmse < 0.05
+    # the estimates rank the modules as the truth does: the weakest is found
+    assert int(np.argmin(result.estimated_soh)) == int(np.argmin(result.true_soh))
