@@ -62,3 +62,21 @@ async def test_ocpp_21_station_reports_v2x_needs_and_follows_a_discharge_setpoin
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_authorisation_list_for_every_version() -> None:
+    system = Csms(["CS-16", "CS-201"], id_tokens={"04A1B2C3"})
+    server = await system.serve(port=0)
+    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    try:
+        async with (
+            StationSimulator16.connected(url, "CS-16") as old,
+            StationSimulator.connected(url, "CS-201") as new,
+        ):
+            assert await old.authorize("04A1B2C3") == "Accepted"
+            assert await old.authorize("DEADBEEF") == "Invalid"
+            assert await new.authorize("04A1B2C3") == "Accepted"
+            assert await new.authorize("DEADBEEF") == "Invalid"
+    finally:
+        server.close()
+        await server.wait_closed()

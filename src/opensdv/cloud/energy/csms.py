@@ -69,12 +69,18 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
         connection: ServerConnection,
         heartbeat_s: int,
         store: StatePersistence | None,
+        id_tokens: frozenset[str] | None = None,
     ) -> None:
         super().__init__(state.station_id, connection)
         self.state = state
         self._heartbeat_s = heartbeat_s
         self._store = store
+        self._id_tokens = id_tokens
         self.synced = asyncio.Event()  # set once the open transactions were checked after a boot
+
+    def _token_status(self, token: str) -> e.AuthorizationStatusEnumType:
+        known = self._id_tokens is None or token in self._id_tokens
+        return e.AuthorizationStatusEnumType.accepted if known else e.AuthorizationStatusEnumType.invalid
 
     def _persist(self, transaction: Transaction | None = None) -> None:
         if self._store is not None:
@@ -120,7 +126,7 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
 
     @on(e.Action.authorize)
     def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
-        return call_result.Authorize(id_token_info={"status": e.AuthorizationStatusEnumType.accepted})
+        return call_result.Authorize(id_token_info={"status": self._token_status(id_token["id_token"])})
 
     @on(e.Action.transaction_event)
     def on_transaction_event(
@@ -149,6 +155,10 @@ class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package ha
             transaction.ended = timestamp
             transaction.stopped_reason = transaction_info.get("stopped_reason")
         self._persist(transaction)
+        if id_token is not None:
+            return call_result.TransactionEvent(
+                id_token_info={"status": self._token_status(id_token["id_token"])}
+            )
         return call_result.TransactionEvent()
 
     @on(e.Action.meter_values)
@@ -251,14 +261,17 @@ class Csms:
         stations: Iterable[str] | Mapping[str, str],
         heartbeat_s: int = 60,
         store: StatePersistence | None = None,
+        id_tokens: Iterable[str] | None = None,
     ) -> None:
         """``stations``: ids, or ids with passwords for OCPP security profile 1 (HTTP Basic auth,
         the station id as user name). With a ``store`` the state survives restarts: what it holds
-        is loaded now, and every change is written as it happens."""
+        is loaded now, and every change is written as it happens. ``id_tokens``: the authorisation
+        list (RFID cards, app tokens); others are answered Invalid. None accepts every token."""
         self._passwords = dict(stations) if isinstance(stations, Mapping) else {}
         known = store.load() if store is not None else {}
         self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
         self._store = store
+        self._id_tokens = frozenset(id_tokens) if id_tokens is not None else None
         self._sessions: dict[str, _StationSession | StationSession16] = {}  # 2.1 sessions are 2.0.1 ones
         self._heartbeat_s = heartbeat_s
         self._profile_ids = 0
@@ -290,7 +303,7 @@ class Csms:
             SUBPROTOCOL_21: StationSession21,
         }
         kind = kinds.get(connection.subprotocol or SUBPROTOCOL, _StationSession)
-        session = kind(self.stations[station_id], connection, self._heartbeat_s, self._store)
+        session = kind(self.stations[station_id], connection, self._heartbeat_s, self._store, self._id_tokens)
         self._sessions[station_id] = session
         try:
             with contextlib.suppress(ConnectionError, ConnectionClosed):  # the station went away

@@ -51,17 +51,25 @@ class StationSession16(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         connection: ServerConnection,
         heartbeat_s: int,
         store: StatePersistence | None,
+        id_tokens: frozenset[str] | None = None,
     ) -> None:
         super().__init__(state.station_id, connection)
         self.state = state
         self._heartbeat_s = heartbeat_s
         self._store = store
+        self._id_tokens = id_tokens
         self._meter_start: dict[str, float] = {}
         self.synced = asyncio.Event()
 
     def _persist(self, transaction: Transaction | None = None) -> None:
         if self._store is not None:
             self._store.save(self.state, transaction)
+
+    def _tag_info(self, id_tag: str) -> dt16.IdTagInfo:
+        known = self._id_tokens is None or id_tag in self._id_tokens
+        return dt16.IdTagInfo(
+            status=e16.AuthorizationStatus.accepted if known else e16.AuthorizationStatus.invalid
+        )
 
     @on(e16.Action.boot_notification)
     def on_boot(
@@ -93,7 +101,7 @@ class StationSession16(ChargePoint):  # type: ignore[misc]  # the ocpp package h
 
     @on(e16.Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
-        return call_result.Authorize(id_tag_info=dt16.IdTagInfo(status=e16.AuthorizationStatus.accepted))
+        return call_result.Authorize(id_tag_info=self._tag_info(id_tag))
 
     @on(e16.Action.start_transaction)
     def on_start(
@@ -104,9 +112,7 @@ class StationSession16(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         self.state.transactions[transaction.transaction_id] = transaction
         self._meter_start[transaction.transaction_id] = float(meter_start)
         self._persist(transaction)
-        return call_result.StartTransaction(
-            transaction_id=tid, id_tag_info=dt16.IdTagInfo(status=e16.AuthorizationStatus.accepted)
-        )
+        return call_result.StartTransaction(transaction_id=tid, id_tag_info=self._tag_info(id_tag))
 
     def _metered(self, transaction: Transaction, register_wh: float | None, power_w: float | None) -> None:
         if register_wh is not None:

@@ -108,6 +108,13 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
             else max(-self.max_power_w, min(self.limit_w, self.max_power_w))
         )
 
+    async def authorize(self, id_token: str) -> str:
+        """Authorize (a card swipe): the CSMS's answer, e.g. Accepted or Invalid."""
+        reply = await self.call(
+            call.Authorize(id_token=dt.IdTokenType(id_token=id_token, type=e.IdTokenEnumType.iso14443))
+        )
+        return str(reply.id_token_info["status"])
+
     async def plug_in(self, id_token: str, remote_start_id: int | None = None) -> str:
         """Start a transaction (as after a card swipe, or a remote start) and report it."""
         self.transaction_id = f"{self.id}-{next(_TRANSACTION_IDS)}"

@@ -49,6 +49,10 @@ class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await loop
 
+    async def authorize(self, id_tag: str) -> str:
+        reply = await self.call(call.Authorize(id_tag=id_tag))
+        return str(reply.id_tag_info["status"])
+
     async def plug_in(self, id_tag: str) -> None:
         reply = await self.call(
             call.StartTransaction(
