@@ -9,7 +9,6 @@ handlers. Message validation against the OCPP JSON schemas, and the protocol's e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -30,6 +29,7 @@ from websockets.typing import Subprotocol
 
 from opensdv.cloud.energy.csms_state import (
     CsmsError,
+    SessionBasics,
     StatePersistence,
     StationState,
     Transaction,
@@ -60,31 +60,15 @@ def _basic_auth_matches(request: Request, user: str, password: str) -> bool:
     return hmac.compare_digest(given, f"{user}:{password}".encode())
 
 
-class _StationSession(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
+class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
     """The CSMS side of one station's websocket: OCPP handlers that update its ``StationState``."""
 
-    def __init__(
-        self,
-        state: StationState,
-        connection: ServerConnection,
-        heartbeat_s: int,
-        store: StatePersistence | None,
-        id_tokens: frozenset[str] | None = None,
-    ) -> None:
-        super().__init__(state.station_id, connection)
-        self.state = state
-        self._heartbeat_s = heartbeat_s
-        self._store = store
-        self._id_tokens = id_tokens
-        self.synced = asyncio.Event()  # set once the open transactions were checked after a boot
-
     def _token_status(self, token: str) -> e.AuthorizationStatusEnumType:
-        known = self._id_tokens is None or token in self._id_tokens
-        return e.AuthorizationStatusEnumType.accepted if known else e.AuthorizationStatusEnumType.invalid
-
-    def _persist(self, transaction: Transaction | None = None) -> None:
-        if self._store is not None:
-            self._store.save(self.state, transaction)
+        return (
+            e.AuthorizationStatusEnumType.accepted
+            if self._known(token)
+            else e.AuthorizationStatusEnumType.invalid
+        )
 
     @on(e.Action.boot_notification)
     def on_boot(

@@ -3,6 +3,7 @@ states, transactions — and where that state is kept between restarts."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,7 +11,15 @@ from typing import Any, Protocol
 
 from opensdv.errors import OpenSDVError
 
-__all__ = ["CsmsError", "StatePersistence", "StationState", "Transaction", "energy_and_power", "utc_now"]
+__all__ = [
+    "CsmsError",
+    "SessionBasics",
+    "StatePersistence",
+    "StationState",
+    "Transaction",
+    "energy_and_power",
+    "utc_now",
+]
 
 _ENERGY = "Energy.Active.Import.Register"
 
@@ -75,3 +84,30 @@ class StatePersistence(Protocol):
     def load(self) -> dict[str, StationState]: ...
 
     def save(self, state: StationState, transaction: Transaction | None = None) -> None: ...
+
+
+class SessionBasics:
+    """What every OCPP version's station session keeps: the station's state, where it is stored,
+    the heartbeat interval and the authorisation list. Mixed in before the ocpp ChargePoint."""
+
+    def __init__(
+        self,
+        state: StationState,
+        connection: Any,
+        heartbeat_s: int,
+        store: StatePersistence | None,
+        id_tokens: frozenset[str] | None = None,
+    ) -> None:
+        super().__init__(state.station_id, connection)  # type: ignore[call-arg]  # the ChargePoint's
+        self.state = state
+        self._heartbeat_s = heartbeat_s
+        self._store = store
+        self._id_tokens = id_tokens
+        self.synced = asyncio.Event()  # set once open transactions were checked after a boot
+
+    def _persist(self, transaction: Transaction | None = None) -> None:
+        if self._store is not None:
+            self._store.save(self.state, transaction)
+
+    def _known(self, token: str) -> bool:
+        return self._id_tokens is None or token in self._id_tokens

@@ -9,7 +9,6 @@ RemoteStart/StopTransaction, UpdateFirmware.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Iterable
 from typing import Any
@@ -18,10 +17,9 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16 import datatypes as dt16
 from ocpp.v16 import enums as e16
-from websockets.asyncio.server import ServerConnection
 from websockets.typing import Subprotocol
 
-from opensdv.cloud.energy.csms_state import CsmsError, StatePersistence, StationState, Transaction, utc_now
+from opensdv.cloud.energy.csms_state import CsmsError, SessionBasics, Transaction, utc_now
 
 __all__ = ["SUBPROTOCOL_16", "StationSession16"]
 
@@ -44,26 +42,10 @@ def _energy_and_power_16(meter_values: Iterable[dict[str, Any]]) -> tuple[float 
     return energy, power
 
 
-class StationSession16(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
-    def __init__(
-        self,
-        state: StationState,
-        connection: ServerConnection,
-        heartbeat_s: int,
-        store: StatePersistence | None,
-        id_tokens: frozenset[str] | None = None,
-    ) -> None:
-        super().__init__(state.station_id, connection)
-        self.state = state
-        self._heartbeat_s = heartbeat_s
-        self._store = store
-        self._id_tokens = id_tokens
+class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._meter_start: dict[str, float] = {}
-        self.synced = asyncio.Event()
-
-    def _persist(self, transaction: Transaction | None = None) -> None:
-        if self._store is not None:
-            self._store.save(self.state, transaction)
 
     def _tag_info(self, id_tag: str) -> dt16.IdTagInfo:
         known = self._id_tokens is None or id_tag in self._id_tokens

@@ -21,7 +21,6 @@ from opensdv.vehicle.twin.simulate import ShortfallWarning
 
 __all__ = [
     "FleetEvaluation",
-    "ModuleEvaluation",
     "estimate_capacity_ah",
     "estimate_module_health",
     "estimate_resistance_ohm",
@@ -56,6 +55,9 @@ def estimate_resistance_ohm(current_a: NDArray[np.float64], voltage_v: NDArray[n
 
 @dataclass(frozen=True)
 class FleetEvaluation:
+    """True and estimated state of health and resistance factor: of a fleet's packs, or of one
+    pack's modules."""
+
     true_soh: NDArray[np.float64]
     estimated_soh: NDArray[np.float64]
     true_resistance_factor: NDArray[np.float64]
@@ -103,24 +105,6 @@ def evaluate_fleet(
     return FleetEvaluation(soh, estimated_soh, resistance, estimated_r)
 
 
-@dataclass(frozen=True)
-class ModuleEvaluation:
-    """One pack's standard modules: true and estimated state of health and resistance factor."""
-
-    true_soh: NDArray[np.float64]
-    estimated_soh: NDArray[np.float64]
-    true_resistance_factor: NDArray[np.float64]
-    estimated_resistance_factor: NDArray[np.float64]
-
-    @property
-    def soh_rmse_points(self) -> float:
-        return float(np.sqrt(np.mean((self.estimated_soh - self.true_soh) ** 2)) * 100)
-
-    @property
-    def resistance_rmse(self) -> float:
-        return float(np.sqrt(np.mean((self.estimated_resistance_factor - self.true_resistance_factor) ** 2)))
-
-
 def estimate_module_health(
     current_a: NDArray[np.float64],
     module_voltage_v: NDArray[np.float64],
@@ -148,7 +132,7 @@ def evaluate_modules(
     noise_soc: float = 0.002,
     noise_current_a: float = 0.5,
     seed: int = 1,
-) -> ModuleEvaluation:
+) -> FleetEvaluation:
     """One pack whose modules aged differently (70-100 % capacity, resistance growing 1.5 % per 1 %
     lost): the pack current comes from the twin, each module's voltage and state of charge follow
     from its own capacity, open-circuit voltage and resistance (modules in series carry one current),
@@ -181,6 +165,6 @@ def evaluate_modules(
         capacity,
         module_r0,
     )
-    return ModuleEvaluation(
+    return FleetEvaluation(
         soh, np.array([e[0] for e in estimates]), resistance, np.array([e[1] for e in estimates])
     )
