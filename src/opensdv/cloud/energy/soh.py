@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,6 +73,20 @@ class FleetEvaluation:
         return float(np.sqrt(np.mean((self.estimated_resistance_factor - self.true_resistance_factor) ** 2)))
 
 
+def _aged(rng: np.random.Generator, count: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Capacity 70-100 % of new, resistance growing 1.5 % per 1 % lost (as the ageing model says)."""
+    soh = rng.uniform(0.70, 1.0, count)
+    return soh, 1 + 1.5 * (1 - soh)
+
+
+def _drive(params: VehicleParams, cycle: DriveCycle | str) -> tuple[DriveCycle, Any]:
+    """The twin from 90 % state of charge, with traces (shortfalls of a weak pack are expected)."""
+    drive = load_cycle(cycle) if isinstance(cycle, str) else cycle
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortfallWarning)
+        return drive, simulate(params, drive, soc_start=0.9, keep_traces=True)
+
+
 def evaluate_fleet(
     vehicle: Vehicle,
     cars: int = 50,
@@ -85,14 +100,10 @@ def evaluate_fleet(
     """Simulate a fleet of ``vehicle`` with aged packs (capacity 70-100 %, resistance growing 1.5 %
     per 1 % lost, as the ageing model says), add sensor noise, estimate, compare with the truth."""
     rng = np.random.default_rng(seed)
-    soh = rng.uniform(0.70, 1.0, cars)
-    resistance = 1 + 1.5 * (1 - soh)
+    soh, resistance = _aged(rng, cars)
     base = VehicleParams.from_vehicles([vehicle]).repeat(cars)
     params = base.with_changes(capacity_ah=base.capacity_ah * soh, r0_ohm=base.r0_ohm * resistance)
-    drive = load_cycle(cycle) if isinstance(cycle, str) else cycle
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ShortfallWarning)
-        result = simulate(params, drive, soc_start=0.9, keep_traces=True)
+    drive, result = _drive(params, cycle)
     dt = float(drive.time_s[1] - drive.time_s[0])
     current = result.traces["current_a"] + rng.normal(0, noise_current_a, result.traces["current_a"].shape)
     voltage = result.traces["voltage_v"] + rng.normal(0, noise_voltage_v, result.traces["voltage_v"].shape)
@@ -139,13 +150,9 @@ def evaluate_modules(
     sensor noise is added, and the module estimates are compared with the truth."""
     rng = np.random.default_rng(seed)
     modules = vehicle.pack.modules_series
-    soh = rng.uniform(0.70, 1.0, modules)
-    resistance = 1 + 1.5 * (1 - soh)
+    soh, resistance = _aged(rng, modules)
     params = VehicleParams.from_vehicles([vehicle])
-    drive = load_cycle(cycle) if isinstance(cycle, str) else cycle
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ShortfallWarning)
-        result = simulate(params, drive, soc_start=0.9, keep_traces=True)
+    drive, result = _drive(params, cycle)
     dt = float(drive.time_s[1] - drive.time_s[0])
     current = result.traces["current_a"][0]
     capacity = float(params.capacity_ah[0])
