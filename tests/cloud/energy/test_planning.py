@@ -1,4 +1,5 @@
-"""The optimiser (HiGHS) and the baselines: small cases with known answers, and the real data."""
+"""The optimiser (its network-simplex and HiGHS solvers) and the baselines: small cases with known
+answers, the two solvers against each other, and the real data."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from opensdv.cloud.energy import (
     schedule_greedy,
     time_of_use,
 )
-from opensdv.cloud.energy.optimiser import RollingPlanner
+from opensdv.cloud.energy.network_planner import NetworkPlanner
+from opensdv.cloud.energy.optimiser import ENERGY_VALUE, RollingPlanner
+from opensdv.cloud.energy.planning import Method
 from opensdv.cloud.energy.tariff import Tariff
 
 SLOT_H = 1.0
+METHODS = pytest.mark.parametrize("method", ["network", "lp"])
 
 
 def flat(slots: int, price: list[float] | None = None, export: float = 0.0, demand: float = 0.0) -> Tariff:
@@ -29,21 +33,24 @@ def flat(slots: int, price: list[float] | None = None, export: float = 0.0, dema
     return Tariff(energy, np.full(slots, export), demand)
 
 
-def test_charges_in_the_cheap_hours() -> None:
+@METHODS
+def test_charges_in_the_cheap_hours(method: Method) -> None:
     sessions = [Session("a", "S1", 0, 4, 10.0, 10.0)]
-    schedule = plan(sessions, slots=4, slot_h=SLOT_H, site_cap_kw=50, tariff=flat(4, [0.5, 0.1, 0.5, 0.1]))
+    tariff = flat(4, [0.5, 0.1, 0.5, 0.1])
+    schedule = plan(sessions, slots=4, slot_h=SLOT_H, site_cap_kw=50, tariff=tariff, method=method)
     assert schedule.power_kw[0, [0, 2]].tolist() == [0.0, 0.0]  # nothing in the expensive hours
     assert schedule.delivered_kwh[0] == pytest.approx(10)
     assert schedule.energy_cost == pytest.approx(1.0)
 
 
-def test_cap_windows_and_limits_are_respected() -> None:
+@METHODS
+def test_cap_windows_and_limits_are_respected(method: Method) -> None:
     sessions = [
         Session("a", "S1", 0, 3, 20.0, 7.0),
         Session("b", "S2", 1, 4, 20.0, 7.0),
         Session("c", "S3", 2, 4, 1.0, 7.0),
     ]
-    schedule = plan(sessions, slots=4, slot_h=SLOT_H, site_cap_kw=10, tariff=flat(4))
+    schedule = plan(sessions, slots=4, slot_h=SLOT_H, site_cap_kw=10, tariff=flat(4), method=method)
     assert (schedule.site_kw <= 10 + 1e-7).all()
     assert (schedule.power_kw <= 7 + 1e-7).all() and (schedule.power_kw >= -1e-9).all()
     assert (
@@ -53,24 +60,32 @@ def test_cap_windows_and_limits_are_respected() -> None:
     assert schedule.delivered_kwh.sum() == pytest.approx(7 + 10 + 10 + 8)
 
 
-def test_v2g_sells_when_it_pays_and_keeps_the_minimum_charge() -> None:
+@METHODS
+def test_v2g_sells_when_it_pays_and_keeps_the_minimum_charge(method: Method) -> None:
     car = Session(
         "v", "S1", 0, 3, 10.0, 10.0, max_discharge_kw=10.0, capacity_kwh=50.0, arrival_soc=0.5, min_soc=0.3
     )
     tariff = Tariff(
         np.array([1.0, 0.1, 0.1]), np.array([0.9, 0.08, 0.08]), 0.0
     )  # sell at peak, buy back cheap
-    profitable = plan([car], slots=3, slot_h=SLOT_H, site_cap_kw=50, tariff=tariff, wear_cost_per_kwh=0.05)
+    profitable = plan(
+        [car], slots=3, slot_h=SLOT_H, site_cap_kw=50, tariff=tariff, wear_cost_per_kwh=0.05, method=method
+    )
     assert profitable.exported_kwh > 0
     energy = 25.0 + np.cumsum(profitable.power_kw[0])
     assert (energy >= 15.0 - 1e-6).all() and energy[-1] == pytest.approx(35.0)  # min 30 %, delivered 10 kWh
-    worn = plan([car], slots=3, slot_h=SLOT_H, site_cap_kw=50, tariff=tariff, wear_cost_per_kwh=1.0)
+    worn = plan(
+        [car], slots=3, slot_h=SLOT_H, site_cap_kw=50, tariff=tariff, wear_cost_per_kwh=1.0, method=method
+    )
     assert worn.exported_kwh == pytest.approx(0.0, abs=1e-6)
 
 
-def test_rolling_replan_freezes_the_past_and_fits_the_newcomer() -> None:
+@pytest.mark.parametrize("planner_type", [NetworkPlanner, RollingPlanner])
+def test_rolling_replan_freezes_the_past_and_fits_the_newcomer(
+    planner_type: type[NetworkPlanner] | type[RollingPlanner],
+) -> None:
     tariff = flat(6, [0.1, 0.1, 0.3, 0.5, 0.5, 0.5])
-    planner = RollingPlanner(
+    planner = planner_type(
         [Session("a", "S1", 0, 6, 12.0, 6.0)], slots=6, slot_h=SLOT_H, site_cap_kw=8, tariff=tariff
     )
     before = planner.solve()
@@ -83,6 +98,37 @@ def test_rolling_replan_freezes_the_past_and_fits_the_newcomer() -> None:
     assert (after.site_kw <= 8 + 1e-7).all()
     with pytest.raises(PlanError, match="arrives at 1, before now"):
         planner.add_arrival(Session("c", "S3", 1, 6, 1.0, 1.0), now=3)
+
+
+def random_site(seed: int) -> tuple[list[Session], Tariff, float]:
+    """A small site with prices, limits and energies on round numbers (so whole Wh lose nothing)."""
+    rng = np.random.default_rng(seed)
+    sessions = []
+    for i in range(int(rng.integers(2, 8))):
+        arrival = int(rng.integers(0, 7))
+        departure = int(rng.integers(arrival + 1, 9))
+        v2g = bool(rng.random() < 0.5)
+        sessions.append(Session(f"s{i}", f"S{i}", arrival, departure, float(rng.integers(0, 60)) / 2,
+                                float(rng.integers(1, 12)), max_discharge_kw=float(rng.integers(1, 12)) if v2g else 0.0,
+                                capacity_kwh=60.0, arrival_soc=0.5, min_soc=float(rng.integers(0, 5)) / 10))  # fmt: skip
+    price = rng.integers(5, 50, 8) / 100
+    tariff = Tariff(price, price * rng.integers(0, 10, 8) / 10, float(rng.integers(0, 3)) * 5.0)
+    return sessions, tariff, float(rng.integers(5, 40))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_the_network_simplex_reaches_the_lp_optimum(seed: int) -> None:
+    sessions, tariff, cap = random_site(seed)
+    network, lp = (
+        plan(sessions, slots=8, slot_h=0.25, site_cap_kw=cap, tariff=tariff, wear_cost_per_kwh=0.03, method=m)
+        for m in ("network", "lp")
+    )
+    for schedule in (network, lp):
+        assert (schedule.site_kw <= cap + 1e-6).all() and (schedule.site_kw >= -cap - 1e-6).all()
+    objective = [s.cost - ENERGY_VALUE * s.delivered_kwh.sum() for s in (network, lp)]
+    # the network works in whole Wh: a peak on a 4 W grid (1 Wh per quarter-hour) costs at most
+    # 4 W x the demand charge more, and every energy is rounded down to a Wh
+    assert objective[0] == pytest.approx(objective[1], abs=0.004 * tariff.demand_charge + 0.01)
 
 
 @pytest.mark.parametrize("algorithm", BASELINES)
@@ -122,5 +168,5 @@ def test_energy_plan_command(tmp_path: Path) -> None:
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
-    assert "optimal (HiGHS)" in result.output and "round robin" in result.output
+    assert "optimal (network)" in result.output and "round robin" in result.output
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,13 +1,14 @@
 """Energy services: smart charging and V2G planning for charging sites (more to come: OCPP CSMS,
 battery second life and passport).
 
-``load_sessions`` reads the plain session format; ``plan`` finds the optimal schedule (an LP solved
-by HiGHS); ``schedule_greedy`` runs the usual baselines (uncontrolled, earliest deadline first, least
+``load_sessions`` reads the plain session format; ``plan`` finds the optimal schedule (a min-cost
+flow, or the same programme as an LP solved by HiGHS); ``schedule_greedy`` runs the usual baselines (uncontrolled, earliest deadline first, least
 laxity first, round robin) for comparison.
 """
 
 from opensdv.cloud.energy.baselines import BASELINES, schedule_greedy
-from opensdv.cloud.energy.optimiser import PlanError, plan
+from opensdv.cloud.energy.optimiser import PlanError
+from opensdv.cloud.energy.planning import plan
 from opensdv.cloud.energy.schedule import Schedule
 from opensdv.cloud.energy.sessions import Session, SessionError, load_sessions, with_v2g
 from opensdv.cloud.energy.tariff import Tariff, time_of_use

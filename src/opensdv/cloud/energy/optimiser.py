@@ -13,7 +13,9 @@ e[t] = e[t-1] + (p - d) x slot. The site's import and export per slot and its pe
   most the same slot's import price (otherwise buying and selling at once would pay).
 
 The whole model is built with numpy (no per-variable Python), so 10,000 sessions x 96 slots builds
-in a fraction of a second; HiGHS does the rest.
+in a fraction of a second; HiGHS does the rest. ``network_planner`` solves the same programme as a
+min-cost flow several times faster; this LP stays as the reference it is checked against, and is
+the place for constraints a flow cannot express.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.tariff import Tariff
 from opensdv.errors import OpenSDVError
 
-__all__ = ["ENERGY_VALUE", "PlanError", "RollingPlanner", "plan"]
+__all__ = ["ENERGY_VALUE", "PlanError", "RollingPlanner"]
 
 ENERGY_VALUE = 10.0  # per kWh delivered: dominates any tariff, so delivering comes first
 
@@ -233,25 +235,3 @@ class RollingPlanner:
         self._slot_of = np.concatenate([self._slot_of, slot_of])
         self._p_col = np.concatenate([self._p_col, col0 + np.arange(k)])
         self._d_col = np.concatenate([self._d_col, col0 + k + np.arange(k)])
-
-
-def plan(
-    sessions: Sequence[Session],
-    *,
-    slots: int,
-    slot_h: float,
-    site_cap_kw: float | NDArray[np.float64],
-    tariff: Tariff,
-    wear_cost_per_kwh: float = 0.0,
-    name: str = "optimal (HiGHS)",
-) -> Schedule:
-    """The optimal schedule over ``slots`` slots (one solve; see ``RollingPlanner`` for re-planning)."""
-    planner = RollingPlanner(
-        sessions,
-        slots=slots,
-        slot_h=slot_h,
-        site_cap_kw=site_cap_kw,
-        tariff=tariff,
-        wear_cost_per_kwh=wear_cost_per_kwh,
-    )
-    return planner.solve(name)

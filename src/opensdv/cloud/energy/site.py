@@ -11,7 +11,7 @@ import numpy as np
 
 from opensdv.cloud.energy.csms import Csms
 from opensdv.cloud.energy.dispatch import ProfileDispatcher
-from opensdv.cloud.energy.optimiser import RollingPlanner
+from opensdv.cloud.energy.network_planner import NetworkPlanner
 from opensdv.cloud.energy.schedule import Schedule
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.tariff import time_of_use
@@ -36,7 +36,7 @@ class ChargingSite:
     def __post_init__(self) -> None:
         self.dispatcher = ProfileDispatcher(self.csms)
         tariff = time_of_use(self.slots, self.slot_h * 60, start_hour=6)
-        self._planner = RollingPlanner(
+        self._planner = NetworkPlanner(
             self.sessions, slots=self.slots, slot_h=self.slot_h, site_cap_kw=self.cap_kw, tariff=tariff
         )
 
