@@ -100,6 +100,29 @@ def test_rolling_replan_freezes_the_past_and_fits_the_newcomer(
         planner.add_arrival(Session("c", "S3", 1, 6, 1.0, 1.0), now=3)
 
 
+def test_network_replans_keep_the_past_through_more_arrivals_than_spare_chains() -> None:
+    tariff = Tariff(np.linspace(0.4, 0.1, 16), np.linspace(0.3, 0.05, 16), 1.0)
+    car = {"capacity_kwh": 40.0, "arrival_soc": 0.5, "min_soc": 0.2}
+    planner = NetworkPlanner(
+        [Session("a", "S0", 0, 16, 8.0, 7.0)], slots=16, slot_h=0.25, site_cap_kw=22, tariff=tariff
+    )
+    before = planner.solve()
+    arrivals = NetworkPlanner.SPARE_CHAINS + 4  # the last ones need a network built anew
+    for now in range(1, arrivals + 1):
+        v2g = now % 2 == 0
+        newcomer = Session(
+            f"n{now}", f"S{now}", now, 16, 3.0, 7.0, max_discharge_kw=7.0 if v2g else 0.0, **car
+        )
+        planner.add_arrival(newcomer, now=now)
+        after = planner.solve()
+        assert after.power_kw[: len(before.sessions), :now] == pytest.approx(before.power_kw[:, :now])
+        assert (np.abs(after.site_kw) <= 22 + 1e-9).all()
+        stored = 20.0 + np.cumsum(after.power_kw[now:], axis=1) * 0.25  # every newcomer's battery
+        assert (stored >= 8.0 - 1e-9).all()
+        before = after
+    assert before.delivered_kwh.tolist() == pytest.approx([8.0] + [3.0] * arrivals)  # room for all
+
+
 def random_site(seed: int) -> tuple[list[Session], Tariff, float]:
     """A small site with prices, limits and energies on round numbers (so whole Wh lose nothing)."""
     rng = np.random.default_rng(seed)

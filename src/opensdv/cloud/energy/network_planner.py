@@ -11,7 +11,7 @@ car in that slot -> the same car in its next slot -> ... -> the car's departure:
   delivering comes first, exactly as in the LP.
 
 For a fixed P that is the LP of ``opensdv.cloud.energy.optimiser``, and a network simplex solves it
-about ten times faster than HiGHS's dual simplex (measured in ``bench/energy.py``). The demand
+several times faster than HiGHS's dual simplex (measured in ``bench/energy.py``). The demand
 charge x P is the one part that is not a flow: the cost is convex in P, so P is found by cutting
 planes, each solve's node potentials giving the slope. Energies are whole Wh and costs whole
 1e-4 currency units per kWh (the network simplex works in integers); that rounding is the only
@@ -54,106 +54,161 @@ class _Flow:
 
     cost: float
     slope: float  # d(flow cost) / dP, per kW: minus what one more kW of peak would save
-    power: NDArray[np.float64]  # kW per (session, remaining slot)
+    power: NDArray[np.float64]  # kW per (session, slot)
 
 
 class _SiteNetwork:
-    """The network of the remaining slots ``start`` .. ``slots``; ``solve(peak_kw)`` for any peak."""
+    """The whole day's network of a site, kept from solve to solve so that the network simplex can
+    restart from its last basis.
 
-    def __init__(self, sessions: Sequence[Session], done_kwh: NDArray[np.float64], start: int, slots: int,
-                 slot_h: float, cap_kw: NDArray[np.float64], tariff: Tariff, wear: float) -> None:  # fmt: skip
-        session_of, slot_of, is_first = _pairs(sessions, start, slots)
-        low, high = _energy_window(sessions, done_kwh)
-        present = np.unique(session_of)
-        T, K, M = slots - start, len(session_of), len(present)
-        self.shape, self.slot_h, self.start = (len(sessions), T), slot_h, start
-        self.session_of, self.slot_of = session_of, slot_of - start
-        self.cap_wh = _wh(cap_kw[start:slots] * slot_h)
-        price = tariff.energy_price[start:slots]
-        export = np.minimum(tariff.export_price[start:slots], price)  # as in the LP
-        span = np.maximum(_wh(high - low), 0)
-        initial = np.minimum(np.maximum(_wh(-low), 0), span)
-        terminal_of = np.full(len(sessions), -1)
-        terminal_of[present] = np.arange(M)
-        grid, sink, slot0, pair0 = 0, 1, 2, 2 + T
-        terminal0 = pair0 + K
-        pair = pair0 + np.arange(K)
-        last = np.append(session_of[1:] != session_of[:-1], True) if K else np.zeros(0, dtype=bool)
-        carry_to = np.where(last, terminal0 + terminal_of[session_of], pair + 1)
-        max_kw = np.array([s.max_kw for s in sessions])[session_of]
-        discharging = np.flatnonzero(np.array([s.max_discharge_kw for s in sessions])[session_of] > 0)
-        max_dis = np.array([s.max_discharge_kw for s in sessions])[session_of[discharging]]
+    Every session is a chain of one node per slot it is plugged in. ``spare`` full-day chains wait,
+    with no capacity, for cars that arrive later: ``activate`` gives one of them the newcomer's
+    limits, so a re-plan changes capacities and supplies only and warm-restarts. ``freeze`` turns
+    the flows before ``now`` (what happened) into fixed supplies.
+    """
+
+    def __init__(self, sessions: Sequence[Session], slots: int, slot_h: float, cap_kw: NDArray[np.float64],
+                 tariff: Tariff, wear: float, spare: int) -> None:  # fmt: skip
+        session_of, slot_of, is_first = _pairs(sessions, 0, slots)
+        session_of = np.concatenate([session_of, np.repeat(np.arange(spare) + len(sessions), slots)])
+        slot_of = np.concatenate([slot_of, np.tile(np.arange(slots), spare)])
+        is_first = np.concatenate([is_first, np.tile(np.arange(slots) == 0, spare)])
+        T, K, M = slots, len(session_of), len(sessions) + spare
+        self.slots, self.slot_h, self.sessions = slots, slot_h, list(sessions)
+        self.session_of, self.slot_of = session_of, slot_of
+        self.chain_start = np.searchsorted(
+            session_of, np.arange(M + 1)
+        )  # chain c: pairs start[c]..start[c+1]
+        self.cap_wh = _wh(cap_kw * slot_h)
+        price = tariff.energy_price[:T]
+        export = np.minimum(tariff.export_price[:T], price)  # as in the LP
+        self.grid, self.sink, slot0, self.pair0 = 0, 1, 2, 2 + T
+        self.terminal0 = self.pair0 + K
+        pair = self.pair0 + np.arange(K)
+        last = np.append(session_of[1:] != session_of[:-1], True)
+        carry_to = np.where(last, self.terminal0 + session_of, pair + 1)
         slot_node = slot0 + np.arange(T)
-        supply_total = int(2 * self.cap_wh.sum() + span[present].sum()) + 1
-        # arcs: import[T], export not made[T], charge[K], discharge[V2G pairs], carry[K], unmet[M], spare[1]
-        tails = np.concatenate([np.full(2 * T, grid), slot0 + self.slot_of, pair[discharging], pair,
-                                np.full(M, grid), [grid]])  # fmt: skip
-        heads = np.concatenate([slot_node, slot_node, pair, slot0 + self.slot_of[discharging], carry_to,
-                                terminal0 + np.arange(M), [sink]])  # fmt: skip
-        self._capacity = np.concatenate([np.zeros(T, dtype=np.int64), self.cap_wh, _wh(max_kw * slot_h),
-                                         _wh(max_dis * slot_h), span[session_of], span[present],
-                                         [supply_total]]).astype(np.int64)  # fmt: skip
+        # arcs: import[T], export not made[T], charge[K], discharge[K], carry[K], unmet[M], spare grid[1]
+        tails = np.concatenate([np.full(2 * T, self.grid), slot0 + slot_of, pair, pair, np.full(M, self.grid),
+                                [self.grid]])  # fmt: skip
+        heads = np.concatenate([slot_node, slot_node, pair, slot0 + slot_of, carry_to, self.terminal0 + np.arange(M),
+                                [self.sink]])  # fmt: skip
+        self.charge, self.discharge, self.carry = (2 * T + np.arange(K) + i * K for i in range(3))
+        self.unmet = 2 * T + 3 * K + np.arange(M)
         costs = np.concatenate([_units(price), _units(export), np.zeros(K, dtype=np.int64),
-                                np.full(len(discharging), _units(2 * wear)), np.zeros(K, dtype=np.int64),
+                                np.full(K, _units(2 * wear)), np.zeros(K, dtype=np.int64),
                                 np.full(M, _units(ENERGY_VALUE)), [0]]).astype(np.int64)  # fmt: skip
-        supply = np.zeros(terminal0 + M, dtype=np.int64)
-        supply[grid] = supply_total
-        supply[slot_node] = -self.cap_wh
-        supply[pair[is_first]] = initial[session_of[is_first]]
-        supply[terminal0:] = -span[present]
-        supply[sink] = -supply.sum()
-        self._order = np.lexsort((heads, tails))  # pylmcf wants arcs sorted by (tail, head)
-        position = np.empty_like(self._order)
-        position[self._order] = np.arange(len(self._order))
-        self._import = position[:T]
-        self._charge, self._discharge = (
-            position[2 * T : 2 * T + K],
-            position[2 * T + K : 2 * T + K + len(discharging)],
+        self.capacity = np.zeros(len(tails), dtype=np.int64)
+        self.capacity[T : 2 * T] = self.cap_wh
+        self.supply = np.zeros(self.terminal0 + M, dtype=np.int64)
+        self.supply[slot_node] = -self.cap_wh
+        self.fixed = np.zeros(K, dtype=np.int64)  # net Wh already charged per pair (frozen past)
+        self.spare = list(range(len(sessions), M))
+        self.version = 0  # bumped by every change of supplies or capacities
+        low, high = _energy_window(sessions, np.zeros(len(sessions)))
+        span = np.maximum(_wh(high - low), 0)
+        real = np.flatnonzero(session_of < len(sessions))
+        owner = session_of[real]
+        self.capacity[self.charge[real]] = _wh(np.array([s.max_kw for s in sessions])[owner] * slot_h)
+        self.capacity[self.discharge[real]] = _wh(
+            np.array([s.max_discharge_kw for s in sessions])[owner] * slot_h
         )
-        self._discharging = discharging
+        self.capacity[self.carry[real]] = span[owner]
+        self.capacity[self.unmet[: len(sessions)]] = span
+        first = real[is_first[real]]
+        self.supply[self.pair0 + first] = np.minimum(np.maximum(_wh(-low), 0), span)[session_of[first]]
+        self.supply[self.terminal0 : self.terminal0 + len(sessions)] = -span
+        self._balance()
+        self._order = np.lexsort((heads, tails))  # pylmcf wants arcs sorted by (tail, head)
+        self._position = np.empty_like(self._order)
+        self._position[self._order] = np.arange(len(self._order))
         self._tails, self._heads = tails[self._order].astype(np.int64), heads[self._order].astype(np.int64)
-        self._supply, self._costs = supply, costs[self._order]
-        self._graphs: list[tuple[float, pylmcf.Graph]] = []  # (last peak, graph) to warm-restart from
-        self.warm_within_kw = 0.1 * float(cap_kw[start:slots].max(initial=0.0))
+        self._costs = costs[self._order]
+        self._graphs: list[tuple[float, int, pylmcf.Graph]] = []  # (last peak, version, graph)
+        self.warm_within_kw = 0.1 * float(cap_kw.max(initial=0.0))
 
-    def _graph_near(self, peak_kw: float, capacity: NDArray[np.int64]) -> pylmcf.Graph:
+    def _balance(self) -> None:
+        """The grid can send what every arc from it could take; what it does not send goes to the sink."""
+        total = int(2 * self.cap_wh.sum() + self.capacity[self.unmet].sum()) + 1
+        self.capacity[-1] = total
+        self.supply[self.grid] = total
+        self.supply[self.sink] = 0
+        self.supply[self.sink] = -self.supply.sum()
+        self.version += 1
+
+    def activate(self, session: Session) -> bool:
+        """Put a newcomer on a spare chain; False when none is left (the caller builds anew)."""
+        if not self.spare:
+            return False
+        chain = self.spare.pop(0)
+        self.sessions.append(session)
+        low, high = _energy_window([session], np.zeros(1))
+        span = max(int(_wh(high - low)[0]), 0)
+        pairs = np.arange(self.chain_start[chain], self.chain_start[chain + 1])  # the whole day
+        plugged = pairs[(self.slot_of[pairs] >= session.arrival) & (self.slot_of[pairs] < session.departure)]
+        self.capacity[self.charge[plugged]] = _wh(np.array(session.max_kw * self.slot_h))
+        self.capacity[self.discharge[plugged]] = _wh(np.array(session.max_discharge_kw * self.slot_h))
+        self.capacity[self.carry[pairs[self.slot_of[pairs] >= session.arrival]]] = span
+        self.capacity[self.unmet[chain]] = span
+        if len(plugged):
+            self.supply[self.pair0 + plugged[0]] = min(max(int(_wh(-low)[0]), 0), span)
+        self.supply[self.terminal0 + chain] = -span
+        self._balance()
+        return True
+
+    def freeze(self, now: int, power_kw: NDArray[np.float64]) -> None:
+        """Fix what happened before ``now`` (``power_kw`` per session and slot): each past pair's net
+        energy moves from its arcs into the supplies of its slot and car nodes."""
+        pairs = np.flatnonzero((self.slot_of < now) & (self.session_of < len(self.sessions)))
+        net = np.round(power_kw[self.session_of[pairs], self.slot_of[pairs]] * self.slot_h * WH_PER_KWH)
+        change = net.astype(np.int64) - self.fixed[pairs]
+        self.fixed[pairs] += change
+        self.capacity[self.charge[pairs]] = 0
+        self.capacity[self.discharge[pairs]] = 0
+        np.add.at(self.supply, 2 + self.slot_of[pairs], -change)
+        np.add.at(self.supply, self.pair0 + pairs, change)
+        self.version += 1
+
+    def _graph_near(self, peak_kw: float) -> pylmcf.Graph:
         """A graph to solve at ``peak_kw``: the one last solved at a peak close by, whose basis the
         network simplex restarts from (quick for a small move, slower than a fresh start for a big
         one), else a fresh one."""
-        near = [i for i, (peak, _) in enumerate(self._graphs) if abs(peak - peak_kw) <= self.warm_within_kw]
+        near = [
+            i for i, (peak, _, _) in enumerate(self._graphs) if abs(peak - peak_kw) <= self.warm_within_kw
+        ]
         if near:
             index = min(near, key=lambda i: abs(self._graphs[i][0] - peak_kw))
-            graph = self._graphs[index][1]
-            self._graphs[index] = (peak_kw, graph)
+            graph = self._graphs[index][2]
+            if self._graphs[index][1] != self.version:
+                graph.set_node_supply(self.supply)
+            self._graphs[index] = (peak_kw, self.version, graph)
         else:
-            graph = pylmcf.Graph(len(self._supply), edge_starts=self._tails, edge_ends=self._heads)
-            graph.set_node_supply(self._supply)
+            graph = pylmcf.Graph(len(self.supply), edge_starts=self._tails, edge_ends=self._heads)
+            graph.set_node_supply(self.supply)
             graph.set_edge_costs(self._costs)
             graph.set_warm_repair("dual_greedy")
-            self._graphs.append((peak_kw, graph))
-        graph.set_edge_capacities(capacity[self._order])
+            self._graphs.append((peak_kw, self.version, graph))
         return graph
 
     def solve(self, peak_kw: float) -> _Flow:
-        capacity = self._capacity.copy()
-        capacity[: self.shape[1]] = np.minimum(self.cap_wh, _wh(np.array(max(peak_kw, 0.0) * self.slot_h)))
-        graph = self._graph_near(peak_kw, capacity)
+        T = self.slots
+        capacity = self.capacity.copy()
+        capacity[:T] = np.minimum(self.cap_wh, _wh(np.array(max(peak_kw, 0.0) * self.slot_h)))
+        graph = self._graph_near(peak_kw)
+        graph.set_edge_capacities(capacity[self._order])
         try:
             graph.solve()
         except RuntimeError as error:  # the network always has a feasible flow; this is a solver fault
             raise PlanError(f"the network simplex failed: {error}") from error
-        flow = graph.result()
+        flow = graph.result()[self._position]
         # a binding import arc has a negative reduced cost: what one more Wh through it would save
-        saving = -np.minimum(graph.reduced_costs()[self._import], 0)
-        by_peak = capacity[: self.shape[1]] < self.cap_wh  # arcs the peak, not the site cap, limits
+        saving = -np.minimum(graph.reduced_costs()[self._position[:T]], 0)
+        by_peak = capacity[:T] < self.cap_wh  # arcs the peak, not the site cap, limits
         per_kw = self.slot_h / COST_UNITS_PER_WH  # units per Wh -> currency per kW of peak
-        power = np.zeros(self.shape)
-        kw = flow[self._charge] / WH_PER_KWH / self.slot_h
-        power[self.session_of, self.slot_of] = kw
-        discharged = flow[self._discharge] / WH_PER_KWH / self.slot_h
-        np.subtract.at(
-            power, (self.session_of[self._discharging], self.slot_of[self._discharging]), discharged
-        )
+        net_wh = flow[self.charge] - flow[self.discharge] + self.fixed
+        power = np.zeros((len(self.sessions), T))
+        real = self.session_of < len(self.sessions)
+        power[self.session_of[real], self.slot_of[real]] = net_wh[real] / WH_PER_KWH / self.slot_h
         return _Flow(
             graph.total_cost() / COST_UNITS_PER_WH / WH_PER_KWH,
             -float(saving[by_peak].sum()) * per_kw,
@@ -162,11 +217,12 @@ class _SiteNetwork:
 
 
 def _cheapest_peak(solve: Callable[[float], _Flow], low: float, high: float, demand_charge: float,
-                   guess: float | None = None) -> _Flow:  # fmt: skip
+                   guess: float | None, resolution: float) -> _Flow:  # fmt: skip
     """Minimise flow cost(P) + demand charge x P over [low, high], a convex piecewise-linear
     function: each solve gives a value and a slope, and the next P is where the tangents at the two
     ends of the bracket cross (Kelley's cutting planes in one dimension). With a ``guess`` (the last
-    plan's peak) the bracket is grown around it in small steps instead of starting from both ends."""
+    plan's peak) the bracket is grown around it in small steps instead of starting from both ends.
+    Peaks closer than ``resolution`` kW are the same to the solver."""
     if demand_charge <= 0:
         return solve(high)
 
@@ -196,8 +252,8 @@ def _cheapest_peak(solve: Callable[[float], _Flow], low: float, high: float, dem
         (p0, s0, _), (p1, s1, _) = bottom, top
         crossing = (value(top) - value(bottom) + s0 * p0 - s1 * p1) / (s0 - s1)
         floor = value(bottom) + s0 * (crossing - p0)
-        if min(value(bottom), value(top)) - floor <= 1e-6 or p1 - p0 <= 1e-2:
-            break
+        if min(value(bottom), value(top)) - floor <= 1e-6 or min(crossing - p0, p1 - crossing) <= resolution:
+            break  # the cutting planes meet, or the next peak is one already solved
         middle = point(crossing)
         if middle[1] == 0:
             return middle[2]
@@ -208,32 +264,40 @@ def _cheapest_peak(solve: Callable[[float], _Flow], low: float, high: float, dem
 class NetworkPlanner:
     """Model-predictive control for a site, with the same interface as ``RollingPlanner``.
 
-    ``add_arrival(session, now)`` keeps what was planned before ``now`` (it has happened) and
-    ``solve`` re-optimises only the slots left, from each car's energy so far; the peak already
-    reached stays the floor of the demand charge.
+    ``add_arrival(session, now)`` keeps what was planned before ``now`` (it has happened), puts the
+    newcomer on a spare chain of the kept network and re-optimises the rest; the network simplex
+    restarts from its last basis and the search for the peak from the last plan's peak.
     """
+
+    SPARE_CHAINS = 8  # arrivals a network takes before it is built anew
 
     def __init__(self, sessions: Sequence[Session], *, slots: int, slot_h: float, site_cap_kw: float | NDArray[np.float64],
                  tariff: Tariff, wear_cost_per_kwh: float = 0.0) -> None:  # fmt: skip
-        self.sessions = list(sessions)
         self.slots, self.slot_h, self.tariff, self.wear = slots, slot_h, tariff, wear_cost_per_kwh
         cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), (slots,)).copy()
         if (cap < 0).any() or len(tariff.energy_price) < slots or len(tariff.export_price) < slots:
             raise PlanError(f"site cap must be >= 0 and the tariff must cover all {slots} slots")
         self.cap = cap
         self.now = 0
-        self._power = np.zeros((len(self.sessions), slots))  # the last plan, the past included
+        self._network = self._build(list(sessions))
+        self._power = np.zeros((len(sessions), slots))  # the last plan, the past included
         self._peak: float | None = None  # the last plan's peak: where the next re-plan looks first
+
+    @property
+    def sessions(self) -> list[Session]:
+        return self._network.sessions
+
+    def _build(self, sessions: list[Session]) -> _SiteNetwork:
+        return _SiteNetwork(
+            sessions, self.slots, self.slot_h, self.cap, self.tariff, self.wear, self.SPARE_CHAINS
+        )
 
     def solve(self, name: str = "optimal (network simplex)") -> Schedule:
         started = time.perf_counter()
-        past = self._power[:, : self.now]
-        network = _SiteNetwork(self.sessions, past.sum(axis=1) * self.slot_h, self.now, self.slots,
-                               self.slot_h, self.cap, self.tariff, self.wear)  # fmt: skip
-        reached = float(past.sum(axis=0).max(initial=0.0))
-        best = _cheapest_peak(network.solve, max(reached, 0.0), float(self.cap[self.now :].max(initial=0.0)),
-                              self.tariff.demand_charge, self._peak)  # fmt: skip
-        self._power[:, self.now :] = best.power
+        reached = float(self._power[:, : self.now].sum(axis=0).max(initial=0.0))
+        best = _cheapest_peak(self._network.solve, max(reached, 0.0), float(self.cap.max(initial=0.0)),
+                              self.tariff.demand_charge, self._peak, 1 / (WH_PER_KWH * self.slot_h))  # fmt: skip
+        self._power = best.power
         self._peak = max(float(best.power.sum(axis=0).max(initial=0.0)), reached)
         return Schedule(name, list(self.sessions), self._power.copy(), self.slot_h, self.tariff, self.wear,
                         solve_s=time.perf_counter() - started)  # fmt: skip
@@ -245,5 +309,7 @@ class NetworkPlanner:
         if now < self.now:
             raise PlanError(f"now ({now}) is before the last re-plan ({self.now})")
         self.now = now
-        self.sessions.append(session)
         self._power = np.vstack([self._power, np.zeros((1, self.slots))])
+        if not self._network.activate(session):
+            self._network = self._build([*self.sessions, session])
+        self._network.freeze(now, self._power)
