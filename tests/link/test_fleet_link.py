@@ -18,7 +18,16 @@ from hypothesis import strategies as st
 from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
 from opensdv.cloud.telemetry.ingest import Ingest
 from opensdv.cloud.telemetry.store import TelemetryStore
-from opensdv.link.fleet import Command, CommandResult, Sample, VehicleStatus, encode, topic
+from opensdv.link.fleet import (
+    MAX_BUNDLE,
+    Command,
+    CommandResult,
+    Sample,
+    TelemetryBatch,
+    VehicleStatus,
+    encode,
+    topic,
+)
 from opensdv.link.mqtt import mqtt_client
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
@@ -105,8 +114,6 @@ async def test_telemetry_arrives_once_in_order_with_status_and_commands(
 
 
 def encode_batch(seq: int) -> bytes:
-    from opensdv.link.fleet import TelemetryBatch
-
     return encode(TelemetryBatch(vin=VIN, seq=seq, samples=[]))
 
 
@@ -169,6 +176,23 @@ def test_bad_messages_are_counted_and_dropped(tmp_path: Path) -> None:
     ingest.handle(topic("JHMHNDAE0ED000002", "status"), encode(_status()))  # another car's payload
     assert ingest.dropped == {"topic": 1, "payload": 3}
     assert store.count() == 0 and store.statuses() == {}
+
+
+def test_a_backlog_bundle_is_stored_batch_by_batch_and_bad_bundles_are_dropped() -> None:
+    store = TelemetryStore()
+    ingest = Ingest("mqtt://unused:1", store)
+    bundle = b"[" + b",".join(encode_batch(seq) for seq in range(3)) + b"]"
+    ingest.handle(topic(VIN, "telemetry"), bundle)
+    ingest.handle(topic(VIN, "telemetry"), bundle)  # QoS 1 repeats a whole bundle
+    ingest.flush()
+    assert store.sequences(VIN) == [0, 1, 2] and ingest.duplicates == 3
+    other = encode(TelemetryBatch(vin="JHMHNDAE0ED000002", seq=9, samples=[]))
+    ingest.handle(topic(VIN, "telemetry"), b"[]")
+    ingest.handle(topic(VIN, "telemetry"), b"[" + encode_batch(7) + b"," + other + b"]")  # a stranger inside
+    ingest.handle(topic(VIN, "telemetry"), b"[" + b",".join([encode_batch(1)] * (MAX_BUNDLE + 1)) + b"]")
+    ingest.handle(topic(VIN, "telemetry"), b'[{"vin": "' + VIN.encode() + b'", "seq": -1, "samples": []}]')
+    ingest.flush()
+    assert ingest.dropped == {"payload": 4} and store.sequences(VIN) == [0, 1, 2]
 
 
 @given(st.binary(max_size=200))

@@ -4,7 +4,7 @@ Topics (``{vin}`` is the vehicle's VIN):
 
 | topic | direction | QoS | payload |
 | --- | --- | --- | --- |
-| ``opensdv/v1/vehicles/{vin}/telemetry`` | vehicle -> cloud | 1 | ``TelemetryBatch`` |
+| ``opensdv/v1/vehicles/{vin}/telemetry`` | vehicle -> cloud | 1 | ``TelemetryBatch``, or a JSON array of them |
 | ``opensdv/v1/vehicles/{vin}/status`` | vehicle -> cloud, retained; the last will says offline | 1 | ``VehicleStatus`` |
 | ``opensdv/v1/vehicles/{vin}/events`` | vehicle -> cloud | 1 | ``VehicleEvent`` |
 | ``opensdv/v1/vehicles/{vin}/commands`` | cloud -> vehicle | 1 | ``Command`` |
@@ -12,7 +12,9 @@ Topics (``{vin}`` is the vehicle's VIN):
 
 Payloads are JSON. Telemetry batches carry a per-vehicle sequence number that never repeats (the
 vehicle's spool assigns it), so the cloud stores each batch exactly once however often QoS 1
-delivers it. A breaking change to a payload means ``v2`` topics, served side by side.
+delivers it. A backlog (after an outage) goes out as arrays of up to ``MAX_BUNDLE`` consecutive
+batches, one message each, so draining it costs one MQTT round trip per bundle instead of per batch.
+A breaking change to a payload means ``v2`` topics, served side by side.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
 )
 
@@ -35,6 +38,7 @@ from opensdv.errors import OpenSDVError
 
 __all__ = [
     "LINK_VERSION",
+    "MAX_BUNDLE",
     "Command",
     "CommandResult",
     "LinkError",
@@ -43,6 +47,7 @@ __all__ = [
     "VehicleEvent",
     "VehicleStatus",
     "decode",
+    "decode_telemetry",
     "encode",
     "parse_topic",
     "topic",
@@ -50,6 +55,7 @@ __all__ = [
 ]
 
 LINK_VERSION = "v1"
+MAX_BUNDLE = 1_000  # telemetry batches in one message
 PREFIX = f"opensdv/{LINK_VERSION}/vehicles"
 Kind = Literal["telemetry", "status", "events", "commands", "command-results"]
 _TOPIC = re.compile(rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/(telemetry|status|events|commands|command-results)")
@@ -138,6 +144,26 @@ def decode(model: type[M], data: bytes, where: str) -> M:
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(payload)"
-        raise LinkError(f"{where}: {field}: {first['msg']}") from None
+        raise _link_error(exc, where) from None
+
+
+_BUNDLE = TypeAdapter(list[TelemetryBatch])
+
+
+def decode_telemetry(data: bytes, where: str) -> list[TelemetryBatch]:
+    """A telemetry payload: one batch, or a bundle (JSON array) of up to ``MAX_BUNDLE``."""
+    if data.lstrip()[:1] != b"[":
+        return [decode(TelemetryBatch, data, where)]
+    try:
+        batches = _BUNDLE.validate_json(data)
+    except ValidationError as exc:
+        raise _link_error(exc, where) from None
+    if not 0 < len(batches) <= MAX_BUNDLE:
+        raise LinkError(f"{where}: a bundle holds 1 to {MAX_BUNDLE} batches, not {len(batches)}")
+    return batches
+
+
+def _link_error(exc: ValidationError, where: str) -> LinkError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(payload)"
+    return LinkError(f"{where}: {field}: {first['msg']}")

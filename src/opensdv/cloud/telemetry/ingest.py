@@ -7,6 +7,7 @@ that is not the topic's) is counted by reason and logged, never allowed to stop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from opensdv.link.fleet import (
     VehicleEvent,
     VehicleStatus,
     decode,
+    decode_telemetry,
     parse_topic,
     wildcard,
 )
@@ -28,13 +30,6 @@ from opensdv.link.mqtt import mqtt_client
 __all__ = ["Ingest"]
 
 log = logging.getLogger("opensdv.ingest")
-
-
-_MODELS: dict[str, type[TelemetryBatch] | type[VehicleStatus] | type[VehicleEvent]] = {
-    "telemetry": TelemetryBatch,
-    "status": VehicleStatus,
-    "events": VehicleEvent,
-}
 
 
 class Ingest:
@@ -48,10 +43,14 @@ class Ingest:
         self.subscribed = asyncio.Event()
         self.received = asyncio.Condition()
         self._pending: list[TelemetryBatch] = []
+        self._statuses: list[VehicleStatus] = []
+        self._events: list[VehicleEvent] = []
+        self._due = asyncio.Event()  # enough is waiting: write before the period is up
 
     async def run(self, backoff_s: float = 0.5, flush_s: float = 0.05, max_batch: int = 500) -> None:
-        """Subscribe and ingest until cancelled; batches are written every ``flush_s`` or every
-        ``max_batch`` batches, whichever comes first (one DuckDB transaction each)."""
+        """Subscribe and ingest until cancelled. What arrives is written every ``flush_s``, or as
+        soon as ``max_batch`` messages wait, in a worker thread (DuckDB releases the GIL), so
+        receiving and acknowledging go on while the previous write runs."""
         while True:
             try:
                 async with mqtt_client(self.url, self.identifier) as client:
@@ -62,8 +61,8 @@ class Ingest:
                     try:
                         async for message in client.messages:
                             self.handle(str(message.topic), bytes(message.payload))
-                            if len(self._pending) >= max_batch:
-                                await self._flush()
+                            if len(self._pending) + len(self._statuses) >= max_batch:
+                                self._due.set()
                     finally:
                         flusher.cancel()
             except aiomqtt.MqttError as exc:
@@ -72,44 +71,66 @@ class Ingest:
                 await asyncio.sleep(backoff_s)
 
     def handle(self, name: str, payload: bytes) -> None:
-        """Store one message, or count why it was dropped."""
+        """Take one message for the next write, or count why it was dropped."""
         try:
             vin, kind = parse_topic(name)
-            model = _MODELS.get(kind)
-            if model is None:
+            messages: list[TelemetryBatch] | list[VehicleStatus] | list[VehicleEvent]
+            if kind == "telemetry":
+                messages = decode_telemetry(payload, name)
+            elif kind == "status":
+                messages = [decode(VehicleStatus, payload, name)]
+            elif kind == "events":
+                messages = [decode(VehicleEvent, payload, name)]
+            else:
                 raise LinkError(f"{name}: vehicles do not publish {kind}")
-            message: TelemetryBatch | VehicleStatus | VehicleEvent = decode(model, payload, name)
-            if message.vin != vin:
-                raise LinkError(f"{name}: payload is for vehicle {message.vin}")
+            for message in messages:
+                if message.vin != vin:
+                    raise LinkError(f"{name}: payload is for vehicle {message.vin}")
         except LinkError as exc:
             reason = "topic" if "topic" in str(exc) and "is not" in str(exc) else "payload"
             self.dropped[reason] += 1
             log.warning("dropped: %s", exc)
             return
-        if isinstance(message, TelemetryBatch):
-            self._pending.append(message)
-        elif isinstance(message, VehicleStatus):
-            self.store.set_status(message)
-        elif isinstance(message, VehicleEvent):
-            self.store.add_event(message)
+        for message in messages:
+            if isinstance(message, TelemetryBatch):
+                self._pending.append(message)
+            elif isinstance(message, VehicleStatus):
+                self._statuses.append(message)
+            else:
+                self._events.append(message)
 
     def flush(self) -> None:
-        """Write the batches received since the last flush."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            stored, duplicates = self.store.add_many(pending, time.time())
+        """Write now, in this thread, what was received since the last write."""
+        self._write(*self._take())
+
+    def _take(self) -> tuple[list[TelemetryBatch], list[VehicleStatus], list[VehicleEvent]]:
+        taken = self._pending, self._statuses, self._events
+        self._pending, self._statuses, self._events = [], [], []
+        return taken
+
+    def _write(
+        self, batches: list[TelemetryBatch], statuses: list[VehicleStatus], events: list[VehicleEvent]
+    ) -> None:
+        if batches:
+            stored, duplicates = self.store.add_many(batches, time.time())
             self.stored += stored
             self.duplicates += duplicates
-
-    async def _flush(self) -> None:
-        self.flush()
-        async with self.received:
-            self.received.notify_all()
+        if statuses:
+            self.store.set_statuses(statuses)
+        if events:
+            self.store.add_events(events)
 
     async def _flush_every(self, period_s: float) -> None:
+        """One write at a time, in arrival order, off the event loop."""
         while True:
-            await asyncio.sleep(period_s)
-            await self._flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), period_s)
+            self._due.clear()
+            taken = self._take()
+            if any(taken):
+                await asyncio.to_thread(self._write, *taken)
+            async with self.received:
+                self.received.notify_all()
 
     async def wait_for(self, predicate: object, timeout_s: float = 30.0) -> None:
         """Until ``predicate()`` holds (checked after every message): for tests and the demo."""

@@ -88,18 +88,21 @@ class TelemetryStore:
 
     def set_status(self, status: VehicleStatus) -> None:
         """The vehicle's latest status (retained on the broker; the last will says offline)."""
-        with self._lock:
-            self._db.cursor().execute(
-                "INSERT OR REPLACE INTO status VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    status.vin,
-                    status.online,
-                    status.at,
-                    status.brand,
-                    status.model,
-                    json.dumps(status.software),
-                ),
-            )
+        self.set_statuses([status])
+
+    def set_statuses(self, statuses: list[VehicleStatus]) -> None:
+        """Several vehicles' latest statuses in one statement (a fleet reconnecting sends thousands;
+        one row at a time costs DuckDB milliseconds each); for one vehicle the last one wins."""
+        latest = {status.vin: status for status in statuses}.values()
+        table = pa.table({
+            "vin": pa.array([s.vin for s in latest], pa.string()),
+            "online": pa.array([s.online for s in latest], pa.bool_()),
+            "at": pa.array([s.at for s in latest], pa.float64()),
+            "brand": pa.array([s.brand for s in latest], pa.string()),
+            "model": pa.array([s.model for s in latest], pa.string()),
+            "software": pa.array([json.dumps(s.software) for s in latest], pa.string()),
+        })  # fmt: skip
+        self._insert_table("INSERT OR REPLACE INTO status SELECT * FROM incoming", table)
 
     def statuses(self) -> dict[str, VehicleStatus]:
         rows = self._query('SELECT vin, online, "at", brand, model, software FROM status', [])
@@ -111,10 +114,28 @@ class TelemetryStore:
         }
 
     def add_event(self, event: VehicleEvent) -> None:
+        self.add_events([event])
+
+    def add_events(self, events: list[VehicleEvent]) -> None:
+        table = pa.table({
+            "vin": pa.array([e.vin for e in events], pa.string()),
+            "at": pa.array([e.at for e in events], pa.float64()),
+            "kind": pa.array([e.kind for e in events], pa.string()),
+            "detail": pa.array([e.detail for e in events], pa.string()),
+        })  # fmt: skip
+        self._insert_table("INSERT INTO events SELECT * FROM incoming", table)
+
+    def _insert_table(self, sql: str, table: pa.Table) -> None:
+        """Run ``sql`` with ``table`` registered as ``incoming``, in one transaction."""
+        if not table.num_rows:
+            return
         with self._lock:
-            self._db.cursor().execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?)", (event.vin, event.at, event.kind, event.detail)
-            )
+            cursor = self._db.cursor()
+            cursor.register("incoming", table)
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.unregister("incoming")
 
     def events(self, vin: str, limit: int = 50) -> list[VehicleEvent]:
         rows = self._query(

@@ -3,7 +3,8 @@ and remote commands in.
 
 The connection is re-opened after any failure with a growing back-off; what was not acknowledged is
 still in the spool and goes out first, in sequence order, when the broker answers again. Up to
-``window`` batches are in flight at once (QoS 1 keeps their order within the session).
+``window`` messages are in flight at once (QoS 1 keeps their order within the session); a backlog
+goes out ``bundle`` consecutive batches to a message.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from opensdv.link.fleet import (
+    MAX_BUNDLE,
     Command,
     CommandResult,
     LinkError,
@@ -44,6 +46,7 @@ class Uplink:
         spool: Spool,
         on_command: CommandHandler | None = None,
         window: int = 32,
+        bundle: int = 50,
         backoff_s: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
     ) -> None:
         self.url = url
@@ -52,6 +55,7 @@ class Uplink:
         self.spool = spool
         self.on_command = on_command
         self.window = window
+        self.bundle = min(bundle, MAX_BUNDLE)
         self.backoff_s = backoff_s
         self.connected = asyncio.Event()
         self.published = 0
@@ -104,14 +108,15 @@ class Uplink:
     async def _send_telemetry(self, client: aiomqtt.Client) -> None:
         name = topic(self.vin, "telemetry")
         while True:
-            pending = self.spool.oldest(self.window)
+            pending = self.spool.oldest(self.window * self.bundle)
             if not pending:
                 self._queued.clear()
                 await self._queued.wait()
                 continue
-            await asyncio.gather(*(client.publish(name, payload, qos=1) for _seq, payload in pending))
-            for seq, _payload in pending:
-                self.spool.ack(seq)
+            payloads = [payload for _seq, payload in pending]
+            messages = [_bundled(payloads[i : i + self.bundle]) for i in range(0, len(payloads), self.bundle)]
+            await asyncio.gather(*(client.publish(name, message, qos=1) for message in messages))
+            self.spool.ack_through(pending[-1][0])
             self.published += len(pending)
 
     async def _send_status(self, client: aiomqtt.Client) -> None:
@@ -144,3 +149,8 @@ class Uplink:
             else:
                 result = await self.on_command(command)
             await client.publish(topic(self.vin, "command-results"), encode(result), qos=1)
+
+
+def _bundled(payloads: list[bytes]) -> bytes:
+    """One batch as it is; several as a JSON array (the spool holds each batch's JSON already)."""
+    return payloads[0] if len(payloads) == 1 else b"[" + b",".join(payloads) + b"]"
