@@ -31,7 +31,7 @@ from opensdv.cloud.ota.campaigns import CampaignProgress
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.errors import OpenSDVError
 from opensdv.link.fleet import Command
-from opensdv.storage.registry import RegisteredVehicle, VehicleRegistry
+from opensdv.storage.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
 
 __all__ = ["FleetCloud", "create_api"]
 
@@ -100,7 +100,10 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         return vehicle
 
     def summary(
-        vehicle: RegisteredVehicle, statuses: dict[str, Any], latest: dict[str, Any], seen: float | None
+        vehicle: RegisteredVehicle | FleetEntry,
+        statuses: dict[str, Any],
+        latest: dict[str, Any],
+        seen: float | None,
     ) -> VehicleSummary:
         status = statuses.get(vehicle.vin)
         return VehicleSummary(
@@ -136,7 +139,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         brand = None if caller.tenant == PLATFORM else caller.tenant
         return [
             summary(v, statuses, latest.get(v.vin, {}), seen.get(v.vin))
-            for v in cloud.registry.vehicles(brand=brand)
+            for v in cloud.registry.entries(brand=brand)
         ]
 
     @app.get("/api/v1/vehicles/{vin}")
