@@ -1,6 +1,10 @@
 """MQTT clients for the link, from a URL: ``mqtt://host:port`` speaks MQTT 5,
 ``mqtt://host:port?protocol=3.1.1`` MQTT 3.1.1 (the embedded amqtt broker's level). The link's
 payloads need nothing MQTT 5 adds, so both work the same.
+
+A ``durable`` client (the cloud's ingest) keeps its session on the broker while it is away — MQTT 5
+``clean_start=False`` with a session expiry, MQTT 3.1.1 ``clean_session=False`` — so what vehicles
+publish while the cloud restarts waits in the broker's queue for it instead of being dropped.
 """
 
 from __future__ import annotations
@@ -8,21 +12,34 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import aiomqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from opensdv.link.fleet import LinkError
 
-__all__ = ["mqtt_client"]
+__all__ = ["SESSION_EXPIRY_S", "mqtt_client"]
+
+SESSION_EXPIRY_S = 7 * 24 * 3600  # how long a durable subscriber may be away before the broker forgets it
 
 
-def mqtt_client(url: str, identifier: str, will: aiomqtt.Will | None = None) -> aiomqtt.Client:
+def mqtt_client(
+    url: str, identifier: str, will: aiomqtt.Will | None = None, *, durable: bool = False
+) -> aiomqtt.Client:
     """A client for ``mqtt://host:port`` (MQTT 5) or ``mqtt://host:port?protocol=3.1.1``."""
     parsed = urlparse(url)
     if parsed.scheme != "mqtt" or not parsed.hostname:
         raise LinkError(f"MQTT URL {url!r}: expected mqtt://host:port")
-    protocol = (
-        aiomqtt.ProtocolVersion.V311 if "protocol=3.1.1" in parsed.query else aiomqtt.ProtocolVersion.V5
-    )
+    if "protocol=3.1.1" in parsed.query:
+        return aiomqtt.Client(
+            parsed.hostname, parsed.port or 1883, identifier=identifier, will=will, keepalive=10,
+            protocol=aiomqtt.ProtocolVersion.V311, clean_session=False,
+        )  # fmt: skip
+    properties = None
+    if durable:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
     return aiomqtt.Client(
-        parsed.hostname, parsed.port or 1883, identifier=identifier, protocol=protocol, will=will,
-        clean_session=False if protocol is aiomqtt.ProtocolVersion.V311 else None, keepalive=10,
+        parsed.hostname, parsed.port or 1883, identifier=identifier, will=will, keepalive=10,
+        protocol=aiomqtt.ProtocolVersion.V5, clean_start=False if durable else MQTT_CLEAN_START_FIRST_ONLY, properties=properties,
     )  # fmt: skip

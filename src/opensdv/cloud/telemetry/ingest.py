@@ -53,7 +53,7 @@ class Ingest:
         receiving and acknowledging go on while the previous write runs."""
         while True:
             try:
-                async with mqtt_client(self.url, self.identifier) as client:
+                async with mqtt_client(self.url, self.identifier, durable=True) as client:
                     for kind in ("telemetry", "status", "events"):
                         await client.subscribe(wildcard(kind), qos=1)
                     self.subscribed.set()
