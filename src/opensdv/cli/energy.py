@@ -7,7 +7,6 @@ import contextlib
 import json
 import ssl
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.live import Live
@@ -19,13 +18,14 @@ from opensdv.cli._common import component_catalog, console, settings, table
 from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
 from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
 from opensdv.cloud.energy.csms_store import CsmsStore
-from opensdv.cloud.energy.grading import ModuleGrade, grade_module, module_health
-from opensdv.cloud.energy.passport import PassportError, build_passport, validate_passport
+from opensdv.cloud.energy.grading import grade_module
+from opensdv.cloud.energy.pack_age import AgedPack, age_pack, pack_passport
+from opensdv.cloud.energy.passport import PassportError, validate_passport
 from opensdv.cloud.energy.plots import plot_load_curves
 from opensdv.cloud.energy.soh import evaluate_fleet, evaluate_modules
 from opensdv.cloud.energy.stations import StationSimulator
 from opensdv.storage import Database
-from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
+from opensdv.vehicle.twin import AgeingProfile
 
 app = typer.Typer(
     name="energy",
@@ -157,17 +157,10 @@ def soh(
         console.print(per_module)
 
 
-def _aged(
-    ctx: typer.Context, vehicle: str, years: float, daily_km: float, ambient: float
-) -> tuple[Any, Any, list[ModuleGrade]]:
+def _aged(ctx: typer.Context, vehicle: str, years: float, daily_km: float, ambient: float) -> AgedPack:
     chosen = component_catalog(ctx).vehicle(vehicle)
-    _, consumption = combined_range_km([chosen])
-    result = age(chosen, years, AgeingProfile(daily_km=daily_km, ambient_c=ambient), float(consumption[0]))
-    rules = settings(ctx).energy.grading
-    grades = [
-        grade_module(i, soh, factor, rules) for i, (soh, factor) in enumerate(module_health(chosen, result))
-    ]
-    return chosen, result, grades
+    profile = AgeingProfile(daily_km=daily_km, ambient_c=ambient)
+    return age_pack(chosen, years, profile, settings(ctx).energy.grading)
 
 
 AGE_OPTIONS = {
@@ -188,7 +181,8 @@ def grade(
     ambient: float = AGE_OPTIONS["ambient"],
 ) -> None:
     """Grade each standard module after years of use: stay in the vehicle, second life, or recycle."""
-    chosen, _, grades = _aged(ctx, vehicle, years, daily_km, ambient)
+    aged = _aged(ctx, vehicle, years, daily_km, ambient)
+    chosen, grades = aged.vehicle, aged.grades
     shown = table(
         "module",
         "SoH %",
@@ -217,14 +211,8 @@ def passport(
     out: Path = typer.Option(Path("passport.json"), help="where the JSON goes"),
 ) -> None:
     """Write the pack's battery passport (EU 2023/1542 attributes) as JSON validated against its schema."""
-    chosen, result, grades = _aged(ctx, vehicle, years, daily_km, ambient)
-    modules = [
-        {"position": g.position, "module_id": chosen.pack.module.id, "serial": f"{serial}-M{g.position:02d}",
-         "soh_percent": round(g.soh * 100, 2), "resistance_factor": round(g.resistance_factor, 3), "grade": g.grade, "reason": g.reason}
-        for g in grades
-    ]  # fmt: skip
-    document = build_passport(
-        chosen, vin=vin, pack_serial=serial, ageing=result, modules=modules, status=status
+    document = pack_passport(
+        _aged(ctx, vehicle, years, daily_km, ambient), vin=vin, serial=serial, status=status
     )
     out.write_text(json.dumps(document, indent=2))
     console.print(

@@ -4,19 +4,22 @@ commands onto the link, campaigns."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from opensdv.cloud.energy.passport import validate_passport
 from opensdv.cloud.fleet.api import FleetCloud, create_api
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operators
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.demo import demo_vin
-from opensdv.link.fleet import Command, Sample, TelemetryBatch, VehicleStatus
+from opensdv.link.fleet import Command, Sample, TelemetryBatch, VehicleEvent, VehicleStatus
 from opensdv.model.vehicles import load_catalog
 from opensdv.storage.database import Database
 from opensdv.storage.registry import VehicleRegistry
+from tests.ota_world import make_world
 
 SECRET = "correct horse battery"
 
@@ -166,3 +169,67 @@ def test_live_signals_as_server_sent_events(cloud: tuple[TestClient, dict[str, s
         assert next(lines) == "event: signals"
         data = json.loads(next(lines).removeprefix("data: "))
     assert data["Vehicle.Speed"]["value"] == 99.0
+
+
+def test_passports_are_per_tenant_and_validate(cloud: tuple[TestClient, dict[str, str], list]) -> None:
+    client, vins, _ = cloud
+    nissan = _login(client, "nissan-ops")
+    assert client.get(f"/api/v1/vehicles/{vins['Honda']}/passport", headers=nissan).status_code == 404
+    reply = client.get(f"/api/v1/vehicles/{vins['Nissan']}/passport", params={"years": 8}, headers=nissan)
+    assert reply.status_code == 200
+    document = reply.json()
+    validate_passport(document)
+    assert document["identity"]["vehicle"]["vin"] == vins["Nissan"]
+    assert 60 < document["state_of_health"]["soh_percent"] < 100 and len(document["modules"]) == 12
+    younger = client.get(
+        f"/api/v1/vehicles/{vins['Nissan']}/passport", params={"years": 1}, headers=nissan
+    ).json()
+    assert younger["state_of_health"]["soh_percent"] > document["state_of_health"]["soh_percent"]
+    bad = client.get(f"/api/v1/vehicles/{vins['Nissan']}/passport", params={"years": 99}, headers=nissan)
+    assert bad.status_code == 422 and "years" in bad.text
+
+
+def test_alerts_count_the_recent_events(cloud: tuple[TestClient, dict[str, str], list]) -> None:
+    client, vins, _ = cloud
+    store: TelemetryStore = client.app.state.cloud.telemetry  # type: ignore[attr-defined]
+    now = time.time()
+    store.add_events([VehicleEvent(vin=vins["Nissan"], kind="safety-denied", detail="trunk at 20 km/h", at=now),
+                      VehicleEvent(vin=vins["Nissan"], kind="dtc", at=now - 2 * 24 * 3600)])  # fmt: skip
+    fleet = {
+        car["vin"]: car for car in client.get("/api/v1/fleet", headers=_login(client, "platform")).json()
+    }
+    assert fleet[vins["Nissan"]]["alerts"] == 1 and fleet[vins["Honda"]]["alerts"] == 0
+
+
+def test_campaigns_are_created_and_steered_by_the_platform_only(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    leaf = world.add_vehicle("nissan-leaf-40", 1)
+    world.add_image("eaxle/inverter-2.4.0.bin", "2.4.0", 24)
+    operators = Operators(world.backend.database, b"k" * 32)
+    operators.add("platform", SECRET, PLATFORM)
+    operators.add("nissan-ops", SECRET, "Nissan")
+
+    async def send(vin: str, command: Command) -> None:
+        raise AssertionError("no commands here")
+
+    cloud = FleetCloud(world.registry, TelemetryStore(), operators, send, world.backend)
+    client = TestClient(create_api(cloud))
+    spec = {"id": "inverter-2-4", "image": "eaxle/inverter-2.4.0.bin", "stages": [50, 100], "mode": "forced"}
+    assert (
+        client.post("/api/v1/campaigns", json=spec, headers=_login(client, "nissan-ops")).status_code == 403
+    )
+    platform = _login(client, "platform")
+    created = client.post("/api/v1/campaigns", json=spec, headers=platform)
+    assert created.status_code == 201 and created.json()["state"] == "running"
+    assert world.backend.director.instructions(leaf)  # the car has its instructions
+    again = client.post("/api/v1/campaigns", json=spec, headers=platform)
+    assert again.status_code == 409 and "already exists" in again.text
+    unknown = client.post(
+        "/api/v1/campaigns", json={**spec, "id": "x", "image": "nope.bin"}, headers=platform
+    )
+    assert unknown.status_code == 409 and "nope.bin" in unknown.text
+    bad = client.post("/api/v1/campaigns", json={**spec, "stages": [50, 20]}, headers=platform)
+    assert bad.status_code == 422 and "must increase" in bad.text
+    paused = client.post("/api/v1/campaigns/inverter-2-4/pause", headers=platform)
+    assert paused.json()["state"] == "paused"
+    assert [c["id"] for c in client.get("/api/v1/campaigns", headers=platform).json()] == ["inverter-2-4"]

@@ -39,6 +39,7 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
             await playwright.expect(rows).to_have_count(4, timeout=20_000)
             assert "Mitsubishi" in await page.locator("#fleet-rows").inner_text()
             await playwright.expect(page.locator("#site-rows tr")).to_have_count(4, timeout=20_000)
+            await playwright.expect(page.locator("#session-rows tr")).not_to_have_count(0, timeout=20_000)
 
             await rows.first.click()
             speed = page.locator('#signal-rows tr[data-path="Vehicle.Speed"] td:nth-child(2)')

@@ -52,6 +52,18 @@ class ChargingSite:
         await self.dispatcher.dispatch(self.schedule, self.slot)
         self.slot = (self.slot + 1) % self.slots
 
+    def session_plans(self) -> list[dict[str, object]]:
+        """Each session with what the plan gives it: energy over the day and power in this slot."""
+        if self.schedule is None:
+            return []
+        delivered, power = self.schedule.delivered_kwh, self.schedule.power_kw
+        return [
+            {"id": s.id, "station": s.station, "arrival": s.arrival, "departure": s.departure,
+             "kwh_requested": s.kwh_requested, "kwh_planned": round(float(delivered[i]), 3),
+             "kw_now": round(float(power[i, self.slot]), 2), "v2g": s.v2g}
+            for i, s in enumerate(self.schedule.sessions)
+        ]  # fmt: skip
+
     def load_curve(self) -> list[float]:
         return (
             [] if self.schedule is None else [round(float(v), 2) for v in np.asarray(self.schedule.site_kw)]

@@ -14,7 +14,8 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -24,19 +25,26 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from opensdv.cloud.energy.pack_age import age_pack, pack_passport
 from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operator, Operators
 from opensdv.cloud.ota.backend import OtaBackend
-from opensdv.cloud.ota.campaigns import CampaignProgress
+from opensdv.cloud.ota.campaigns import CampaignProgress, CampaignSpec
 from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.config import GradingSettings
 from opensdv.errors import OpenSDVError
 from opensdv.link.fleet import Command
+from opensdv.model.vehicles import Catalog, load_catalog
 from opensdv.storage.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
+from opensdv.vehicle.twin import AgeingProfile
 
 __all__ = ["FleetCloud", "create_api"]
 
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 SPEED = "Vehicle.Speed"
+
+
+ALERT_WINDOW_S = 24 * 3600  # events this recent count as a vehicle's alerts on the fleet page
 
 
 @dataclass
@@ -49,6 +57,8 @@ class FleetCloud:
     send_command: Callable[[str, Command], Awaitable[None]]
     ota: OtaBackend | None = None
     site: ChargingSite | None = None
+    catalog: Catalog = field(default_factory=load_catalog)
+    grading: GradingSettings = field(default_factory=GradingSettings)
 
 
 class VehicleSummary(BaseModel):
@@ -61,6 +71,7 @@ class VehicleSummary(BaseModel):
     speed: float | None
     software: dict[str, str]
     last_seen: float | None
+    alerts: int = 0
 
 
 class CommandRequest(BaseModel):
@@ -70,6 +81,7 @@ class CommandRequest(BaseModel):
 
 def create_api(cloud: FleetCloud) -> FastAPI:
     app = FastAPI(title="OpenSDV fleet cloud", version="1", docs_url="/docs")
+    app.state.cloud = cloud  # for embedding applications (and tests) to reach what it serves
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
@@ -90,6 +102,15 @@ def create_api(cloud: FleetCloud) -> FastAPI:
 
     Caller = Annotated[Operator, Depends(operator)]
 
+    @lru_cache(maxsize=256)
+    def aged_passport(
+        definition: str, vin: str, years: float, daily_km: float, ambient_c: float
+    ) -> dict[str, Any]:
+        """Passports take the twin a second to age; the same question gets the same answer."""
+        profile = AgeingProfile(daily_km=daily_km, ambient_c=ambient_c)
+        aged = age_pack(cloud.catalog.vehicle(definition), years, profile, cloud.grading)
+        return pack_passport(aged, vin=vin, serial=f"{vin}-PACK")
+
     def visible(caller: Operator, vin: str) -> RegisteredVehicle:
         try:
             vehicle = cloud.registry.get(vin)
@@ -104,6 +125,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         statuses: dict[str, Any],
         latest: dict[str, Any],
         seen: float | None,
+        alerts: int = 0,
     ) -> VehicleSummary:
         status = statuses.get(vehicle.vin)
         return VehicleSummary(
@@ -112,7 +134,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
             soc=latest[SOC].value if SOC in latest else None,
             speed=latest[SPEED].value if SPEED in latest else None,
             software=status.software if status else {},
-            last_seen=seen,
+            last_seen=seen, alerts=alerts,
         )  # fmt: skip
 
     @app.post("/api/v1/token")
@@ -136,9 +158,10 @@ def create_api(cloud: FleetCloud) -> FastAPI:
     def fleet(caller: Caller) -> list[VehicleSummary]:
         statuses, seen = cloud.telemetry.statuses(), cloud.telemetry.last_seen()
         latest = cloud.telemetry.latest_of([SOC, SPEED])
+        alerts = cloud.telemetry.event_counts(time.time() - ALERT_WINDOW_S)
         brand = None if caller.tenant == PLATFORM else caller.tenant
         return [
-            summary(v, statuses, latest.get(v.vin, {}), seen.get(v.vin))
+            summary(v, statuses, latest.get(v.vin, {}), seen.get(v.vin), alerts.get(v.vin, 0))
             for v in cloud.registry.entries(brand=brand)
         ]
 
@@ -222,13 +245,38 @@ def create_api(cloud: FleetCloud) -> FastAPI:
             for state in site.csms.stations.values()
         ]
         return {"name": site.name, "cap_kw": site.cap_kw, "slot": site.slot, "slot_h": site.slot_h,
-                "load_kw": site.load_curve(), "stations": stations}  # fmt: skip
+                "load_kw": site.load_curve(), "stations": stations, "sessions": site.session_plans()}  # fmt: skip
+
+    @app.get("/api/v1/vehicles/{vin}/passport")
+    def passport(
+        vin: str, caller: Caller, years: float | None = None, daily_km: float = 40.0, ambient_c: float = 15.0
+    ) -> dict[str, Any]:
+        """The pack's battery passport (EU 2023/1542 attributes, validated against the schema): the
+        twin's ageing over ``years`` of use (default: since the model year) and every module graded."""
+        found = visible(caller, vin)
+        if years is None:
+            years = max(time.gmtime().tm_year - found.model_year, 0.1)
+        if not 0 < years <= 30 or daily_km < 0:
+            raise HTTPException(422, "years must be in (0, 30] and daily_km >= 0")
+        return aged_passport(found.definition_id, vin, years, daily_km, ambient_c)
 
     @app.get("/api/v1/campaigns")
     def campaigns(caller: Caller) -> list[dict[str, Any]]:
         if cloud.ota is None:
             return []
         return [vars(p) for p in cloud.ota.campaigns.all()]
+
+    @app.post("/api/v1/campaigns", status_code=201)
+    def create_campaign(spec: CampaignSpec, caller: Caller) -> dict[str, Any]:
+        """Start a campaign: who is eligible is worked out now and stage 1 is assigned."""
+        if cloud.ota is None:
+            raise HTTPException(404, "no OTA back end")
+        if caller.tenant != PLATFORM:
+            raise HTTPException(403, "only the platform operator steers campaigns")
+        try:
+            return vars(cloud.ota.campaigns.create(spec))
+        except OpenSDVError as exc:
+            raise HTTPException(409, str(exc)) from None
 
     @app.post("/api/v1/campaigns/{campaign}/{action}")
     def campaign_action(campaign: str, action: str, caller: Caller) -> dict[str, Any]:

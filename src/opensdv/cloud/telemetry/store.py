@@ -125,6 +125,10 @@ class TelemetryStore:
         })  # fmt: skip
         self._insert_table("INSERT INTO events SELECT * FROM incoming", table)
 
+    def event_counts(self, since: float) -> dict[str, int]:
+        """How many events each vehicle reported since ``since`` (the fleet page's alerts)."""
+        return dict(self._query('SELECT vin, count(*) FROM events WHERE "at" >= ? GROUP BY vin', [since]))
+
     def _insert_table(self, sql: str, table: pa.Table) -> None:
         """Run ``sql`` with ``table`` registered as ``incoming``, in one transaction."""
         if not table.num_rows:
