@@ -107,7 +107,7 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
     ready, go, done = context.Event(), context.Event(), context.Queue()
     async with broker as url:
         store = TelemetryStore(tmp / "bench.duckdb")
-        ingest = Ingest(url, store, identifier=f"bench-ingest-{time.time_ns()}")
+        ingest = Ingest(url, store, identifier=f"bench-ingest-{time.time_ns()}", durable=False)
         task = asyncio.create_task(ingest.run())
         await asyncio.wait_for(ingest.subscribed.wait(), 30)
         cars = context.Process(

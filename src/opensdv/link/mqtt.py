@@ -18,7 +18,7 @@ from paho.mqtt.properties import Properties
 
 from opensdv.link.fleet import LinkError
 
-__all__ = ["SESSION_EXPIRY_S", "mqtt_client"]
+__all__ = ["SESSION_EXPIRY_S", "end_session", "mqtt_client"]
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # how long a durable subscriber may be away before the broker forgets it
 
@@ -43,3 +43,10 @@ def mqtt_client(
         parsed.hostname, parsed.port or 1883, identifier=identifier, will=will, keepalive=10,
         protocol=aiomqtt.ProtocolVersion.V5, clean_start=False if durable else MQTT_CLEAN_START_FIRST_ONLY, properties=properties,
     )  # fmt: skip
+
+
+async def end_session(url: str, identifier: str) -> None:
+    """Drop a durable client's session on the broker: a consumer taken out of service should, or
+    the broker keeps queueing every message for it until the session expires."""
+    async with mqtt_client(url, identifier):  # a clean start replaces the session; expiry 0 ends it
+        pass

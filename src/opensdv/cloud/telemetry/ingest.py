@@ -33,8 +33,18 @@ log = logging.getLogger("opensdv.ingest")
 
 
 class Ingest:
-    def __init__(self, url: str, store: TelemetryStore, identifier: str = "opensdv-cloud-ingest") -> None:
+    def __init__(
+        self,
+        url: str,
+        store: TelemetryStore,
+        identifier: str = "opensdv-cloud-ingest",
+        *,
+        durable: bool = True,
+    ) -> None:
+        """``durable``: the broker keeps this consumer's session (and queues for it) while it is
+        away; one-off consumers (tests, benchmarks) should not leave such sessions behind."""
         self.url = url
+        self.durable = durable
         self.store = store
         self.identifier = identifier
         self.stored = 0
@@ -53,7 +63,7 @@ class Ingest:
         receiving and acknowledging go on while the previous write runs."""
         while True:
             try:
-                async with mqtt_client(self.url, self.identifier, durable=True) as client:
+                async with mqtt_client(self.url, self.identifier, durable=self.durable) as client:
                     for kind in ("telemetry", "status", "events"):
                         await client.subscribe(wildcard(kind), qos=1)
                     self.subscribed.set()
