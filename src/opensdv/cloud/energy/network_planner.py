@@ -76,9 +76,8 @@ class _SiteNetwork:
         T, K, M = slots, len(session_of), len(sessions) + spare
         self.slots, self.slot_h, self.sessions = slots, slot_h, list(sessions)
         self.session_of, self.slot_of = session_of, slot_of
-        self.chain_start = np.searchsorted(
-            session_of, np.arange(M + 1)
-        )  # chain c: pairs start[c]..start[c+1]
+        # chain c (a session, or a spare) is the pairs chain_start[c] .. chain_start[c + 1]
+        self.chain_start = np.searchsorted(session_of, np.arange(M + 1))
         self.cap_wh = _wh(cap_kw * slot_h)
         price = tariff.energy_price[:T]
         export = np.minimum(tariff.export_price[:T], price)  # as in the LP
