@@ -61,24 +61,27 @@ class Ingest:
         """Subscribe and ingest until cancelled. What arrives is written every ``flush_s``, or as
         soon as ``max_batch`` messages wait, in a worker thread (DuckDB releases the GIL), so
         receiving and acknowledging go on while the previous write runs."""
-        while True:
-            try:
-                async with mqtt_client(self.url, self.identifier, durable=self.durable) as client:
-                    for kind in ("telemetry", "status", "events"):
-                        await client.subscribe(wildcard(kind), qos=1)
-                    self.subscribed.set()
-                    flusher = asyncio.create_task(self._flush_every(flush_s))
-                    try:
-                        async for message in client.messages:
-                            self.handle(str(message.topic), bytes(message.payload))
-                            if len(self._pending) + len(self._statuses) >= max_batch:
-                                self._due.set()
-                    finally:
-                        flusher.cancel()
-            except aiomqtt.MqttError as exc:
-                self.subscribed.clear()
-                log.info("ingest link down (%s); retrying", exc)
-                await asyncio.sleep(backoff_s)
+        try:
+            while True:
+                try:
+                    async with mqtt_client(self.url, self.identifier, durable=self.durable) as client:
+                        for kind in ("telemetry", "status", "events"):
+                            await client.subscribe(wildcard(kind), qos=1)
+                        self.subscribed.set()
+                        flusher = asyncio.create_task(self._flush_every(flush_s))
+                        try:
+                            async for message in client.messages:
+                                self.handle(str(message.topic), bytes(message.payload))
+                                if len(self._pending) + len(self._statuses) >= max_batch:
+                                    self._due.set()
+                        finally:
+                            flusher.cancel()
+                except aiomqtt.MqttError as exc:
+                    self.subscribed.clear()
+                    log.info("ingest link down (%s); retrying", exc)
+                    await asyncio.sleep(backoff_s)
+        finally:
+            self.flush()  # stopped: what was received (and acknowledged) is still written
 
     def handle(self, name: str, payload: bytes) -> None:
         """Take one message for the next write, or count why it was dropped."""
