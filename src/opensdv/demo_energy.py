@@ -8,7 +8,7 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-from opensdv.cloud.energy.csms import Csms
+from opensdv.cloud.energy.csms import Csms, listening_url
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.energy.stations import StationSimulator
@@ -59,7 +59,7 @@ async def start_demo_site(tick_s: float = 2.0) -> DemoSite:
     csms = Csms(STATIONS)
     server = await csms.serve(port=0)
     stack.callback(server.close)
-    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    url = listening_url(server)
     stations = []
     for station_id in STATIONS:
         station = await stack.enter_async_context(StationSimulator.connected(url, station_id))

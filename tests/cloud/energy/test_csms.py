@@ -18,7 +18,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from opensdv.cli import app
-from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
+from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError, listening_url
 from opensdv.cloud.energy.csms_store import CsmsStore
 from opensdv.cloud.energy.stations import StationSimulator
 from opensdv.storage.database import Database
@@ -29,9 +29,8 @@ from opensdv.vehicle.broker import write_dev_pki
 async def csms() -> AsyncIterator[tuple[Csms, str]]:
     system = Csms([f"CS-{n:02d}" for n in range(3)], heartbeat_s=30)
     server = await system.serve(port=0)
-    port = next(iter(server.sockets)).getsockname()[1]
     try:
-        yield system, f"ws://127.0.0.1:{port}"
+        yield system, listening_url(server)
     finally:
         server.close()
         await server.wait_closed()
@@ -102,7 +101,7 @@ async def test_unknown_stations_and_wrong_protocols_are_refused_at_the_handshake
 async def test_security_profile_1_requires_the_stations_password() -> None:
     system = Csms({"CS-SECURE": "s3cret-passw0rd"})
     server = await system.serve(port=0)
-    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    url = listening_url(server)
     try:
         async with StationSimulator.connected(url, "CS-SECURE", password="s3cret-passw0rd"):
             assert system.stations["CS-SECURE"].booted
@@ -159,7 +158,7 @@ def test_stations_simulate_command_against_a_running_csms() -> None:
     thread.start()
     system = asyncio.run_coroutine_threadsafe(_make_csms(3), loop).result()
     server = asyncio.run_coroutine_threadsafe(system.serve(port=0), loop).result()
-    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    url = listening_url(server)
     runner = CliRunner()
     try:
         args = ["energy", "stations", "simulate", "--csms", url, "--hours", "1", "--step-minutes", "30"]
@@ -224,7 +223,7 @@ def test_fuzzed_messages_get_a_reply_and_never_end_the_session(
     async def exchange() -> None:
         system = Csms(["CS-00"])
         server = await system.serve(port=0)
-        url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+        url = listening_url(server)
         try:
             async with connect(f"{url}/CS-00", subprotocols=[SUBPROTOCOL]) as raw:
                 await raw.send(json.dumps([2, "fuzz", action, payload]))
@@ -285,7 +284,7 @@ async def test_a_csms_restart_loses_nothing_and_resyncs_open_transactions(tmp_pa
     async def started(store: CsmsStore) -> tuple[Csms, object, str]:
         system = Csms(ids, store=store)
         server = await system.serve(port=0)
-        return system, server, f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+        return system, server, listening_url(server)
 
     system, server, url = await started(CsmsStore(database))
     async with (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opensdv.cloud.energy.csms import Csms, CsmsError
+from opensdv.cloud.energy.csms import Csms, CsmsError, listening_url
 from opensdv.cloud.energy.stations import StationSimulator, StationSimulator21
 from opensdv.cloud.energy.stations_v16 import StationSimulator16
 
@@ -12,7 +12,7 @@ from opensdv.cloud.energy.stations_v16 import StationSimulator16
 async def test_ocpp_16_and_201_stations_side_by_side() -> None:
     system = Csms(["CS-16", "CS-201"])
     server = await system.serve(port=0)
-    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    url = listening_url(server)
     try:
         async with (
             StationSimulator16.connected(url, "CS-16") as old,
@@ -47,7 +47,7 @@ async def test_ocpp_16_and_201_stations_side_by_side() -> None:
 async def test_ocpp_21_station_reports_v2x_needs_and_follows_a_discharge_setpoint() -> None:
     system = Csms(["CS-21"])
     server = await system.serve(port=0)
-    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    url = listening_url(server)
     try:
         async with StationSimulator21.connected(url, "CS-21") as station:
             await station.plug_in("TAG-V2G")
@@ -67,7 +67,7 @@ async def test_ocpp_21_station_reports_v2x_needs_and_follows_a_discharge_setpoin
 async def test_authorisation_list_for_every_version() -> None:
     system = Csms(["CS-16", "CS-201"], id_tokens={"04A1B2C3"})
     server = await system.serve(port=0)
-    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    url = listening_url(server)
     try:
         async with (
             StationSimulator16.connected(url, "CS-16") as old,

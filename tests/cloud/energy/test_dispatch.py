@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opensdv.cloud.energy.csms import Csms
+from opensdv.cloud.energy.csms import Csms, listening_url
 from opensdv.cloud.energy.dispatch import ProfileDispatcher
 from opensdv.cloud.energy.optimiser import RollingPlanner
 from opensdv.cloud.energy.sessions import Session
@@ -26,7 +26,7 @@ async def test_each_replan_sends_only_changed_profiles_including_v2g_discharge()
     planner = RollingPlanner(sessions, slots=6, slot_h=SLOT_H, site_cap_kw=20, tariff=tariff)
     system = Csms(["CS-1", "CS-2", "CS-3"])
     server = await system.serve(port=0)
-    url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+    url = listening_url(server)
     dispatcher = ProfileDispatcher(system)
     try:
         async with (

@@ -39,7 +39,7 @@ from opensdv.cloud.energy.csms_state import (
 from opensdv.cloud.energy.csms_v16 import SUBPROTOCOL_16, StationSession16
 from opensdv.cloud.energy.csms_v21 import SUBPROTOCOL_21, V2xMixin
 
-__all__ = ["Csms", "CsmsError", "StationState", "Transaction"]
+__all__ = ["Csms", "CsmsError", "StationState", "Transaction", "listening_url"]
 
 SUBPROTOCOL = Subprotocol("ocpp2.0.1")
 
@@ -344,3 +344,9 @@ class Csms:
 
     async def remote_stop(self, station_id: str, transaction_id: str) -> None:
         await self._session(station_id).remote_stop(transaction_id)
+
+
+def listening_url(server: Server, scheme: str = "ws") -> str:
+    """Where a server from ``Csms.serve`` listens (port 0 there picks any free port)."""
+    host, port = next(iter(server.sockets)).getsockname()[:2]
+    return f"{scheme}://{host}:{port}"
