@@ -23,6 +23,7 @@ from opensdv.link.fleet import (
     Command,
     CommandResult,
     Sample,
+    TelemetryAck,
     TelemetryBatch,
     VehicleStatus,
     encode,
@@ -78,6 +79,8 @@ async def test_telemetry_arrives_once_in_order_with_status_and_commands(
                 uplink.record([Sample(path="Vehicle.Speed", value=float(n), ts=1000.0 + n)])
             await ingest.wait_for(lambda: len(store.sequences(VIN)) == 20)
             assert store.sequences(VIN) == list(range(20))
+            await asyncio.wait_for(_until_confirmed([uplink]), 10)
+            assert uplink.confirmed == 20 and uplink.resent == 0
             assert [p.value for p in store.series(VIN, "Vehicle.Speed", 0, 2000)] == [
                 float(n) for n in range(20)
             ]
@@ -120,26 +123,37 @@ def encode_batch(seq: int) -> bytes:
 
 async def test_fifty_vehicles_lose_nothing_while_the_broker_is_down(tmp_path: Path) -> None:
     """Telemetry made during a 30-s broker outage is spooled and arrives once, in order, after the
-    restart (in bundles: the backlog of each car is 30 batches)."""
+    restart. The cars come back before the cloud, so the fresh broker (no persistence) acknowledges
+    and drops their whole backlog; only the cloud's confirmation empties a spool, so the cars send
+    it again when none comes."""
     vins = [f"JN1NSSAN0DD{n:06d}" for n in range(1, 51)]
     store = TelemetryStore()
     async with embedded_mqtt_broker() as url:
         port = int(url.split(":")[2].split("?")[0])
-        ingest = Ingest(url, store, durable=False)
         uplinks = [
-            Uplink(url, _status(vin), Spool(tmp_path / f"{vin}.db"), backoff_s=(0.05, 0.1, 0.2))
+            Uplink(
+                url,
+                _status(vin),
+                Spool(tmp_path / f"{vin}.db"),
+                backoff_s=(0.05, 0.1, 0.2),
+                ack_timeout_s=1.0,
+            )
             for vin in vins
         ]
-        tasks = [
-            asyncio.create_task(ingest.run(backoff_s=0.05)),
-            *(asyncio.create_task(u.run()) for u in uplinks),
-        ]
+        ingest = Ingest(url, store, durable=False)
+        cloud = asyncio.create_task(ingest.run(backoff_s=0.05))
+        cars = [asyncio.create_task(u.run()) for u in uplinks]
         await asyncio.wait_for(
             asyncio.gather(ingest.subscribed.wait(), *(u.connected.wait() for u in uplinks)), 30
         )
         for u in uplinks:
             u.record([Sample(path="Vehicle.Speed", value=0.0, ts=0.0)])
-        await ingest.wait_for(lambda: store.count() == 50)
+        await asyncio.wait_for(_until_confirmed(uplinks), 30)
+        assert store.count() == 50
+        cloud.cancel()  # the cloud goes down with the broker (the embedded broker lives in it)
+        await asyncio.gather(
+            cloud, return_exceptions=True
+        )  # (its MQTT client waits for the broker's goodbye)
     # the broker is gone for 30 s: cars keep recording once a second (the outage's length is the
     # scenario here, not a wait for something to happen)
     await asyncio.wait_for(asyncio.gather(*(_until_disconnected(u) for u in uplinks)), 30)
@@ -148,26 +162,26 @@ async def test_fifty_vehicles_lose_nothing_while_the_broker_is_down(tmp_path: Pa
             u.record([Sample(path="Vehicle.Speed", value=float(k), ts=float(k))])
         await asyncio.sleep(1.0)
     assert all(len(u.spool) == OUTAGE_S for u in uplinks)
-    # the cloud comes back first: a fresh broker (no persistence) drops what arrives before the
-    # ingest has subscribed again, though it acknowledges it to the car (see docs/link.md)
-    assert not ingest.subscribed.is_set()  # it noticed the outage too
-    cars = tasks[1:]
     for task in cars:
         task.cancel()
     await asyncio.gather(*cars, return_exceptions=True)
     async with embedded_mqtt_broker(port=port):
-        await asyncio.wait_for(ingest.subscribed.wait(), 30)
-        tasks = [tasks[0], *(asyncio.create_task(u.run()) for u in uplinks)]
+        cars = [asyncio.create_task(u.run()) for u in uplinks]
+        # the backlog reaches a broker nobody is subscribed at yet: acknowledged, then dropped
+        await asyncio.wait_for(_until_sent(uplinks, 1 + OUTAGE_S), 30)
+        ingest = Ingest(url, store, durable=False)
+        cloud = asyncio.create_task(ingest.run(backoff_s=0.05))
         await ingest.wait_for(lambda: store.count() == 50 * (OUTAGE_S + 1), timeout_s=60)
         for vin in vins:
             assert store.sequences(vin) == list(range(OUTAGE_S + 1))
             assert [p.value for p in store.series(vin, "Vehicle.Speed", -1, OUTAGE_S + 1)] == [
                 float(k) for k in range(OUTAGE_S + 1)
             ]
-        assert all(len(u.spool) == 0 for u in uplinks) and ingest.duplicates >= 0
-        for task in tasks:
+        await asyncio.wait_for(_until_confirmed(uplinks), 30)
+        assert all(u.resent >= 1 for u in uplinks)
+        for task in [cloud, *cars]:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(cloud, *cars, return_exceptions=True)
 
 
 async def test_a_cloud_restart_loses_nothing_stored_or_sent_meanwhile(tmp_path: Path) -> None:
@@ -200,11 +214,12 @@ async def test_a_cloud_restart_loses_nothing_stored_or_sent_meanwhile(tmp_path: 
             for k in range(3, 6):
                 for u in uplinks:
                     u.record([Sample(path="Vehicle.Speed", value=float(k), ts=float(k))])
-            await asyncio.wait_for(_until_sent(uplinks), 30)  # the broker has them, the cloud does not
+            await asyncio.wait_for(_until_sent(uplinks, 6), 30)  # the broker has them, the cloud does not
             store = TelemetryStore(tmp_path / "cloud.duckdb")
             second = Ingest(url, store, identifier=identifier)
             running = asyncio.create_task(second.run())
             await second.wait_for(lambda: store.count() == 60, timeout_s=30)
+            await asyncio.wait_for(_until_confirmed(uplinks), 30)
             for vin in vins:
                 assert store.sequences(vin) == list(range(6))
                 assert [p.value for p in store.series(vin, "Vehicle.Speed", -1, 10)] == [
@@ -218,9 +233,14 @@ async def test_a_cloud_restart_loses_nothing_stored_or_sent_meanwhile(tmp_path: 
             await end_session(url, identifier)  # or Mosquitto queues for it long after the test
 
 
-async def _until_sent(uplinks: list[Uplink]) -> None:
+async def _until_sent(uplinks: list[Uplink], batches: int) -> None:
+    while any(u.published < batches for u in uplinks):
+        await asyncio.sleep(0.02)  # counted on the broker's PUBACK; nothing signals it
+
+
+async def _until_confirmed(uplinks: list[Uplink]) -> None:
     while any(len(u.spool) for u in uplinks):
-        await asyncio.sleep(0.02)  # spools empty only on the broker's PUBACK; nothing signals it
+        await asyncio.sleep(0.02)  # spools empty on the cloud's confirmation; nothing signals it
 
 
 async def _until_disconnected(uplink: Uplink) -> None:
@@ -261,3 +281,28 @@ def test_ingest_never_crashes_on_any_payload(payload: bytes) -> None:
     ingest = Ingest("mqtt://unused:1", TelemetryStore())
     for kind in ("telemetry", "status", "events"):
         ingest.handle(topic(VIN, kind), payload)  # type: ignore[arg-type]
+
+
+async def test_only_the_cars_own_well_formed_confirmations_empty_its_spool(tmp_path: Path) -> None:
+    async with embedded_mqtt_broker() as url:
+        uplink = Uplink(url, _status(), Spool(tmp_path / "spool.db"))
+        car = asyncio.create_task(uplink.run())
+        try:
+            for n in range(3):
+                uplink.record([Sample(path="Vehicle.Speed", value=float(n), ts=float(n))])
+            await asyncio.wait_for(_until_sent([uplink], 3), 10)
+            async with mqtt_client(url, f"cloud-{time.time_ns()}") as cloud:
+                acks = topic(VIN, "telemetry-acks")
+                for bad in (
+                    b"not json",
+                    encode(TelemetryAck(vin="JHMHNDAE0ED000002", stored=[(0, 2)])),  # another car's
+                    b'{"vin": "' + VIN.encode() + b'", "stored": [[2, 1]]}',  # not a range
+                ):
+                    await cloud.publish(acks, bad, qos=1)
+                await cloud.publish(acks, encode(TelemetryAck(vin=VIN, stored=[(1, 1)])), qos=1)
+            while uplink.confirmed < 1:
+                await asyncio.sleep(0.01)  # the car handles its messages in order; nothing signals it
+            assert [seq for seq, _ in uplink.spool.oldest()] == [0, 2] and uplink.confirmed == 1
+        finally:
+            car.cancel()
+            await asyncio.gather(car, return_exceptions=True)

@@ -5,6 +5,7 @@ Topics (``{vin}`` is the vehicle's VIN):
 | topic | direction | QoS | payload |
 | --- | --- | --- | --- |
 | ``opensdv/v1/vehicles/{vin}/telemetry`` | vehicle -> cloud | 1 | ``TelemetryBatch``, or a JSON array of them |
+| ``opensdv/v1/vehicles/{vin}/telemetry-acks`` | cloud -> vehicle | 1 | ``TelemetryAck`` |
 | ``opensdv/v1/vehicles/{vin}/status`` | vehicle -> cloud, retained; the last will says offline | 1 | ``VehicleStatus`` |
 | ``opensdv/v1/vehicles/{vin}/events`` | vehicle -> cloud | 1 | ``VehicleEvent`` |
 | ``opensdv/v1/vehicles/{vin}/commands`` | cloud -> vehicle | 1 | ``Command`` |
@@ -12,7 +13,9 @@ Topics (``{vin}`` is the vehicle's VIN):
 
 Payloads are JSON. Telemetry batches carry a per-vehicle sequence number that never repeats (the
 vehicle's spool assigns it), so the cloud stores each batch exactly once however often QoS 1
-delivers it. A backlog (after an outage) goes out as arrays of up to ``MAX_BUNDLE`` consecutive
+delivers it. The cloud confirms what it has stored (``TelemetryAck``) and only that confirmation
+lets the vehicle forget a batch: the broker's PUBACK says nothing about whether the batch reached
+the store. A backlog (after an outage) goes out as arrays of up to ``MAX_BUNDLE`` consecutive
 batches, one message each, so draining it costs one MQTT round trip per bundle instead of per batch.
 A breaking change to a payload means ``v2`` topics, served side by side.
 """
@@ -32,6 +35,7 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
 from opensdv.errors import OpenSDVError
@@ -43,6 +47,7 @@ __all__ = [
     "CommandResult",
     "LinkError",
     "Sample",
+    "TelemetryAck",
     "TelemetryBatch",
     "VehicleEvent",
     "VehicleStatus",
@@ -50,6 +55,7 @@ __all__ = [
     "decode_telemetry",
     "encode",
     "parse_topic",
+    "seq_ranges",
     "topic",
     "wildcard",
 ]
@@ -57,8 +63,10 @@ __all__ = [
 LINK_VERSION = "v1"
 MAX_BUNDLE = 1_000  # telemetry batches in one message
 PREFIX = f"opensdv/{LINK_VERSION}/vehicles"
-Kind = Literal["telemetry", "status", "events", "commands", "command-results"]
-_TOPIC = re.compile(rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/(telemetry|status|events|commands|command-results)")
+Kind = Literal["telemetry", "telemetry-acks", "status", "events", "commands", "command-results"]
+_TOPIC = re.compile(
+    rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/(telemetry|telemetry-acks|status|events|commands|command-results)"
+)
 M = TypeVar("M", bound=BaseModel)
 # Strict: a JSON string is never coerced into a number (and strict unions validate faster)
 Value = (
@@ -85,6 +93,25 @@ class TelemetryBatch(_Payload):
     vin: str
     seq: int = Field(ge=0, description="per vehicle, never repeats, increases by one per batch")
     samples: list[Sample] = Field(max_length=100_000)
+
+
+class TelemetryAck(_Payload):
+    vin: str
+    stored: list[tuple[StrictInt, StrictInt]] = Field(
+        min_length=1, max_length=100_000, description="inclusive (first, last) sequence ranges now stored"
+    )
+
+    @field_validator("stored")
+    @classmethod
+    def _ranges_are_ranges(cls, stored: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for first, last in stored:
+            if not 0 <= first <= last:
+                raise ValueError(f"({first}, {last}) is not a range of sequence numbers")
+        return stored
+
+    def seqs(self) -> int:
+        """How many sequence numbers the ranges cover."""
+        return sum(last - first + 1 for first, last in self.stored)
 
 
 class VehicleStatus(_Payload):
@@ -161,6 +188,17 @@ def decode_telemetry(data: bytes, where: str) -> list[TelemetryBatch]:
     if not 0 < len(batches) <= MAX_BUNDLE:
         raise LinkError(f"{where}: a bundle holds 1 to {MAX_BUNDLE} batches, not {len(batches)}")
     return batches
+
+
+def seq_ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sequence numbers as sorted inclusive ranges: [3, 1, 2, 7] -> [(1, 3), (7, 7)]."""
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
 
 
 def _link_error(exc: ValidationError, where: str) -> LinkError:

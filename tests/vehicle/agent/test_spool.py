@@ -1,4 +1,4 @@
-"""The spool: batches kept in order until acknowledged, sequence numbers that never repeat."""
+"""The spool: batches kept in order until the cloud confirms them, sequence numbers that never repeat."""
 
 from __future__ import annotations
 
@@ -10,40 +10,57 @@ from hypothesis import strategies as st
 
 from opensdv.vehicle.agent.spool import Spool
 
-Step = st.one_of(st.just(("add", 0)), st.tuples(st.just("ack"), st.integers(0, 5)), st.just(("reopen", 0)))
+Step = st.one_of(
+    st.just(("add", 0, 0)),
+    st.tuples(st.just("confirm"), st.integers(0, 5), st.integers(0, 3)),
+    st.just(("reopen", 0, 0)),
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(Step, max_size=40))
-def test_sequences_never_repeat_and_nothing_unacknowledged_is_lost(
-    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int]]
+def test_sequences_never_repeat_and_nothing_unconfirmed_is_lost(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int, int]]
 ) -> None:
+    """Confirmations come for any ranges, in any order (a resend's, a repeat's), not only the oldest."""
     path = tmp_path_factory.mktemp("spool") / "spool.db"
     spool = Spool(path)
     issued: list[int] = []
-    acknowledged = -1
-    for action, count in steps:
+    confirmed: set[int] = set()
+    for action, skip, count in steps:
         if action == "add":
             issued.append(spool.add(lambda seq: f'{{"seq": {seq}}}'.encode()))
-        elif action == "ack":
-            waiting = spool.oldest(count)
-            if waiting:
-                acknowledged = waiting[-1][0]
-                spool.ack_through(acknowledged)
-        else:
+        elif action == "confirm" and issued:
+            first = issued[min(skip, len(issued) - 1)]
+            last = min(first + count, issued[-1])
+            spool.forget([(first, last)])
+            confirmed |= set(range(first, last + 1))
+        elif action == "reopen":
             spool.close()
             spool = Spool(path)  # the car restarts
-    assert issued == sorted(set(issued)) and issued == list(range(len(issued)))
-    assert [seq for seq, _ in spool.oldest(1000)] == [seq for seq in issued if seq > acknowledged]
+    assert issued == list(range(len(issued)))
+    waiting = [seq for seq in issued if seq not in confirmed]
+    assert [seq for seq, _ in spool.oldest(1000)] == waiting and len(spool) == len(waiting)
+    assert spool.first() == (waiting[0] if waiting else None)
     assert all(payload == f'{{"seq": {seq}}}'.encode() for seq, payload in spool.oldest(1000))
+    after = len(issued) // 2 - 1
+    assert [seq for seq, _ in spool.oldest(2, after=after)] == [seq for seq in waiting if seq > after][:2]
     spool.close()
 
 
-def test_a_restart_after_everything_was_acknowledged_continues_the_numbering(tmp_path: Path) -> None:
+def test_a_restart_after_everything_was_confirmed_continues_the_numbering(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db")
     for _ in range(3):
         spool.add(lambda seq: b"{}")
-    spool.ack_through(2)
+    spool.forget([(2, 2), (0, 1)])
     spool.close()
     again = Spool(tmp_path / "spool.db")
     assert len(again) == 0 and again.add(lambda seq: b"{}") == 3
+
+
+def test_a_confirmation_of_numbers_never_issued_does_not_move_the_numbering(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.add(lambda seq: b"{}")
+    spool.forget([(0, 1_000_000)])
+    spool.close()
+    assert Spool(tmp_path / "spool.db").add(lambda seq: b"{}") == 1

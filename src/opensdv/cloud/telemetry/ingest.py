@@ -1,5 +1,9 @@
 """MQTT ingest: every vehicle's telemetry, status and events into the telemetry store.
 
+After each write the ingest confirms to every vehicle the sequence numbers now stored
+(``telemetry-acks``; repeats too, since the car may have missed the first confirmation), and only
+then may the car forget them: a broker's PUBACK means the broker has a batch, not the store.
+
 A message that breaks the link contract (unknown topic, malformed payload, a VIN in the payload
 that is not the topic's) is counted by reason and logged, never allowed to stop ingest.
 """
@@ -17,12 +21,16 @@ import aiomqtt
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.link.fleet import (
     LinkError,
+    TelemetryAck,
     TelemetryBatch,
     VehicleEvent,
     VehicleStatus,
     decode,
     decode_telemetry,
+    encode,
     parse_topic,
+    seq_ranges,
+    topic,
     wildcard,
 )
 from opensdv.link.mqtt import mqtt_client
@@ -49,6 +57,7 @@ class Ingest:
         self.identifier = identifier
         self.stored = 0
         self.duplicates = 0
+        self.unconfirmed = 0  # confirmations that could not be sent (the car sends those batches again)
         self.dropped: Counter[str] = Counter()
         self.subscribed = asyncio.Event()
         self.received = asyncio.Condition()
@@ -68,7 +77,7 @@ class Ingest:
                         for kind in ("telemetry", "status", "events"):
                             await client.subscribe(wildcard(kind), qos=1)
                         self.subscribed.set()
-                        flusher = asyncio.create_task(self._flush_every(flush_s))
+                        flusher = asyncio.create_task(self._flush_every(client, flush_s))
                         try:
                             async for message in client.messages:
                                 self.handle(str(message.topic), bytes(message.payload))
@@ -133,8 +142,8 @@ class Ingest:
         if events:
             self.store.add_events(events)
 
-    async def _flush_every(self, period_s: float) -> None:
-        """One write at a time, in arrival order, off the event loop."""
+    async def _flush_every(self, client: aiomqtt.Client, period_s: float) -> None:
+        """One write at a time, in arrival order, off the event loop; then the confirmations."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._due.wait(), period_s)
@@ -142,8 +151,23 @@ class Ingest:
             taken = self._take()
             if any(taken):
                 await asyncio.to_thread(self._write, *taken)
+                await self._confirm(client, taken[0])
             async with self.received:
                 self.received.notify_all()
+
+    async def _confirm(self, client: aiomqtt.Client, batches: list[TelemetryBatch]) -> None:
+        by_vin: dict[str, list[int]] = {}
+        for batch in batches:
+            by_vin.setdefault(batch.vin, []).append(batch.seq)
+        acks = [TelemetryAck(vin=vin, stored=seq_ranges(seqs)) for vin, seqs in by_vin.items()]
+        sent = await asyncio.gather(
+            *(client.publish(topic(ack.vin, "telemetry-acks"), encode(ack), qos=1) for ack in acks),
+            return_exceptions=True,
+        )
+        failed = [error for error in sent if isinstance(error, BaseException)]
+        if failed:  # the link is going down: the cars send these batches again and hear then
+            self.unconfirmed += len(failed)
+            log.info("%d confirmations not sent (%s)", len(failed), failed[0])
 
     async def wait_for(self, predicate: object, timeout_s: float = 30.0) -> None:
         """Until ``predicate()`` holds (checked after every message): for tests and the demo."""

@@ -1,11 +1,11 @@
-"""Store-and-forward: every telemetry batch is written here first and deleted only once the MQTT
-broker has acknowledged it (QoS 1 PUBACK), so nothing is lost while the cloud is unreachable or the
-car restarts, and batches go out in the order they were made.
+"""Store-and-forward: every telemetry batch is written here first and deleted only once the cloud
+has confirmed that it stored it (a ``TelemetryAck``), so nothing is lost while the cloud or the
+broker is unreachable or restarts, or the car restarts; batches go out in the order they were made.
 
-Sequence numbers must never repeat, even after every batch was acknowledged and deleted and the car
+Sequence numbers must never repeat, even after every batch was confirmed and deleted and the car
 restarted (the cloud would take a repeat for a duplicate and drop it): the next number is one past
-the highest of the stored batches and the acknowledged ones, and the acknowledged high-water mark
-is written in the same transaction that deletes them. Adding a batch is then a single INSERT.
+the highest of the stored batches and the confirmed ones, and the confirmed high-water mark is
+written in the same transaction that deletes them. Adding a batch is then a single INSERT.
 """
 
 from __future__ import annotations
@@ -45,16 +45,26 @@ class Spool:
         self._next += 1
         return seq
 
-    def oldest(self, limit: int = 100) -> list[tuple[int, bytes]]:
-        rows = self._db.execute("SELECT seq, payload FROM batches ORDER BY seq LIMIT ?", (limit,)).fetchall()
+    def oldest(self, limit: int = 100, after: int = -1) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` batches with sequence numbers above ``after``, in order."""
+        rows = self._db.execute(
+            "SELECT seq, payload FROM batches WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        ).fetchall()
         return [(int(seq), bytes(payload)) for seq, payload in rows]
 
-    def ack_through(self, seq: int) -> None:
-        """Every batch up to ``seq`` reached the broker: delete them, remember the mark."""
+    def first(self) -> int | None:
+        """The lowest sequence number still waiting, if any."""
+        seq = self._db.execute("SELECT min(seq) FROM batches").fetchone()[0]
+        return None if seq is None else int(seq)
+
+    def forget(self, stored: list[tuple[int, int]]) -> None:
+        """The cloud stored these inclusive sequence ranges: delete them, remember the mark (never
+        past the numbers issued: a confirmation of the future is not taken on trust)."""
+        mark = min(max(last for _, last in stored) + 1, self._next)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM batches WHERE seq <= ?", (seq,))
-            self._db.execute("UPDATE counter SET next = max(next, ?)", (seq + 1,))
+            self._db.executemany("DELETE FROM batches WHERE seq BETWEEN ? AND ?", stored)
+            self._db.execute("UPDATE counter SET next = max(next, ?)", (mark,))
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM batches").fetchone()[0])
