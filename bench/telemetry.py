@@ -55,7 +55,15 @@ def _vin(n: int) -> str:
 
 
 async def _cars(
-    url: str, vehicles: int, seconds: float, burst: int, tmp: Path, ready: Any, go: Any, done: Any
+    url: str,
+    vehicles: int,
+    seconds: float,
+    burst: int,
+    tmp: Path,
+    ready: Any,
+    go: Any,
+    burst_go: Any,
+    done: Any,
 ) -> None:
     """The fleet, in its own process (as cars are not on the cloud's machine)."""
     uplinks = [
@@ -84,7 +92,7 @@ async def _cars(
 
     await asyncio.gather(*(drive(u, n / vehicles) for n, u in enumerate(uplinks)))
     done.put(ticks)
-    await asyncio.to_thread(go.wait)  # the parent clears and sets it again for the burst
+    await asyncio.to_thread(burst_go.wait)  # the parent has measured the sustained phase
     burst_started = time.time()
     for uplink in uplinks:
         for k in range(burst):
@@ -104,14 +112,14 @@ def _cars_process(*args: Any) -> None:
 
 async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
-    ready, go, done = context.Event(), context.Event(), context.Queue()
+    ready, go, burst_go, done = context.Event(), context.Event(), context.Event(), context.Queue()
     async with broker as url:
         store = TelemetryStore(tmp / "bench.duckdb")
         ingest = Ingest(url, store, identifier=f"bench-ingest-{time.time_ns()}", durable=False)
         task = asyncio.create_task(ingest.run())
         await asyncio.wait_for(ingest.subscribed.wait(), 30)
         cars = context.Process(
-            target=_cars_process, args=(url, vehicles, seconds, burst, tmp, ready, go, done)
+            target=_cars_process, args=(url, vehicles, seconds, burst, tmp, ready, go, burst_go, done)
         )
         cars.start()
         with console.status(f"{vehicles} cars connecting to {url}"):
@@ -120,7 +128,6 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
         started = time.time()
         go.set()
         sent = await asyncio.to_thread(done.get)
-        go.clear()
         expected = sent * vehicles * len(SIGNALS)
         await ingest.wait_for(lambda: store.count() >= expected, timeout_s=300)
         sustained_s = time.time() - started
@@ -128,7 +135,7 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
             "SELECT b.received_at - s.ts FROM batches b JOIN (SELECT vin, seq, max(ts) AS ts FROM samples GROUP BY vin, seq) s"
             " USING (vin, seq)", []))  # fmt: skip
 
-        go.set()
+        burst_go.set()
         burst_started = await asyncio.to_thread(done.get)
         target = expected + burst * vehicles * len(SIGNALS)
         await ingest.wait_for(lambda: store.count() >= target, timeout_s=600)

@@ -141,7 +141,7 @@ async def test_fifty_vehicles_lose_nothing_while_the_broker_is_down(tmp_path: Pa
             for vin in vins
         ]
         ingest = Ingest(url, store, durable=False)
-        cloud = asyncio.create_task(ingest.run(backoff_s=0.05))
+        cloud = asyncio.create_task(ingest.run(backoff_s=0.05, confirm_s=0.2))
         cars = [asyncio.create_task(u.run()) for u in uplinks]
         await asyncio.wait_for(
             asyncio.gather(ingest.subscribed.wait(), *(u.connected.wait() for u in uplinks)), 30
@@ -170,7 +170,7 @@ async def test_fifty_vehicles_lose_nothing_while_the_broker_is_down(tmp_path: Pa
         # the backlog reaches a broker nobody is subscribed at yet: acknowledged, then dropped
         await asyncio.wait_for(_until_sent(uplinks, 1 + OUTAGE_S), 30)
         ingest = Ingest(url, store, durable=False)
-        cloud = asyncio.create_task(ingest.run(backoff_s=0.05))
+        cloud = asyncio.create_task(ingest.run(backoff_s=0.05, confirm_s=0.2))
         await ingest.wait_for(lambda: store.count() == 50 * (OUTAGE_S + 1), timeout_s=60)
         for vin in vins:
             assert store.sequences(vin) == list(range(OUTAGE_S + 1))
@@ -195,7 +195,10 @@ async def test_a_cloud_restart_loses_nothing_stored_or_sent_meanwhile(tmp_path: 
     vins = [f"JN1NSSAN0DD{n:06d}" for n in range(1, 11)]
     identifier = f"ingest-{time.time_ns()}"
     async with mqtt as url:
-        uplinks = [Uplink(url, _status(vin), Spool(tmp_path / f"{vin}.db")) for vin in vins]
+        # what the first ingest stored but had not confirmed yet is sent again after the timeout
+        uplinks = [
+            Uplink(url, _status(vin), Spool(tmp_path / f"{vin}.db"), ack_timeout_s=2.0) for vin in vins
+        ]
         cars = [asyncio.create_task(u.run()) for u in uplinks]
         store = TelemetryStore(tmp_path / "cloud.duckdb")
         first = Ingest(url, store, identifier=identifier)

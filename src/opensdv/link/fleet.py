@@ -5,7 +5,7 @@ Topics (``{vin}`` is the vehicle's VIN):
 | topic | direction | QoS | payload |
 | --- | --- | --- | --- |
 | ``opensdv/v1/vehicles/{vin}/telemetry`` | vehicle -> cloud | 1 | ``TelemetryBatch``, or a JSON array of them |
-| ``opensdv/v1/vehicles/{vin}/telemetry-acks`` | cloud -> vehicle | 1 | ``TelemetryAck`` |
+| ``opensdv/v1/vehicles/{vin}/telemetry-acks`` | cloud -> vehicle | 0 | ``TelemetryAck`` |
 | ``opensdv/v1/vehicles/{vin}/status`` | vehicle -> cloud, retained; the last will says offline | 1 | ``VehicleStatus`` |
 | ``opensdv/v1/vehicles/{vin}/events`` | vehicle -> cloud | 1 | ``VehicleEvent`` |
 | ``opensdv/v1/vehicles/{vin}/commands`` | cloud -> vehicle | 1 | ``Command`` |

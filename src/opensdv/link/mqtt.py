@@ -30,9 +30,21 @@ def mqtt_client(
     parsed = urlparse(url)
     if parsed.scheme != "mqtt" or not parsed.hostname:
         raise LinkError(f"MQTT URL {url!r}: expected mqtt://host:port")
-    if "protocol=3.1.1" in parsed.query:
+    client = _client(
+        parsed.hostname, parsed.port or 1883, identifier, will, durable, "protocol=3.1.1" in parsed.query
+    )
+    # the link keeps many QoS 1 messages in flight on purpose (bundles, confirmations to a fleet):
+    # aiomqtt would log a warning for every publish beyond 10 pending
+    client.pending_calls_threshold = 1_000_000
+    return client
+
+
+def _client(
+    host: str, port: int, identifier: str, will: aiomqtt.Will | None, durable: bool, v311: bool
+) -> aiomqtt.Client:
+    if v311:
         return aiomqtt.Client(
-            parsed.hostname, parsed.port or 1883, identifier=identifier, will=will, keepalive=10,
+            host, port, identifier=identifier, will=will, keepalive=10,
             protocol=aiomqtt.ProtocolVersion.V311, clean_session=False,
         )  # fmt: skip
     properties = None
@@ -40,7 +52,7 @@ def mqtt_client(
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
     return aiomqtt.Client(
-        parsed.hostname, parsed.port or 1883, identifier=identifier, will=will, keepalive=10,
+        host, port, identifier=identifier, will=will, keepalive=10,
         protocol=aiomqtt.ProtocolVersion.V5, clean_start=False if durable else MQTT_CLEAN_START_FIRST_ONLY, properties=properties,
     )  # fmt: skip
 

@@ -1,8 +1,11 @@
 """MQTT ingest: every vehicle's telemetry, status and events into the telemetry store.
 
-After each write the ingest confirms to every vehicle the sequence numbers now stored
-(``telemetry-acks``; repeats too, since the car may have missed the first confirmation), and only
-then may the car forget them: a broker's PUBACK means the broker has a batch, not the store.
+Every ``confirm_s`` the ingest confirms to each vehicle the sequence numbers stored since the last
+confirmation (``telemetry-acks``; repeats too, since the car may have missed the first
+confirmation), and only then may the car forget them: a broker's PUBACK means the broker has a
+batch, not the store. Confirmations go at QoS 0 and are gathered over ``confirm_s``: one lost with a
+connection only costs a resend after the car's timeout, and at fleet scale each message to each car
+costs CPU on both ends.
 
 A message that breaks the link contract (unknown topic, malformed payload, a VIN in the payload
 that is not the topic's) is counted by reason and logged, never allowed to stop ingest.
@@ -57,7 +60,6 @@ class Ingest:
         self.identifier = identifier
         self.stored = 0
         self.duplicates = 0
-        self.unconfirmed = 0  # confirmations that could not be sent (the car sends those batches again)
         self.dropped: Counter[str] = Counter()
         self.subscribed = asyncio.Event()
         self.received = asyncio.Condition()
@@ -65,8 +67,12 @@ class Ingest:
         self._statuses: list[VehicleStatus] = []
         self._events: list[VehicleEvent] = []
         self._due = asyncio.Event()  # enough is waiting: write before the period is up
+        # per vehicle: when the oldest unconfirmed write was, and the sequence numbers written since
+        self._stored: dict[str, tuple[float, list[int]]] = {}
 
-    async def run(self, backoff_s: float = 0.5, flush_s: float = 0.05, max_batch: int = 500) -> None:
+    async def run(
+        self, backoff_s: float = 0.5, flush_s: float = 0.05, max_batch: int = 500, confirm_s: float = 2.0
+    ) -> None:
         """Subscribe and ingest until cancelled. What arrives is written every ``flush_s``, or as
         soon as ``max_batch`` messages wait, in a worker thread (DuckDB releases the GIL), so
         receiving and acknowledging go on while the previous write runs."""
@@ -77,14 +83,18 @@ class Ingest:
                         for kind in ("telemetry", "status", "events"):
                             await client.subscribe(wildcard(kind), qos=1)
                         self.subscribed.set()
-                        flusher = asyncio.create_task(self._flush_every(client, flush_s))
+                        helpers = [
+                            asyncio.create_task(self._flush_every(flush_s)),
+                            asyncio.create_task(self._confirm_every(client, confirm_s)),
+                        ]
                         try:
                             async for message in client.messages:
                                 self.handle(str(message.topic), bytes(message.payload))
                                 if len(self._pending) + len(self._statuses) >= max_batch:
                                     self._due.set()
                         finally:
-                            flusher.cancel()
+                            for helper in helpers:
+                                helper.cancel()
                 except aiomqtt.MqttError as exc:
                     self.subscribed.clear()
                     log.info("ingest link down (%s); retrying", exc)
@@ -142,8 +152,8 @@ class Ingest:
         if events:
             self.store.add_events(events)
 
-    async def _flush_every(self, client: aiomqtt.Client, period_s: float) -> None:
-        """One write at a time, in arrival order, off the event loop; then the confirmations."""
+    async def _flush_every(self, period_s: float) -> None:
+        """One write at a time, in arrival order, off the event loop."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._due.wait(), period_s)
@@ -151,23 +161,23 @@ class Ingest:
             taken = self._take()
             if any(taken):
                 await asyncio.to_thread(self._write, *taken)
-                await self._confirm(client, taken[0])
+                for batch in taken[0]:
+                    self._stored.setdefault(batch.vin, (time.monotonic(), []))[1].append(batch.seq)
             async with self.received:
                 self.received.notify_all()
 
-    async def _confirm(self, client: aiomqtt.Client, batches: list[TelemetryBatch]) -> None:
-        by_vin: dict[str, list[int]] = {}
-        for batch in batches:
-            by_vin.setdefault(batch.vin, []).append(batch.seq)
-        acks = [TelemetryAck(vin=vin, stored=seq_ranges(seqs)) for vin, seqs in by_vin.items()]
-        sent = await asyncio.gather(
-            *(client.publish(topic(ack.vin, "telemetry-acks"), encode(ack), qos=1) for ack in acks),
-            return_exceptions=True,
-        )
-        failed = [error for error in sent if isinstance(error, BaseException)]
-        if failed:  # the link is going down: the cars send these batches again and hear then
-            self.unconfirmed += len(failed)
-            log.info("%d confirmations not sent (%s)", len(failed), failed[0])
+    async def _confirm_every(self, client: aiomqtt.Client, period_s: float) -> None:
+        """Each vehicle's confirmation ``period_s`` after its first unconfirmed write: the cars
+        send at their own phases, so confirmations spread over time instead of coming in bursts."""
+        while True:
+            await asyncio.sleep(min(period_s, 0.1))
+            due = time.monotonic() - period_s
+            try:
+                for vin in [vin for vin, (since, _) in self._stored.items() if since <= due]:
+                    ack = TelemetryAck(vin=vin, stored=seq_ranges(self._stored.pop(vin)[1]))
+                    await client.publish(topic(vin, "telemetry-acks"), encode(ack), qos=0)
+            except aiomqtt.MqttError:
+                return  # the link is going down; the cars send those batches again and hear then
 
     async def wait_for(self, predicate: object, timeout_s: float = 30.0) -> None:
         """Until ``predicate()`` holds (checked after every message): for tests and the demo."""

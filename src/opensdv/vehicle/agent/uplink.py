@@ -69,6 +69,7 @@ class Uplink:
         self.reconnects = 0
         self._wake = asyncio.Event()  # a new batch, or a confirmation
         self._heard_at = 0.0  # when the cloud last confirmed, or the link last sent
+        self._window_full = False  # the sender waits for confirmations before it may send more
         self._status_changed = asyncio.Event()
         self._events: asyncio.Queue[VehicleEvent] = asyncio.Queue()
 
@@ -125,13 +126,18 @@ class Uplink:
                 await self._wake.wait()
                 continue
             room = budget - max(0, sent - oldest + 1)  # batches that may still go out unconfirmed
+            self._window_full = room <= 0
             pending = self.spool.oldest(room, after=sent) if room > 0 else []
             if pending:
                 payloads = [payload for _seq, payload in pending]
                 messages = [
                     _bundled(payloads[i : i + self.bundle]) for i in range(0, len(payloads), self.bundle)
                 ]
-                await asyncio.gather(*(client.publish(name, message, qos=1) for message in messages))
+                try:
+                    async with asyncio.timeout(self.ack_timeout_s):
+                        await asyncio.gather(*(client.publish(name, message, qos=1) for message in messages))
+                except TimeoutError:  # a PUBACK that never comes: the session is broken, open a new one
+                    raise aiomqtt.MqttError(f"no PUBACK within {self.ack_timeout_s} s") from None
                 sent = pending[-1][0]
                 self.published += len(pending)
                 self._heard_at = time.monotonic()
@@ -153,7 +159,8 @@ class Uplink:
         self.spool.forget(ack.stored)
         self.confirmed += ack.seqs()
         self._heard_at = time.monotonic()
-        self._wake.set()
+        if self._window_full:
+            self._wake.set()
 
     async def _send_status(self, client: aiomqtt.Client) -> None:
         while True:
