@@ -30,31 +30,25 @@ def mqtt_client(
     parsed = urlparse(url)
     if parsed.scheme != "mqtt" or not parsed.hostname:
         raise LinkError(f"MQTT URL {url!r}: expected mqtt://host:port")
-    client = _client(
-        parsed.hostname, parsed.port or 1883, identifier, will, durable, "protocol=3.1.1" in parsed.query
-    )
+    host, port = parsed.hostname, parsed.port or 1883
+    if "protocol=3.1.1" in parsed.query:
+        client = aiomqtt.Client(
+            host, port, identifier=identifier, will=will, keepalive=10,
+            protocol=aiomqtt.ProtocolVersion.V311, clean_session=False,
+        )  # fmt: skip
+    else:
+        properties = None
+        if durable:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        client = aiomqtt.Client(
+            host, port, identifier=identifier, will=will, keepalive=10,
+            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False if durable else MQTT_CLEAN_START_FIRST_ONLY, properties=properties,
+        )  # fmt: skip
     # the link keeps many QoS 1 messages in flight on purpose (bundles, confirmations to a fleet):
     # aiomqtt would log a warning for every publish beyond 10 pending
     client.pending_calls_threshold = 1_000_000
     return client
-
-
-def _client(
-    host: str, port: int, identifier: str, will: aiomqtt.Will | None, durable: bool, v311: bool
-) -> aiomqtt.Client:
-    if v311:
-        return aiomqtt.Client(
-            host, port, identifier=identifier, will=will, keepalive=10,
-            protocol=aiomqtt.ProtocolVersion.V311, clean_session=False,
-        )  # fmt: skip
-    properties = None
-    if durable:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-    return aiomqtt.Client(
-        host, port, identifier=identifier, will=will, keepalive=10,
-        protocol=aiomqtt.ProtocolVersion.V5, clean_start=False if durable else MQTT_CLEAN_START_FIRST_ONLY, properties=properties,
-    )  # fmt: skip
 
 
 async def end_session(url: str, identifier: str) -> None:

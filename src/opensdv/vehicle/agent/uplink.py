@@ -146,6 +146,8 @@ class Uplink:
             try:
                 await asyncio.wait_for(self._wake.wait(), max(silence, 0.0))
             except TimeoutError:
+                if time.monotonic() - self._heard_at < self.ack_timeout_s:
+                    continue  # a confirmation came while waiting (it wakes the sender only when full)
                 log.info(
                     "%s: no confirmation from the cloud for %.0f s; sending again from %d",
                     self.vin,
