@@ -100,7 +100,11 @@ def test_rolling_replan_freezes_the_past_and_fits_the_newcomer(
         planner.add_arrival(Session("c", "S3", 1, 6, 1.0, 1.0), now=3)
 
 
-def test_network_replans_keep_the_past_through_more_arrivals_than_spare_chains() -> None:
+@pytest.mark.parametrize("group_pairs", [NetworkPlanner.GROUP_PAIRS, 4])
+def test_network_replans_keep_the_past_through_more_arrivals_than_spare_chains(
+    group_pairs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(NetworkPlanner, "GROUP_PAIRS", group_pairs)  # 4: chains in groups with hubs
     tariff = Tariff(np.linspace(0.4, 0.1, 16), np.linspace(0.3, 0.05, 16), 1.0)
     car = {"capacity_kwh": 40.0, "arrival_soc": 0.5, "min_soc": 0.2}
     planner = NetworkPlanner(
@@ -152,6 +156,36 @@ def test_the_network_simplex_reaches_the_lp_optimum(seed: int) -> None:
     # the network works in whole Wh: a peak on a 4 W grid (1 Wh per quarter-hour) costs at most
     # 4 W x the demand charge more, and every energy is rounded down to a Wh
     assert objective[0] == pytest.approx(objective[1], abs=0.004 * tariff.demand_charge + 0.01)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_large_site_in_groups_from_a_sampled_peak_reaches_the_lp_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large sites solve with their chains in groups and start the peak search from samples; both
+    are forced here on 60 sessions, whose optimum the LP knows."""
+    rng = np.random.default_rng(seed)
+    sessions = []
+    for i in range(60):
+        arrival = int(rng.integers(0, 12))
+        sessions.append(Session(f"s{i}", f"S{i}", arrival, int(rng.integers(arrival + 2, 17)),
+                                float(rng.integers(2, 40)) / 2, 7.0, max_discharge_kw=7.0 if i % 2 else 0.0,
+                                capacity_kwh=40.0, arrival_soc=0.4, min_soc=0.2))  # fmt: skip
+    price = np.where(np.arange(16) % 8 < 3, 0.4, 0.1)
+    tariff = Tariff(price, 0.8 * price, 15.0)
+    lp = plan(
+        sessions, slots=16, slot_h=0.25, site_cap_kw=150, tariff=tariff, wear_cost_per_kwh=0.02, method="lp"
+    )
+    monkeypatch.setattr(NetworkPlanner, "GROUP_PAIRS", 100)
+    monkeypatch.setattr(NetworkPlanner, "SAMPLE_SESSIONS", 15)
+    planner = NetworkPlanner(
+        sessions, slots=16, slot_h=0.25, site_cap_kw=150, tariff=tariff, wear_cost_per_kwh=0.02
+    )
+    network = planner.solve()
+    assert planner._network.groups >= 2 and planner._sampled_peak() is not None
+    assert (np.abs(network.site_kw) <= 150 + 1e-6).all()
+    objective = [s.cost - ENERGY_VALUE * s.delivered_kwh.sum() for s in (network, lp)]
+    assert objective[0] == pytest.approx(objective[1], abs=0.004 * 15.0 + 0.01)
 
 
 @pytest.mark.parametrize("algorithm", BASELINES)
