@@ -80,3 +80,60 @@ async def test_authorisation_list_for_every_version() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_local_authorisation_lists_follow_the_csms_for_every_version() -> None:
+    """SendLocalList: a Full list after boot, then a lost card blocked on every connected station
+    at once (Differential), so they refuse it even while they cannot reach the CSMS."""
+    system = Csms(["CS-16", "CS-201", "CS-21"], id_tokens={"04A1B2C3", "0BADCAFE"})
+    server = await system.serve(port=0)
+    url = listening_url(server)
+    try:
+        async with (
+            StationSimulator16.connected(url, "CS-16") as old,
+            StationSimulator.connected(url, "CS-201") as new,
+            StationSimulator21.connected(url, "CS-21") as bidirectional,
+        ):
+            stations = (old, new, bidirectional)
+            for station in stations:
+                assert await system.send_local_list(station.id) == 1
+                assert station.local_list.status == {"04A1B2C3": "Accepted", "0BADCAFE": "Accepted"}
+            versions = await system.change_id_tokens(accept={"11112222"}, block={"0BADCAFE"})
+            assert versions == {"CS-16": 2, "CS-201": 2, "CS-21": 2}
+            for station in stations:
+                assert station.local_list.version == 2
+                assert station.local_list.decide("0BADCAFE") == "Blocked"
+                assert station.local_list.decide("11112222") == "Accepted"
+                assert station.local_list.decide("DEADBEEF") == "Unknown"
+                assert await station.authorize("0BADCAFE") == "Invalid"  # and online, the CSMS says so
+                assert await station.authorize("11112222") == "Accepted"
+            # a full list again (a station that lost its list): blocked cards stay on it as Blocked
+            assert await system.send_local_list("CS-201") == 3
+            assert new.local_list.status == {
+                "04A1B2C3": "Accepted",
+                "11112222": "Accepted",
+                "0BADCAFE": "Blocked",
+            }
+            # an old Differential is refused by the station, and the CSMS says which and why
+            with pytest.raises(CsmsError, match="CS-16: SendLocalList version 1 was VersionMismatch"):
+                await system._session("CS-16").send_local_list(1, {"04A1B2C3": "Blocked"}, full=False)
+            assert old.local_list.decide("04A1B2C3") == "Accepted"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_csms_that_accepts_every_token_has_no_list_to_send() -> None:
+    system = Csms(["CS-201"])
+    server = await system.serve(port=0)
+    try:
+        async with StationSimulator.connected(listening_url(server), "CS-201"):
+            with pytest.raises(CsmsError, match="accepts every token"):
+                await system.send_local_list("CS-201")
+            with pytest.raises(CsmsError, match="accepts every token"):
+                await system.change_id_tokens(block={"0BADCAFE"})
+        with pytest.raises(CsmsError, match="not connected"):
+            await Csms(["CS-9"], id_tokens=set()).send_local_list("CS-9")
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -232,6 +232,27 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
         if reply.status != e.RequestStartStopStatusEnumType.accepted:
             raise CsmsError(f"{station_id}: RequestStopTransaction {transaction_id} was {reply.status}")
 
+    async def local_list_version(self) -> int:
+        return int((await self.call(call.GetLocalListVersion())).version_number)
+
+    async def send_local_list(self, version: int, entries: Mapping[str, str], full: bool) -> None:
+        """``entries``: token -> Accepted or Blocked (RFID cards: ISO 14443 tokens)."""
+        listed = [
+            dt.AuthorizationData(
+                id_token=dt.IdTokenType(id_token=token, type=e.IdTokenEnumType.iso14443),
+                id_token_info=dt.IdTokenInfoType(status=e.AuthorizationStatusEnumType(status)),
+            )
+            for token, status in entries.items()
+        ]
+        update = e.UpdateEnumType.full if full else e.UpdateEnumType.differential
+        reply = await self.call(
+            call.SendLocalList(
+                version_number=version, update_type=update, local_authorization_list=listed or None
+            )
+        )
+        if reply.status != e.SendLocalListStatusEnumType.accepted:
+            raise CsmsError(f"{self.state.station_id}: SendLocalList version {version} was {reply.status}")
+
 
 class StationSession21(V2xMixin, _StationSession):
     """An OCPP 2.1 station: the 2.0.1 handlers (validated against 2.1's schemas) plus V2X."""
@@ -255,7 +276,9 @@ class Csms:
         known = store.load() if store is not None else {}
         self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
         self._store = store
-        self._id_tokens = frozenset(id_tokens) if id_tokens is not None else None
+        # one live set: every session sees changes at once
+        self._id_tokens = set(id_tokens) if id_tokens is not None else None
+        self._blocked: set[str] = set()  # taken off the list: stations must refuse them offline too
         self._sessions: dict[str, _StationSession | StationSession16] = {}  # 2.1 sessions are 2.0.1 ones
         self._heartbeat_s = heartbeat_s
         self._profile_ids = 0
@@ -344,6 +367,47 @@ class Csms:
 
     async def remote_stop(self, station_id: str, transaction_id: str) -> None:
         await self._session(station_id).remote_stop(transaction_id)
+
+    def _list(self) -> set[str]:
+        if self._id_tokens is None:
+            raise CsmsError("this CSMS accepts every token: it has no authorisation list to send")
+        return self._id_tokens
+
+    async def send_local_list(self, station_id: str) -> int:
+        """SendLocalList, Full: the authorisation list (accepted and blocked tokens) becomes the
+        station's local list, which it decides by while it cannot reach the CSMS. The version is
+        one past the station's own (GetLocalListVersion); returns it."""
+        entries = dict.fromkeys(sorted(self._list()), "Accepted") | dict.fromkeys(
+            sorted(self._blocked), "Blocked"
+        )
+        session = self._session(station_id)
+        version = await session.local_list_version() + 1
+        await session.send_local_list(version, entries, full=True)
+        return version
+
+    async def change_id_tokens(self, accept: Iterable[str] = (), block: Iterable[str] = ()) -> dict[str, int]:
+        """Accept or block tokens now, and send the change to every connected station as a
+        Differential SendLocalList (a lost card is refused at once, online or not); returns each
+        station's new list version. A station that refuses raises ``CsmsError`` after the others
+        were sent theirs."""
+        tokens, accepted, blocked = self._list(), set(accept), set(block)
+        tokens.difference_update(blocked)
+        tokens.update(accepted)
+        self._blocked.difference_update(accepted)
+        self._blocked.update(blocked)
+        change = dict.fromkeys(sorted(accepted), "Accepted") | dict.fromkeys(sorted(blocked), "Blocked")
+        versions: dict[str, int] = {}
+        failures: list[str] = []
+        for station_id, session in list(self._sessions.items()):
+            try:
+                version = await session.local_list_version() + 1
+                await session.send_local_list(version, change, full=False)
+                versions[station_id] = version
+            except CsmsError as error:
+                failures.append(str(error))
+        if failures:
+            raise CsmsError("; ".join(failures))
+        return versions
 
 
 def listening_url(server: Server, scheme: str = "ws") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -96,7 +97,7 @@ class SessionBasics:
         connection: Any,
         heartbeat_s: int,
         store: StatePersistence | None,
-        id_tokens: frozenset[str] | None = None,
+        id_tokens: AbstractSet[str] | None = None,
     ) -> None:
         super().__init__(state.station_id, connection)  # type: ignore[call-arg]  # the ChargePoint's
         self.state = state

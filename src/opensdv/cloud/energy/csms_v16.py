@@ -10,7 +10,7 @@ RemoteStart/StopTransaction, UpdateFirmware.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ocpp.routing import after, on
@@ -182,3 +182,23 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
 
     async def update_firmware(self, location: str, request_id: int, retrieve_at: str | None = None) -> None:
         await self.call(call.UpdateFirmware(location=location, retrieve_date=retrieve_at or utc_now()))
+
+    async def local_list_version(self) -> int:
+        version = int((await self.call(call.GetLocalListVersion())).list_version)
+        if version < 0:  # 1.6: -1 means no local authorisation list
+            raise CsmsError(f"{self.state.station_id}: the station keeps no local authorisation list")
+        return version
+
+    async def send_local_list(self, version: int, entries: Mapping[str, str], full: bool) -> None:
+        listed = [
+            dt16.AuthorizationData(
+                id_tag=tag, id_tag_info=dt16.IdTagInfo(status=e16.AuthorizationStatus(status))
+            )
+            for tag, status in entries.items()
+        ]
+        update = e16.UpdateType.full if full else e16.UpdateType.differential
+        reply = await self.call(
+            call.SendLocalList(list_version=version, update_type=update, local_authorization_list=listed)
+        )
+        if reply.status != e16.UpdateStatus.accepted:
+            raise CsmsError(f"{self.state.station_id}: SendLocalList version {version} was {reply.status}")

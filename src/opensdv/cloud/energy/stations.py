@@ -12,7 +12,8 @@ import base64
 import contextlib
 import itertools
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ocpp.routing import on
@@ -27,9 +28,37 @@ from opensdv.cloud.energy.csms import SUBPROTOCOL
 from opensdv.cloud.energy.csms_state import utc_now
 from opensdv.cloud.energy.csms_v21 import SUBPROTOCOL_21
 
-__all__ = ["StationSimulator", "StationSimulator21"]
+__all__ = ["LocalAuthList", "StationSimulator", "StationSimulator21"]
 
 _TRANSACTION_IDS = itertools.count(1)
+
+
+@dataclass
+class LocalAuthList:
+    """A station's local authorisation list (SendLocalList), the same in OCPP 1.6 and 2.0.1: what
+    it decides by while it cannot reach the CSMS."""
+
+    version: int = 0
+    status: dict[str, str] = field(default_factory=dict)  # token -> Accepted, Blocked, ...
+
+    def update(self, version: int, full: bool, entries: Mapping[str, str | None]) -> bool:
+        """Apply an update (an entry without a status leaves the list); False for a Differential
+        one that is not newer than the list (VersionMismatch)."""
+        if not full and version <= self.version:
+            return False
+        if full:
+            self.status.clear()
+        for token, status in entries.items():
+            if status is None:
+                self.status.pop(token, None)
+            else:
+                self.status[token] = status
+        self.version = version
+        return True
+
+    def decide(self, token: str) -> str:
+        """Offline: the list's word for ``token``, Unknown when it is not on it."""
+        return self.status.get(token, "Unknown")
 
 
 class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
@@ -51,6 +80,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         self.transaction_id = transaction_id
         self.energy_wh = 0.0
         self.firmware_location: str | None = None
+        self.local_list = LocalAuthList()
         self._seq = itertools.count()
         self._pending: set[asyncio.Task[Any]] = set()
 
@@ -256,6 +286,26 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         for status in steps:
             await self.call(call.FirmwareStatusNotification(status=status, request_id=request_id))
         self.firmware_location = location
+
+    @on(e.Action.send_local_list)
+    def on_send_local_list(
+        self, version_number: int, update_type: str, local_authorization_list: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> call_result.SendLocalList:  # fmt: skip
+        entries = {
+            item["id_token"]["id_token"]: (item.get("id_token_info") or {}).get("status")
+            for item in local_authorization_list or []
+        }
+        applied = self.local_list.update(version_number, update_type == e.UpdateEnumType.full, entries)
+        return call_result.SendLocalList(
+            status=e.SendLocalListStatusEnumType.accepted
+            if applied
+            else e.SendLocalListStatusEnumType.version_mismatch
+        )
+
+    @on(e.Action.get_local_list_version)
+    def on_get_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(version_number=self.local_list.version)
 
     @on(e.Action.get_transaction_status)
     def on_get_transaction_status(

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from opensdv.cloud.energy.csms_state import utc_now
 from opensdv.cloud.energy.csms_v16 import SUBPROTOCOL_16
+from opensdv.cloud.energy.stations import LocalAuthList
 
 __all__ = ["StationSimulator16"]
 
@@ -26,6 +27,7 @@ class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package
         self.limit_w: float | None = None
         self.transaction_id: int | None = None
         self.register_wh = 0.0
+        self.local_list = LocalAuthList()
         self._pending: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -120,6 +122,24 @@ class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package
             return call_result.RemoteStartTransaction(status=e16.RemoteStartStopStatus.rejected)
         self._later(self.plug_in(id_tag))
         return call_result.RemoteStartTransaction(status=e16.RemoteStartStopStatus.accepted)
+
+    @on(e16.Action.send_local_list)
+    def on_send_local_list(
+        self, list_version: int, update_type: str, local_authorization_list: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> call_result.SendLocalList:  # fmt: skip
+        entries = {
+            item["id_tag"]: (item.get("id_tag_info") or {}).get("status")
+            for item in local_authorization_list or []
+        }
+        applied = self.local_list.update(list_version, update_type == e16.UpdateType.full, entries)
+        return call_result.SendLocalList(
+            status=e16.UpdateStatus.accepted if applied else e16.UpdateStatus.version_mismatch
+        )
+
+    @on(e16.Action.get_local_list_version)
+    def on_get_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(list_version=self.local_list.version)
 
     @on(e16.Action.remote_stop_transaction)
     def on_remote_stop(self, transaction_id: int, **_: Any) -> call_result.RemoteStopTransaction:
