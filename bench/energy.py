@@ -11,7 +11,7 @@
 2. Speed: 1,000 and 10,000 V2G cars x 96 slots (a day in 15 minutes), each with its own battery
    window; re-planning 1,000 cars after one arrival. The network simplex (the default) against the
    same programme as an LP in HiGHS, the baseline. Each in a fresh process, for its peak memory;
-   1,000 cars ``--repeats`` times (medians).
+   1,000 cars ``--repeats`` times, 10,000 cars ``--large-repeats`` times (medians).
 """
 
 from __future__ import annotations
@@ -184,13 +184,14 @@ def speed(cars: int, method: str) -> dict[str, Any]:
     return result
 
 
-def speed_runs(repeats: int) -> list[dict[str, Any]]:
-    """Every (cars, method) in fresh processes; medians over ``repeats`` runs at 1,000 cars."""
+def speed_runs(repeats: int, large_repeats: int) -> list[dict[str, Any]]:
+    """Every (cars, method) in fresh processes; medians over ``repeats`` runs at 1,000 cars and
+    ``large_repeats`` at 10,000."""
     cases = [(cars, method) for cars in (1000, 10000) for method in ("network", "lp")]
     runs: list[dict[str, Any]] = []
     for cars, method in track(cases, description="planning speed", console=console):
         times = []
-        for _ in range(repeats if cars <= 1000 else 1):
+        for _ in range(repeats if cars <= 1000 else large_repeats):
             output = subprocess.run(
                 [sys.executable, "-m", "bench.energy", "--speed", str(cars), "--method", method],
                 capture_output=True,
@@ -240,6 +241,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--skip-acnportal", action="store_true")
     parser.add_argument("--speed-only", action="store_true", help="only the planning-speed table")
     parser.add_argument("--repeats", type=int, default=3, help="runs per solver at 1,000 cars")
+    parser.add_argument("--large-repeats", type=int, default=1, help="runs per solver at 10,000 cars")
     parser.add_argument("--speed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--method", default="network", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -256,7 +258,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             table.add_row(f"{row['cap']:g}", row["schedule"], f"{row['delivered'] * 100:.2f}", f"{row['peak']:.1f}",
                           f"{row['cost']:,.0f}", f"{row['exported']:,.0f}", f"{row['seconds']:.1f}")  # fmt: skip
         console.print(table)
-    speeds = speed_runs(args.repeats)
+    speeds = speed_runs(args.repeats, args.large_repeats)
     console.print(speed_table(speeds))
     return {"rows": rows, "speed": speeds}
 

@@ -34,8 +34,8 @@ async def _http(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
 async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
     running = await start_demo_vehicles(load_catalog().all_vehicles(), base_port=0)
     ota = start_demo_ota(running, tmp_path / "ota")
-    energy = await start_demo_site(tick_s=0.2)
-    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, site=energy.site)
+    energy = await start_demo_site(running, tick_s=0.2)
+    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, sites={"depot": energy.site})
     try:
         vins = [item.vin for item in running]
         await cloud.ingest.wait_for(
@@ -86,11 +86,23 @@ async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
         await cloud.ingest.wait_for(
             lambda: cloud.store.statuses()[honda].software.get("EAXLE_REAR") == "2.4.0"
         )
-        # the charging site: stations on the CSMS, the plan's load curve, profiles sent slot by slot
-        status, site = await _http("GET", f"{cloud.url}/api/v1/energy/site", headers=platform)
+        # the depot: the demo cars themselves at its stations, the plan's load curve, profiles sent
+        status, sites = await _http("GET", f"{cloud.url}/api/v1/energy/sites", headers=platform)
+        assert status == 200 and [(s["id"], s["stations"], s["sessions"]) for s in sites] == [("depot", 4, 4)]
+        status, site = await _http("GET", f"{cloud.url}/api/v1/energy/sites/depot", headers=platform)
         assert status == 200 and len(site["load_kw"]) == 96 and max(site["load_kw"]) <= site["cap_kw"] + 1e-6
         assert [s["open_transactions"] for s in site["stations"]] == [1, 1, 1, 1]
         assert any(s["limit_w"] is not None for s in site["stations"])
+        assert sorted(s["id"] for s in site["sessions"]) == sorted(vins)  # the cars, by VIN
+        v2g = {s["id"] for s in site["sessions"] if s["v2g"]}
+        assert v2g == {i.vin for i in running if i.vehicle.definition.brand != "Honda"}  # CHAdeMO V2H
+        planned, asked = (sum(s[key] for s in site["sessions"]) for key in ("kwh_planned", "kwh_requested"))
+        assert asked > 10 and planned >= 0.98 * asked  # a day's driving, charged back overnight
+        _, theirs = await _http("GET", f"{cloud.url}/api/v1/energy/sites/depot", headers=nissan)
+        nissans = {i.vin for i in running if i.vehicle.definition.brand == "Nissan"}
+        assert {s["id"] for s in theirs["sessions"]} == nissans  # a brand sees its own cars' sessions only
+        status, _ = await _http("GET", f"{cloud.url}/api/v1/energy/sites/elsewhere", headers=platform)
+        assert status == 404
     finally:
         await cloud.stop()
         await energy.stop()

@@ -88,7 +88,7 @@ async def start_demo_cloud(
     ota: DemoOta,
     directory: Path,
     http_port: int = 8000,
-    site: ChargingSite | None = None,
+    sites: dict[str, ChargingSite] | None = None,
 ) -> DemoCloud:
     stack = AsyncExitStack()
     mqtt_url = await stack.enter_async_context(embedded_mqtt_broker())
@@ -110,7 +110,7 @@ async def start_demo_cloud(
         await commander.publish(topic(vin, "commands"), encode(command), qos=1)
 
     cloud = FleetCloud(
-        VehicleRegistry(ota.backend.database), store, operators, send_command, ota.backend, site
+        VehicleRegistry(ota.backend.database), store, operators, send_command, ota.backend, sites or {}
     )
     sock = _listener("127.0.0.1", http_port)
     server = uvicorn.Server(uvicorn.Config(create_api(cloud), log_level="warning"))

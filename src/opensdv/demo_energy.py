@@ -1,6 +1,7 @@
-"""The demo's charging site: a CSMS with four simulated OCPP 2.0.1 stations (two of them V2G), a
-rolling plan under a 22 kW site cap on a time-of-use tariff, and the plan sent to the stations
-slot by slot — one quarter-hour every ``tick_s`` seconds of demo time."""
+"""The demo's charging depot: the demo cars themselves plug in there, each at its own simulated
+OCPP 2.0.1 station, and charge under a rolling plan (3.7 kW of site cap per car, time-of-use
+tariff); the cars with bidirectional chargers may feed the site in the evening peak. The plan goes
+to the stations slot by slot: one quarter-hour every ``tick_s`` seconds of demo time."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ from opensdv.cloud.energy.csms import Csms, listening_url
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.energy.stations import StationSimulator
+from opensdv.demo import DemoVehicle
+from opensdv.vehicle.twin import combined_range_km
 
 __all__ = ["DemoSite", "start_demo_site"]
 
-STATIONS = ["SITE-01", "SITE-02", "SITE-03", "SITE-04"]
+STATION_KW = 11.0  # the depot's AC stations; a car takes the lesser of this and its charger
+SITE_KW_PER_CAR = 3.7
+MAX_STATIONS = 24
+TARGET_SOC = 0.9
+V2G_MIN_SOC = 0.3
+DAILY_KM = (45.0, 80.0, 60.0)
+START_HOUR = 18.0
+DEPARTURE_SLOT = 56  # 08:00  # what the cars drove today before they plug in, in turn
 
 
 @dataclass
@@ -42,29 +52,50 @@ class DemoSite:
         await self.stack.aclose()
 
 
-def _sessions() -> list[Session]:
-    """Overnight and day sessions; the two V2G cars may feed the site in the evening peak."""
-    return [
-        Session("night-leaf", "SITE-01", 0, 96, 30.0, 7.4),
-        Session("day-honda", "SITE-02", 8, 40, 18.0, 11.0),
-        Session("v2g-sakura", "SITE-03", 0, 96, 10.0, 11.0, max_discharge_kw=7.0, capacity_kwh=20.0,
-                arrival_soc=0.5, min_soc=0.3),
-        Session("v2g-ekx", "SITE-04", 0, 96, 10.0, 11.0, max_discharge_kw=7.0, capacity_kwh=20.0,
-                arrival_soc=0.5, min_soc=0.3),
-    ]  # fmt: skip
+def depot_sessions(cars: list[DemoVehicle]) -> list[Session]:
+    """One session per car (its VIN), at the car's own station, arriving from 18:00 (the depot's
+    day starts then: 96 quarter-hours, the evening peak first) one after another and leaving at
+    08:00: from the state of charge the car has after a day's driving (its twin's now, less
+    ``DAILY_KM`` at the twin's combined consumption) back to 90 %."""
+    _, wh_per_km = combined_range_km([car.vehicle for car in cars])
+    sessions = []
+    for n, car in enumerate(cars):
+        pack_kwh = car.vehicle.pack.energy_kwh
+        now = float(car.twin.state["soc"]) if car.twin is not None else TARGET_SOC
+        soc = max(now - DAILY_KM[n % len(DAILY_KM)] * float(wh_per_km[n]) / 1000 / pack_kwh, 0.05)
+        charging = car.vehicle.definition.charging
+        max_kw = min(STATION_KW, charging.ac_kw) if charging else STATION_KW
+        v2g = bool(charging and charging.bidirectional)
+        sessions.append(
+            Session(
+                car.vin, f"DEPOT-{n + 1:02d}", arrival=2 * (n % 16), departure=DEPARTURE_SLOT,
+                kwh_requested=round(max(TARGET_SOC - soc, 0.0) * pack_kwh, 2), max_kw=max_kw,
+                max_discharge_kw=max_kw if v2g else 0.0, capacity_kwh=pack_kwh,
+                arrival_soc=soc, min_soc=min(V2G_MIN_SOC, soc),
+            )
+        )  # fmt: skip
+    return sessions
 
 
-async def start_demo_site(tick_s: float = 2.0) -> DemoSite:
+async def start_demo_site(cars: list[DemoVehicle], tick_s: float = 2.0) -> DemoSite:
+    """The depot for the first ``MAX_STATIONS`` demo cars, already plugged in (each station's
+    transaction carries the car's VIN as its token)."""
+    sessions = depot_sessions(cars[:MAX_STATIONS])
     stack = AsyncExitStack()
-    csms = Csms(STATIONS)
+    csms = Csms([s.station for s in sessions])
     server = await csms.serve(port=0)
     stack.callback(server.close)
     url = listening_url(server)
     stations = []
-    for station_id in STATIONS:
-        station = await stack.enter_async_context(StationSimulator.connected(url, station_id))
-        await station.plug_in(f"TOKEN-{station_id}")
+    for session in sessions:
+        station = await stack.enter_async_context(
+            StationSimulator.connected(url, session.station, max_power_w=session.max_kw * 1000)
+        )
+        await station.plug_in(session.id)
         stations.append(station)
-    demo = DemoSite(ChargingSite("OpenSDV demo depot", csms, _sessions(), cap_kw=22.0), url, stations, stack)
+    site = ChargingSite(
+        "OpenSDV demo depot", csms, sessions, cap_kw=SITE_KW_PER_CAR * len(sessions), start_hour=START_HOUR
+    )
+    demo = DemoSite(site, url, stations, stack)
     demo.tasks.append(asyncio.create_task(demo.run(tick_s)))
     return demo

@@ -144,15 +144,16 @@ async def _demo(
             "an app set brings the departure-charge app to every car's app runtime."
         )
         ota_task = asyncio.create_task(ota.run())
-        energy = await start_demo_site()
-        cloud = await start_demo_cloud(running, ota, Path(scratch.name), http_port, energy.site)
+        energy = await start_demo_site(running)
+        cloud = await start_demo_cloud(running, ota, Path(scratch.name), http_port, {"depot": energy.site})
         console.print(
             f"Fleet cloud: dashboard and API on [bold]{cloud.url}/[/bold] (OpenAPI at {cloud.url}/docs), "
             f"MQTT link {cloud.mqtt_url}"
         )
         console.print(
-            f"Charging site: {len(energy.stations)} OCPP 2.0.1 stations on the CSMS at {energy.url}, "
-            f"planned under {energy.site.cap_kw:g} kW (two V2G), a quarter-hour every 2 s"
+            f"Charging depot: the cars at {len(energy.stations)} OCPP 2.0.1 stations on the CSMS at "
+            f"{energy.url}, planned under {energy.site.cap_kw:g} kW "
+            f"({sum(s.v2g for s in energy.site.sessions)} V2G), a quarter-hour every 2 s"
         )
         console.print(
             "operators (this run only): "

@@ -22,6 +22,7 @@ from opensdv.model.components import BatteryModule, CheckResult, Dimensions, EAx
 __all__ = [
     "APP_RUNTIME_HARDWARE_ID",
     "Catalog",
+    "ChargingSpec",
     "Ecu",
     "PackSpec",
     "Vehicle",
@@ -39,6 +40,14 @@ class PackSpec(_Record):
     module: str = Field(min_length=1, description="id of a standard battery module")
     modules_series: int = Field(ge=1, le=64)
     modules_parallel: int = Field(default=1, ge=1, le=16)
+
+
+class ChargingSpec(_Record):
+    """How the car charges: what a charging site may plan for it."""
+
+    ac_kw: float = Field(gt=0, le=50, description="on-board charger, AC")
+    dc_kw: float | None = Field(default=None, gt=0, le=500, description="DC fast charging")
+    bidirectional: bool = Field(default=False, description="may discharge to the grid or home (V2G/V2H)")
 
 
 APP_RUNTIME_HARDWARE_ID = "OPENSDV-APP-RUNTIME-1"
@@ -72,6 +81,7 @@ class VehicleDefinition(_Record):
     pack_envelope: Dimensions
     max_pack_mass_kg: float = Field(gt=0)
     can_adapter: str | None = Field(default=None, description="id of the brand CAN adapter (DBC + mapping)")
+    charging: ChargingSpec | None = Field(default=None, description="charging capability (energy services)")
     ecus: dict[str, Ecu] = Field(
         default_factory=dict, description="brand ECUs by name; component ECUs are added"
     )

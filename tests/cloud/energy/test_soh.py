@@ -12,6 +12,7 @@ from opensdv.cloud.energy.soh import (
     estimate_resistance_ohm,
     evaluate_fleet,
     evaluate_modules,
+    health_from_telemetry,
 )
 from opensdv.model import load_catalog
 
@@ -57,3 +58,20 @@ def test_each_standard_module_is_estimated_from_its_own_telemetry(vehicle_id: st
     assert result.soh_rmse_points < 1.5 and result.resistance_rmse < 0.05
     # the estimates rank the modules as the truth does: the weakest is found
     assert int(np.argmin(result.estimated_soh)) == int(np.argmin(result.true_soh))
+
+
+def test_health_from_telemetry_counts_charge_only_while_it_was_measured() -> None:
+    """Two stretches with a gap between them (the car was offline): the longer one is used, and
+    a pack whose state of charge did not move gets no capacity estimate, with the reason."""
+    leaf = load_catalog().vehicle("nissan-leaf-40")
+    time_s = np.concatenate([np.arange(100.0), 1000 + np.arange(300.0)])
+    current = np.where(np.arange(400) % 10 < 5, -40.0, 0.0)  # current steps, idling battery
+    voltage = 360 + 0.1 * current
+    measured = health_from_telemetry(leaf, time_s, current, voltage, np.full(400, 0.8))
+    assert measured.samples == 300 and measured.window_s == 299
+    assert measured.capacity_ah is None and measured.notes[0].startswith(
+        "capacity: state of charge moved only"
+    )
+    assert measured.resistance_ohm == pytest.approx(0.1)
+    empty = health_from_telemetry(leaf, np.array([1.0]), np.zeros(1), np.zeros(1), np.zeros(1))
+    assert empty.samples == 1 and empty.soh is None and empty.notes == ("no battery telemetry in the window",)

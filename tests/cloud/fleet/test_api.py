@@ -19,6 +19,7 @@ from opensdv.link.fleet import Command, Sample, TelemetryBatch, VehicleEvent, Ve
 from opensdv.model.vehicles import load_catalog
 from opensdv.storage.database import Database
 from opensdv.storage.registry import VehicleRegistry
+from opensdv.vehicle.twin import VehicleParams, simulate
 from tests.ota_world import make_world
 
 SECRET = "correct horse battery"
@@ -136,7 +137,8 @@ def test_tokens_and_commands(cloud: tuple[TestClient, dict[str, str], list]) -> 
         accepted.status_code == 202 and sent[0][0] == vins["Nissan"] and sent[0][1].operator == "nissan-ops"
     )
     assert client.get("/openapi.json").json()["info"]["title"] == "OpenSDV fleet cloud"
-    assert client.get("/api/v1/energy/site", headers=nissan).status_code == 404  # no site in this cloud
+    assert client.get("/api/v1/energy/sites", headers=nissan).json() == []  # no site in this cloud
+    assert client.get("/api/v1/energy/sites/depot", headers=nissan).status_code == 404
 
 
 def test_operator_secrets_are_hashed_and_checked(tmp_path: Path) -> None:
@@ -233,3 +235,44 @@ def test_campaigns_are_created_and_steered_by_the_platform_only(tmp_path: Path) 
     paused = client.post("/api/v1/campaigns/inverter-2-4/pause", headers=platform)
     assert paused.json()["state"] == "paused"
     assert [c["id"] for c in client.get("/api/v1/campaigns", headers=platform).json()] == ["inverter-2-4"]
+
+
+def _battery_telemetry(vin: str, vehicle_id: str, soh: float, start: float) -> TelemetryBatch:
+    """A WLTC drive of an aged pack, by the twin, as the agent would send it: VSS paths and signs,
+    one sample a second, rounded as the car rounds them."""
+    base = VehicleParams.from_vehicles([load_catalog().vehicle(vehicle_id)])
+    aged = base.with_changes(capacity_ah=base.capacity_ah * soh, r0_ohm=base.r0_ohm * (1 + 1.5 * (1 - soh)))
+    traces = simulate(aged, "wltc_class3b", soc_start=0.9, keep_traces=True).traces
+    battery = "Vehicle.Powertrain.TractionBattery."
+    samples = []
+    for k in range(traces["soc"].shape[1]):
+        at = start + k
+        samples += [
+            Sample(path=battery + "CurrentCurrent", value=round(-float(traces["current_a"][0, k]), 1), ts=at),
+            Sample(path=battery + "CurrentVoltage", value=round(float(traces["voltage_v"][0, k]), 1), ts=at),
+            Sample(path=battery + "StateOfCharge.Current", value=round(float(traces["soc"][0, k]) * 100, 1), ts=at),
+        ]  # fmt: skip
+    return TelemetryBatch(vin=vin, seq=1, samples=samples)
+
+
+def test_pack_health_is_measured_from_the_cars_own_telemetry(
+    cloud: tuple[TestClient, dict[str, str], list],
+) -> None:
+    client, vins, _ = cloud
+    store: TelemetryStore = client.app.state.cloud.telemetry  # type: ignore[attr-defined]
+    store.add(_battery_telemetry(vins["Nissan"], "nissan-leaf-40", 0.82, time.time() - 3600), time.time())
+    nissan = _login(client, "nissan-ops")
+    health = client.get(f"/api/v1/vehicles/{vins['Nissan']}/health", headers=nissan).json()
+    assert health["samples"] > 1500 and health["notes"] == []
+    assert health["soh_percent"] == pytest.approx(82, abs=0.5)  # the pack the twin drove had 82 %
+    assert health["capacity_ah"] == pytest.approx(0.82 * health["rated_capacity_ah"], rel=0.01)
+    assert health["resistance_factor"] == pytest.approx(1.27, rel=0.03)  # and 1.27x its new resistance
+    # the Honda sent no battery telemetry (and its operators cannot see the Nissan at all)
+    honda = _login(client, "honda-viewer")
+    none = client.get(f"/api/v1/vehicles/{vins['Honda']}/health", headers=honda).json()
+    assert none["soh_percent"] is None and none["notes"] == ["no battery telemetry in the window"]
+    assert client.get(f"/api/v1/vehicles/{vins['Nissan']}/health", headers=honda).status_code == 404
+    assert client.get(f"/api/v1/vehicles/{vins['Nissan']}/health?hours=0", headers=nissan).status_code == 422
+    # an hour ago is outside a 10-minute window
+    recent = client.get(f"/api/v1/vehicles/{vins['Nissan']}/health?hours=0.1", headers=nissan).json()
+    assert recent["samples"] == 0 and recent["soh_percent"] is None

@@ -23,8 +23,8 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
     need(chromium is not None, "Chromium (make test installs Debian's package as root)")
     running = await start_demo_vehicles(load_catalog().all_vehicles(), base_port=0)
     ota = start_demo_ota(running, tmp_path / "ota")
-    energy = await start_demo_site(tick_s=0.2)
-    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, site=energy.site)
+    energy = await start_demo_site(running, tick_s=0.2)
+    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, sites={"depot": energy.site})
     try:
         async with playwright.async_playwright() as p:
             browser = await p.chromium.launch(
@@ -46,6 +46,8 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
             await playwright.expect(speed).not_to_have_text("", timeout=20_000)
             first = await speed.inner_text()
             await playwright.expect(speed).not_to_have_text(first, timeout=20_000)  # the car is driving
+            health = page.locator("#vehicle-health")  # measured from the car's telemetry, or why not yet
+            await playwright.expect(health).to_contain_text("battery health", timeout=20_000)
 
             pause = page.locator(f'#campaign-rows tr[data-campaign="{APP_CAMPAIGN}"] button')
             await playwright.expect(pause).to_have_text("pause", timeout=20_000)

@@ -21,7 +21,8 @@ __all__ = ["ChargingSite"]
 
 @dataclass
 class ChargingSite:
-    """``sessions`` over ``slots`` quarter-hours under ``cap_kw``; ``slot`` is the current one."""
+    """``sessions`` over ``slots`` quarter-hours from ``start_hour`` (time-of-use tariff) under
+    ``cap_kw``; ``slot`` is the current one."""
 
     name: str
     csms: Csms
@@ -29,13 +30,14 @@ class ChargingSite:
     cap_kw: float
     slots: int = 96
     slot_h: float = 0.25
+    start_hour: float = 6.0
     slot: int = 0
     schedule: Schedule | None = None
     dispatcher: ProfileDispatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.dispatcher = ProfileDispatcher(self.csms)
-        tariff = time_of_use(self.slots, self.slot_h * 60, start_hour=6)
+        tariff = time_of_use(self.slots, self.slot_h * 60, start_hour=self.start_hour)
         self._planner = NetworkPlanner(
             self.sessions, slots=self.slots, slot_h=self.slot_h, site_cap_kw=self.cap_kw, tariff=tariff
         )

@@ -22,19 +22,25 @@ from opensdv.vehicle.twin.simulate import ShortfallWarning
 
 __all__ = [
     "FleetEvaluation",
+    "MeasuredHealth",
     "estimate_capacity_ah",
     "estimate_module_health",
     "estimate_resistance_ohm",
     "evaluate_fleet",
     "evaluate_modules",
+    "health_from_telemetry",
 ]
 
 MIN_STEP_A = 20.0
+MAX_GAP_S = 5.0  # telemetry further apart than this is not one stretch (the car was off or offline)
 
 
-def estimate_capacity_ah(current_a: NDArray[np.float64], soc: NDArray[np.float64], dt_s: float) -> float:
-    """Capacity (Ah) from discharge current (positive) and the BMS's state of charge (0..1)."""
-    drawn_ah = np.cumsum(current_a) * dt_s / 3600
+def estimate_capacity_ah(
+    current_a: NDArray[np.float64], soc: NDArray[np.float64], dt_s: float | NDArray[np.float64]
+) -> float:
+    """Capacity (Ah) from discharge current (positive) and the BMS's state of charge (0..1);
+    ``dt_s`` is the sample period, or each sample's own (irregular telemetry)."""
+    drawn_ah = np.cumsum(current_a * dt_s) / 3600
     span = soc.max() - soc.min()
     if span < 0.02:
         raise ValueError(f"state of charge moved only {span * 100:.1f} %: too little to estimate capacity")
@@ -71,6 +77,55 @@ class FleetEvaluation:
     @property
     def resistance_rmse(self) -> float:
         return float(np.sqrt(np.mean((self.estimated_resistance_factor - self.true_resistance_factor) ** 2)))
+
+
+@dataclass(frozen=True)
+class MeasuredHealth:
+    """A pack's health from its own telemetry; an estimate it could not make is None, with the
+    reason in ``notes``."""
+
+    samples: int
+    window_s: float
+    capacity_ah: float | None
+    soh: float | None
+    resistance_ohm: float | None
+    resistance_factor: float | None  # against the new pack's
+    notes: tuple[str, ...]
+
+
+def health_from_telemetry(
+    vehicle: Vehicle,
+    time_s: NDArray[np.float64],
+    current_a: NDArray[np.float64],
+    voltage_v: NDArray[np.float64],
+    soc: NDArray[np.float64],
+) -> MeasuredHealth:
+    """State of health and resistance from battery telemetry as VSS has it (current positive into
+    the battery, state of charge 0..1), sampled together; the longest stretch without a gap of
+    more than ``MAX_GAP_S`` is used, so charge is only counted while it was measured."""
+    if len(time_s) < 2:
+        return MeasuredHealth(
+            len(time_s), 0.0, None, None, None, None, ("no battery telemetry in the window",)
+        )
+    breaks = np.flatnonzero(np.diff(time_s) > MAX_GAP_S) + 1
+    edges = np.concatenate([[0], breaks, [len(time_s)]])
+    longest = int(np.argmax(np.diff(edges)))
+    part = slice(int(edges[longest]), int(edges[longest + 1]))
+    t, discharge, volts, state = time_s[part], -current_a[part], voltage_v[part], soc[part]
+    new = VehicleParams.from_vehicles([vehicle])
+    notes: list[str] = []
+    capacity = soh = resistance = factor = None
+    try:
+        capacity = estimate_capacity_ah(discharge, state, np.diff(t, prepend=t[0]))
+        soh = capacity / float(new.capacity_ah[0])
+    except ValueError as error:
+        notes.append(f"capacity: {error}")
+    try:
+        resistance = estimate_resistance_ohm(discharge, volts)
+        factor = resistance / float(new.r0_ohm[0])
+    except ValueError as error:
+        notes.append(f"resistance: {error}")
+    return MeasuredHealth(len(t), float(t[-1] - t[0]), capacity, soh, resistance, factor, tuple(notes))
 
 
 def _aged(rng: np.random.Generator, count: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

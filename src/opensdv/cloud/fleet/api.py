@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from opensdv.cloud.energy.pack_age import age_pack, pack_passport
 from opensdv.cloud.energy.site import ChargingSite
+from opensdv.cloud.energy.soh import health_from_telemetry
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operator, Operators
 from opensdv.cloud.ota.backend import OtaBackend
 from opensdv.cloud.ota.campaigns import CampaignProgress, CampaignSpec
@@ -42,6 +44,8 @@ __all__ = ["FleetCloud", "create_api"]
 
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 SPEED = "Vehicle.Speed"
+CURRENT = "Vehicle.Powertrain.TractionBattery.CurrentCurrent"
+VOLTAGE = "Vehicle.Powertrain.TractionBattery.CurrentVoltage"
 
 
 ALERT_WINDOW_S = 24 * 3600  # events this recent count as a vehicle's alerts on the fleet page
@@ -56,7 +60,7 @@ class FleetCloud:
     operators: Operators
     send_command: Callable[[str, Command], Awaitable[None]]
     ota: OtaBackend | None = None
-    site: ChargingSite | None = None
+    sites: dict[str, ChargingSite] = field(default_factory=dict)  # charging sites by id
     catalog: Catalog = field(default_factory=load_catalog)
     grading: GradingSettings = field(default_factory=GradingSettings)
 
@@ -226,12 +230,30 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         await cloud.send_command(vin, sent)
         return {"id": sent.id, "status": "sent; the vehicle's safety guard decides"}
 
-    @app.get("/api/v1/energy/site")
-    def energy_site(caller: Caller) -> dict[str, Any]:
-        """The charging site: stations (OCPP state, limit sent), the plan's load curve and cap."""
-        site = cloud.site
+    def own_sessions(caller: Operator, site: ChargingSite) -> list[dict[str, Any]]:
+        """A site's sessions the caller may see: a brand's operators only their own cars'."""
+        plans = site.session_plans()
+        if caller.tenant == PLATFORM:
+            return plans
+        own = {v.vin for v in cloud.registry.entries(brand=caller.tenant)}
+        return [plan for plan in plans if plan["id"] in own]
+
+    @app.get("/api/v1/energy/sites")
+    def energy_sites(caller: Caller) -> list[dict[str, Any]]:
+        """Every charging site: its cap, stations, the caller's sessions there and the planned peak."""
+        return [
+            {"id": site_id, "name": site.name, "cap_kw": site.cap_kw, "stations": len(site.csms.stations),
+             "sessions": len(own_sessions(caller, site)), "peak_kw": max(site.load_curve(), default=None)}
+            for site_id, site in cloud.sites.items()
+        ]  # fmt: skip
+
+    @app.get("/api/v1/energy/sites/{site_id}")
+    def energy_site(site_id: str, caller: Caller) -> dict[str, Any]:
+        """A charging site: stations (OCPP state, limit sent), the plan's load curve and cap, and
+        the caller's sessions with what the plan gives them."""
+        site = cloud.sites.get(site_id)
         if site is None:
-            raise HTTPException(404, "no charging site")
+            raise HTTPException(404, f"no charging site {site_id!r}")
         stations = [
             {
                 "id": state.station_id,
@@ -244,8 +266,8 @@ def create_api(cloud: FleetCloud) -> FastAPI:
             }
             for state in site.csms.stations.values()
         ]
-        return {"name": site.name, "cap_kw": site.cap_kw, "slot": site.slot, "slot_h": site.slot_h,
-                "load_kw": site.load_curve(), "stations": stations, "sessions": site.session_plans()}  # fmt: skip
+        return {"id": site_id, "name": site.name, "cap_kw": site.cap_kw, "slot": site.slot, "slot_h": site.slot_h,
+                "load_kw": site.load_curve(), "stations": stations, "sessions": own_sessions(caller, site)}  # fmt: skip
 
     @app.get("/api/v1/vehicles/{vin}/passport")
     def passport(
@@ -259,6 +281,31 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         if not 0 < years <= 30 or daily_km < 0:
             raise HTTPException(422, "years must be in (0, 30] and daily_km >= 0")
         return aged_passport(found.definition_id, vin, years, daily_km, ambient_c)
+
+    @app.get("/api/v1/vehicles/{vin}/health")
+    def health(vin: str, caller: Caller, hours: float = 24.0) -> dict[str, Any]:
+        """The pack's state of health and internal resistance measured from its own telemetry of
+        the last ``hours`` (current, voltage and state of charge, second by second): capacity from
+        the charge counted between state-of-charge points, resistance from current steps. An
+        estimate the data cannot support is null, with the reason in ``notes``."""
+        found = visible(caller, vin)
+        if not 0 < hours <= 744:
+            raise HTTPException(422, "hours must be in (0, 744]")
+        end = time.time() + 1
+        columns = [
+            {p.ts: float(p.value) for p in cloud.telemetry.series(vin, path, end - hours * 3600, end, 1.0)}
+            for path in (CURRENT, VOLTAGE, SOC)
+        ]
+        seconds = sorted(set(columns[0]).intersection(*columns[1:]))
+        current, voltage, soc = (np.array([c[t] for t in seconds]) for c in columns)
+        vehicle = cloud.catalog.vehicle(found.definition_id)
+        measured = health_from_telemetry(vehicle, np.array(seconds), current, voltage, soc / 100)
+        rounded = {name: None if value is None else round(value, digits) for name, value, digits in (
+            ("capacity_ah", measured.capacity_ah, 2), ("soh_percent", measured.soh and measured.soh * 100, 2),
+            ("resistance_ohm", measured.resistance_ohm, 4), ("resistance_factor", measured.resistance_factor, 3),
+        )}  # fmt: skip
+        return {"vin": vin, "hours": hours, "samples": measured.samples, "window_s": round(measured.window_s, 1),
+                "rated_capacity_ah": round(vehicle.pack.capacity_ah, 2), **rounded, "notes": list(measured.notes)}  # fmt: skip
 
     @app.get("/api/v1/campaigns")
     def campaigns(caller: Caller) -> list[dict[str, Any]]:
