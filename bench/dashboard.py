@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import uvicorn
 from rich.console import Console
 from rich.table import Table
@@ -72,7 +72,7 @@ def _fleet(directory: Path, vehicles: int) -> FleetCloud:
 async def _measure(url: str, chromium: str, vehicles: int, repeats: int) -> dict[str, Any]:
     from playwright.async_api import async_playwright, expect
 
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx2.AsyncClient(base_url=url) as client:
         reply = await client.post("/api/v1/token", data={"grant_type": "password", "username": "platform",
                                                          "password": SECRET})  # fmt: skip
         token = reply.json()["access_token"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import pytest
 
 from opensdv.cloud.energy.csms import Csms, CsmsError, listening_url
@@ -9,131 +12,117 @@ from opensdv.cloud.energy.stations import StationSimulator, StationSimulator21
 from opensdv.cloud.energy.stations_v16 import StationSimulator16
 
 
-async def test_ocpp_16_and_201_stations_side_by_side() -> None:
-    system = Csms(["CS-16", "CS-201"])
+@contextlib.asynccontextmanager
+async def serving(system: Csms) -> AsyncIterator[str]:
+    """The CSMS listening on a free port, its URL; closed afterwards."""
     server = await system.serve(port=0)
-    url = listening_url(server)
     try:
-        async with (
-            StationSimulator16.connected(url, "CS-16") as old,
-            StationSimulator.connected(url, "CS-201") as new,
-        ):
-            state = system.stations["CS-16"]
-            assert (state.vendor, state.model, state.connectors[(1, 1)]) == (
-                "OpenSDV",
-                "SimCharger-16",
-                "Available",
-            )
-            await old.plug_in("TAG-1")
-            await new.plug_in("TAG-2")
-            await system.set_power_limit("CS-16", 1, 3_700)
-            assert old.limit_w == 3_700
-            assert await system.power_schedule("CS-201", 1, 3600) == [(0, 11_000.0)]
-            await old.charge(3600)
-            (transaction,) = state.transactions.values()
-            assert transaction.energy_wh == pytest.approx(3_700) and transaction.power_w == 3_700
-            with pytest.raises(CsmsError, match="OCPP 1.6 stations cannot discharge"):
-                await system.set_power_limit("CS-16", 1, -3_000)
-            await system.remote_stop("CS-16", transaction.transaction_id)
-            await old.settled()
-            assert transaction.ended is not None and transaction.stopped_reason == "Remote"
-            await system.clear_power_limits("CS-16", 1)
-            assert old.limit_w is None
+        yield listening_url(server)
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_ocpp_16_and_201_stations_side_by_side() -> None:
+    system = Csms(["CS-16", "CS-201"])
+    async with (
+        serving(system) as url,
+        StationSimulator16.connected(url, "CS-16") as old,
+        StationSimulator.connected(url, "CS-201") as new,
+    ):
+        state = system.stations["CS-16"]
+        assert (state.vendor, state.model, state.connectors[(1, 1)]) == (
+            "OpenSDV",
+            "SimCharger-16",
+            "Available",
+        )
+        await old.plug_in("TAG-1")
+        await new.plug_in("TAG-2")
+        await system.set_power_limit("CS-16", 1, 3_700)
+        assert old.limit_w == 3_700
+        assert await system.power_schedule("CS-201", 1, 3600) == [(0, 11_000.0)]
+        await old.charge(3600)
+        (transaction,) = state.transactions.values()
+        assert transaction.energy_wh == pytest.approx(3_700) and transaction.power_w == 3_700
+        with pytest.raises(CsmsError, match="OCPP 1.6 stations cannot discharge"):
+            await system.set_power_limit("CS-16", 1, -3_000)
+        await system.remote_stop("CS-16", transaction.transaction_id)
+        await old.settled()
+        assert transaction.ended is not None and transaction.stopped_reason == "Remote"
+        await system.clear_power_limits("CS-16", 1)
+        assert old.limit_w is None
 
 
 async def test_ocpp_21_station_reports_v2x_needs_and_follows_a_discharge_setpoint() -> None:
     system = Csms(["CS-21"])
-    server = await system.serve(port=0)
-    url = listening_url(server)
-    try:
-        async with StationSimulator21.connected(url, "CS-21") as station:
-            await station.plug_in("TAG-V2G")
-            await station.notify_ev_needs(max_charge_w=11_000, max_discharge_w=7_000, min_energy_wh=12_000)
-            needs = system.stations["CS-21"].ev_needs[1]
-            assert (needs["max_discharge_power_w"], needs["min_energy_wh"]) == (7_000, 12_000)
-            await system.set_power_limit("CS-21", 1, -5_000)  # feed 5 kW back to the site
-            assert station.limit_w == -5_000
-            await system.set_power_limit("CS-21", 1, 7_000)
-            assert station.limit_w == 7_000
-            assert system.stations["CS-21"].model == "SimCharger-11"
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serving(system) as url, StationSimulator21.connected(url, "CS-21") as station:
+        await station.plug_in("TAG-V2G")
+        await station.notify_ev_needs(max_charge_w=11_000, max_discharge_w=7_000, min_energy_wh=12_000)
+        needs = system.stations["CS-21"].ev_needs[1]
+        assert (needs["max_discharge_power_w"], needs["min_energy_wh"]) == (7_000, 12_000)
+        await system.set_power_limit("CS-21", 1, -5_000)  # feed 5 kW back to the site
+        assert station.limit_w == -5_000
+        await system.set_power_limit("CS-21", 1, 7_000)
+        assert station.limit_w == 7_000
+        assert system.stations["CS-21"].model == "SimCharger-11"
 
 
 async def test_authorisation_list_for_every_version() -> None:
     system = Csms(["CS-16", "CS-201"], id_tokens={"04A1B2C3"})
-    server = await system.serve(port=0)
-    url = listening_url(server)
-    try:
-        async with (
-            StationSimulator16.connected(url, "CS-16") as old,
-            StationSimulator.connected(url, "CS-201") as new,
-        ):
-            assert await old.authorize("04A1B2C3") == "Accepted"
-            assert await old.authorize("DEADBEEF") == "Invalid"
-            assert await new.authorize("04A1B2C3") == "Accepted"
-            assert await new.authorize("DEADBEEF") == "Invalid"
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        serving(system) as url,
+        StationSimulator16.connected(url, "CS-16") as old,
+        StationSimulator.connected(url, "CS-201") as new,
+    ):
+        assert await old.authorize("04A1B2C3") == "Accepted"
+        assert await old.authorize("DEADBEEF") == "Invalid"
+        assert await new.authorize("04A1B2C3") == "Accepted"
+        assert await new.authorize("DEADBEEF") == "Invalid"
 
 
 async def test_local_authorisation_lists_follow_the_csms_for_every_version() -> None:
     """SendLocalList: a Full list after boot, then a lost card blocked on every connected station
     at once (Differential), so they refuse it even while they cannot reach the CSMS."""
     system = Csms(["CS-16", "CS-201", "CS-21"], id_tokens={"04A1B2C3", "0BADCAFE"})
-    server = await system.serve(port=0)
-    url = listening_url(server)
-    try:
-        async with (
-            StationSimulator16.connected(url, "CS-16") as old,
-            StationSimulator.connected(url, "CS-201") as new,
-            StationSimulator21.connected(url, "CS-21") as bidirectional,
-        ):
-            stations = (old, new, bidirectional)
-            for station in stations:
-                assert await system.send_local_list(station.id) == 1
-                assert station.local_list.status == {"04A1B2C3": "Accepted", "0BADCAFE": "Accepted"}
-            versions = await system.change_id_tokens(accept={"11112222"}, block={"0BADCAFE"})
-            assert versions == {"CS-16": 2, "CS-201": 2, "CS-21": 2}
-            for station in stations:
-                assert station.local_list.version == 2
-                assert station.local_list.decide("0BADCAFE") == "Blocked"
-                assert station.local_list.decide("11112222") == "Accepted"
-                assert station.local_list.decide("DEADBEEF") == "Unknown"
-                assert await station.authorize("0BADCAFE") == "Invalid"  # and online, the CSMS says so
-                assert await station.authorize("11112222") == "Accepted"
-            # a full list again (a station that lost its list): blocked cards stay on it as Blocked
-            assert await system.send_local_list("CS-201") == 3
-            assert new.local_list.status == {
-                "04A1B2C3": "Accepted",
-                "11112222": "Accepted",
-                "0BADCAFE": "Blocked",
-            }
-            # an old Differential is refused by the station, and the CSMS says which and why
-            with pytest.raises(CsmsError, match="CS-16: SendLocalList version 1 was VersionMismatch"):
-                await system._session("CS-16").send_local_list(1, {"04A1B2C3": "Blocked"}, full=False)
-            assert old.local_list.decide("04A1B2C3") == "Accepted"
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        serving(system) as url,
+        StationSimulator16.connected(url, "CS-16") as old,
+        StationSimulator.connected(url, "CS-201") as new,
+        StationSimulator21.connected(url, "CS-21") as bidirectional,
+    ):
+        stations = (old, new, bidirectional)
+        for station in stations:
+            assert await system.send_local_list(station.id) == 1
+            assert station.local_list.status == {"04A1B2C3": "Accepted", "0BADCAFE": "Accepted"}
+        versions = await system.change_id_tokens(accept={"11112222"}, block={"0BADCAFE"})
+        assert versions == {"CS-16": 2, "CS-201": 2, "CS-21": 2}
+        for station in stations:
+            assert station.local_list.version == 2
+            assert station.local_list.decide("0BADCAFE") == "Blocked"
+            assert station.local_list.decide("11112222") == "Accepted"
+            assert station.local_list.decide("DEADBEEF") == "Unknown"
+            assert await station.authorize("0BADCAFE") == "Invalid"  # and online, the CSMS says so
+            assert await station.authorize("11112222") == "Accepted"
+        # a full list again (a station that lost its list): blocked cards stay on it as Blocked
+        assert await system.send_local_list("CS-201") == 3
+        assert new.local_list.status == {
+            "04A1B2C3": "Accepted",
+            "11112222": "Accepted",
+            "0BADCAFE": "Blocked",
+        }
+        # an old Differential is refused by the station, and the CSMS says which and why
+        with pytest.raises(CsmsError, match="CS-16: SendLocalList version 1 was VersionMismatch"):
+            await system._session("CS-16").send_local_list(1, {"04A1B2C3": "Blocked"}, full=False)
+        assert old.local_list.decide("04A1B2C3") == "Accepted"
 
 
 async def test_a_csms_that_accepts_every_token_has_no_list_to_send() -> None:
     system = Csms(["CS-201"])
-    server = await system.serve(port=0)
-    try:
-        async with StationSimulator.connected(listening_url(server), "CS-201"):
+    async with serving(system) as url:
+        async with StationSimulator.connected(url, "CS-201"):
             with pytest.raises(CsmsError, match="accepts every token"):
                 await system.send_local_list("CS-201")
             with pytest.raises(CsmsError, match="accepts every token"):
                 await system.change_id_tokens(block={"0BADCAFE"})
         with pytest.raises(CsmsError, match="not connected"):
             await Csms(["CS-9"], id_tokens=set()).send_local_list("CS-9")
-    finally:
-        server.close()
-        await server.wait_closed()
