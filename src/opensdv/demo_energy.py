@@ -9,12 +9,14 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from opensdv.cloud.energy.csms import Csms, listening_url
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.energy.stations import StationSimulator
 from opensdv.demo import DemoVehicle
-from opensdv.vehicle.twin import combined_range_km
+from opensdv.vehicle.twin import combined_range_km, wear_cost_per_kwh
 
 __all__ = ["DemoSite", "start_demo_site"]
 
@@ -93,9 +95,12 @@ async def start_demo_site(cars: list[DemoVehicle], tick_s: float = 2.0) -> DemoS
         )
         await station.plug_in(session.id)
         stations.append(station)
-    site = ChargingSite(
-        "OpenSDV demo depot", csms, sessions, cap_kw=SITE_KW_PER_CAR * len(sessions), start_hour=START_HOUR
+    # what cycling costs the packs, by the twin's ageing model for their chemistry (the mean)
+    wear = float(
+        np.mean([wear_cost_per_kwh(car.vehicle.pack.module.chemistry) for car in cars[:MAX_STATIONS]])
     )
+    site = ChargingSite("OpenSDV demo depot", csms, sessions, cap_kw=SITE_KW_PER_CAR * len(sessions),
+                        start_hour=START_HOUR, wear_cost_per_kwh=wear)  # fmt: skip
     demo = DemoSite(site, url, stations, stack)
     demo.tasks.append(asyncio.create_task(demo.run(tick_s)))
     return demo

@@ -8,6 +8,7 @@ import json
 import ssl
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.live import Live
 from rich.progress import Progress, TaskID
@@ -22,10 +23,13 @@ from opensdv.cloud.energy.grading import grade_module
 from opensdv.cloud.energy.pack_age import AgedPack, age_pack, pack_passport
 from opensdv.cloud.energy.passport import PassportError, validate_passport
 from opensdv.cloud.energy.plots import plot_load_curves
+from opensdv.cloud.energy.site_limits import SiteLimits, load_site
 from opensdv.cloud.energy.soh import evaluate_fleet, evaluate_modules
 from opensdv.cloud.energy.stations import StationSimulator
+from opensdv.model.components import Chemistry
 from opensdv.storage import Database
-from opensdv.vehicle.twin import AgeingProfile
+from opensdv.vehicle.twin import AgeingProfile, wear_cost_per_kwh
+from opensdv.vehicle.twin.ageing import PACK_PRICE_PER_KWH
 
 app = typer.Typer(
     name="energy",
@@ -39,19 +43,32 @@ app = typer.Typer(
     epilog="Examples:\n\n"
     "  opensdv energy plan ../shared/data/acn/caltech_2019-03_sessions.csv --site-cap 50\n\n"
     "  opensdv energy plan sessions.csv --site-cap 75 --v2g-share 0.5 --wear-cost 0.03 --plot site.png\n\n"
-    "Session format: docs/energy.md (CSV or JSON, one row per session; ACN-Data's names accepted).",
+    "  opensdv energy plan sessions.csv --site depot.yaml   # circuits, grid signals\n\n"
+    "Session and site formats: docs/energy.md (sessions: CSV or JSON, one row per session; ACN-Data's "
+    "names accepted).",
 )
 def plan_(
     sessions_file: Path = typer.Argument(..., metavar="SESSIONS", help="CSV or JSON sessions"),
-    site_cap: float = typer.Option(..., "--site-cap", min=0, help="site limit in kW (import and export)"),
+    site_cap: float | None = typer.Option(
+        None, "--site-cap", min=0, help="site limit in kW (import and export)"
+    ),
+    site_file: Path | None = typer.Option(
+        None, "--site", help="site file (YAML/JSON): cap, circuits (kW or A per phase), grid signals"
+    ),
     slot_minutes: float = typer.Option(5.0, min=1, help="length of a slot in the session file"),
     start_hour: float = typer.Option(0.0, min=0, max=24, help="hour of day at slot 0 (for the tariff)"),
     peak_price: float = typer.Option(0.40, help="price per kWh 16:00-21:00"),
     off_peak_price: float = typer.Option(0.12, help="price per kWh otherwise"),
     demand_charge: float = typer.Option(15.0, help="per kW of the highest import"),
-    wear_cost: float = typer.Option(
-        0.02, help="battery wear per kWh of V2G throughput (from the twin's ageing model)"
+    wear_cost: float | None = typer.Option(
+        None,
+        min=0,
+        help="battery wear per kWh of throughput (default: the twin's ageing model for --chemistry)",
     ),
+    chemistry: Chemistry = typer.Option(
+        Chemistry.NMC, help="the V2G packs' cell chemistry, for the wear cost"
+    ),
+    pack_price: float = typer.Option(PACK_PRICE_PER_KWH, min=0, help="pack price per kWh, for the wear cost"),
     v2g_share: float = typer.Option(
         0.0, min=0, max=1, help="make this share of the cars V2G-capable (what-if)"
     ),
@@ -64,6 +81,14 @@ def plan_(
         sessions = with_v2g(sessions, v2g_share)
     slots = max(s.departure for s in sessions) + 1
     slot_h = slot_minutes / 60
+    if wear_cost is None:
+        wear_cost = wear_cost_per_kwh(chemistry, pack_price_per_kwh=pack_price)
+    if (site_cap is None) == (site_file is None):
+        raise typer.BadParameter("give --site-cap or --site (a site file), one of them")
+    if site_file is not None:
+        name, limits = load_site(site_file, slots)
+    else:
+        name, limits = "site", SiteLimits(np.full(slots, site_cap), np.zeros(slots))
     tariff = time_of_use(
         slots,
         slot_minutes,
@@ -78,19 +103,31 @@ def plan_(
                 sessions,
                 slots=slots,
                 slot_h=slot_h,
-                site_cap_kw=site_cap,
+                site_cap_kw=limits.cap_kw,
                 tariff=tariff,
                 wear_cost_per_kwh=wear_cost,
+                circuits=limits.circuits,
+                min_import_kw=limits.min_import_kw,
             )
         ]
         if baselines:
             schedules += [
-                schedule_greedy(sessions, b, slots=slots, slot_h=slot_h, site_cap_kw=site_cap, tariff=tariff)
+                schedule_greedy(
+                    sessions,
+                    b,
+                    slots=slots,
+                    slot_h=slot_h,
+                    site_cap_kw=limits.cap_kw,
+                    tariff=tariff,
+                    circuits=limits.circuits,
+                )
                 for b in BASELINES
             ]
     shown = table(
         "schedule", "delivered %", "peak kW", "energy cost", "wear cost", "total cost", "V2G exported kWh",
-        title=f"{len(sessions)} sessions, site cap {site_cap:g} kW, {slots} slots of {slot_minutes:g} min",
+        title=f"{name}: {len(sessions)} sessions, site cap {limits.cap_kw.max():g} kW"
+        + (f", {len(limits.circuits)} circuits" if limits.circuits else "")
+        + f", {slots} slots of {slot_minutes:g} min",
     )  # fmt: skip
     for s in schedules:
         shown.add_row(
@@ -98,9 +135,11 @@ def plan_(
             f"{s.cost:,.2f}", f"{s.exported_kwh:,.1f}",
         )  # fmt: skip
     console.print(shown)
-    console.print(f"optimal schedule solved in {schedules[0].solve_s:.2f} s")
+    console.print(
+        f"optimal schedule solved in {schedules[0].solve_s:.2f} s; wear cost {wear_cost:.4f} per kWh"
+    )
     target = plot or Path("energy_plan.png")
-    plot_load_curves(schedules, site_cap, target, slot_minutes=slot_minutes)
+    plot_load_curves(schedules, limits.cap_kw, target, slot_minutes=slot_minutes)
     console.print(f"plot: {target}")
 
 

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from opensdv.cli import app
 from opensdv.model import load_catalog
-from opensdv.vehicle.twin import AgeingProfile, age
+from opensdv.model.components import Chemistry
+from opensdv.vehicle.twin import AgeingProfile, age, wear_cost_per_kwh
 
 CATALOG = load_catalog()
 
@@ -62,3 +63,17 @@ def test_twin_range_covers_every_allowed_combination() -> None:
     result = CliRunner().invoke(app, ["twin", "range"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert result.output.count("with") >= 3  # standard packs and e-axles offered to other models
+
+
+def test_the_wear_cost_of_throughput_follows_the_ageing_models_cycle_fade() -> None:
+    """NMC wears faster per cycle than LFP; the cost scales with the pack price and with how much
+    fade the pack may take; one full shallow cycle of an NMC pack priced at USD 115/kWh."""
+    nmc, lfp = wear_cost_per_kwh(Chemistry.NMC), wear_cost_per_kwh(Chemistry.LFP)
+    # 1.3e-4 fade per full cycle x (0.7 + 0.6 x 0.3) depth stress, over 30 % fade, shared by 2 kWh
+    assert nmc == pytest.approx(115 * 1.3e-4 * 0.88 / 0.3 / 2)
+    assert lfp < nmc / 2
+    assert wear_cost_per_kwh(Chemistry.NMC, pack_price_per_kwh=230) == pytest.approx(2 * nmc)
+    assert wear_cost_per_kwh(Chemistry.NMC, end_of_life_soh=0.85) == pytest.approx(2 * nmc)
+    assert wear_cost_per_kwh(Chemistry.NMC, ambient_c=40) > nmc  # warm packs wear faster
+    with pytest.raises(ValueError, match="end_of_life_soh"):
+        wear_cost_per_kwh(Chemistry.NMC, end_of_life_soh=1.0)

@@ -5,6 +5,9 @@
 - ``earliest deadline first``, ``least laxity first``: cars are served in that order, each at its
   maximum, until the cap is reached;
 - ``round robin``: the cap is shared in small increments, one car at a time, in turn.
+
+The controlled ones respect each circuit's limit as well (a car gets no more than its circuit has
+left); none of them reacts to a flexibility window.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensdv.cloud.energy.schedule import Schedule
 from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.site_limits import Circuit
 from opensdv.cloud.energy.tariff import Tariff
 
 __all__ = ["BASELINES", "schedule_greedy"]
@@ -29,9 +34,11 @@ def schedule_greedy(
     *,
     slots: int,
     slot_h: float,
-    site_cap_kw: float,
+    site_cap_kw: float | NDArray[np.float64],
     tariff: Tariff,
+    circuits: Sequence[Circuit] = (),
 ) -> Schedule:
+    """``site_cap_kw``: one value or one per slot."""
     if algorithm not in BASELINES:
         raise ValueError(f"unknown baseline {algorithm!r} (known: {', '.join(BASELINES)})")
     sessions = list(sessions)
@@ -40,6 +47,10 @@ def schedule_greedy(
     max_kw = np.array([s.max_kw for s in sessions])
     remaining = np.array([s.kwh_requested for s in sessions], dtype=np.float64)
     power = np.zeros((len(sessions), slots))
+    where = {station: n for n, c in enumerate(circuits) for station in c.stations}
+    circuit = np.array([where.get(s.station, len(circuits)) for s in sessions])  # the last: no circuit
+    limits = np.array([c.max_kw for c in circuits] + [np.inf])
+    cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), (slots,))
     turn = 0
     for t in range(slots):
         present = np.flatnonzero((arrival <= t) & (t < departure) & (remaining > 1e-9))
@@ -50,15 +61,17 @@ def schedule_greedy(
             given = wanted
         elif algorithm == "round robin":
             given = np.zeros_like(wanted)
-            budget = site_cap_kw
+            budget, left = float(cap[t]), limits.copy()
             active = list(range(len(present)))
             while budget > 1e-9 and active:
                 still = []
                 for j in active[turn % len(active) :] + active[: turn % len(active)]:
-                    step = min(_INCREMENT_KW, wanted[j] - given[j], budget)
+                    c = circuit[present[j]]
+                    step = min(_INCREMENT_KW, wanted[j] - given[j], budget, left[c])
                     given[j] += step
                     budget -= step
-                    if wanted[j] - given[j] > 1e-9:
+                    left[c] -= step
+                    if wanted[j] - given[j] > 1e-9 and left[c] > 1e-9:
                         still.append(j)
                     if budget <= 1e-9:
                         break
@@ -70,10 +83,12 @@ def schedule_greedy(
             else:  # least laxity: time left minus time needed at full power
                 key = (departure[present] - t) - remaining[present] / (max_kw[present] * slot_h)
             given = np.zeros_like(wanted)
-            budget = site_cap_kw
+            budget, left = float(cap[t]), limits.copy()
             for j in np.argsort(key, kind="stable"):
-                given[j] = min(wanted[j], budget)
+                c = circuit[present[j]]
+                given[j] = min(wanted[j], budget, left[c])
                 budget -= given[j]
+                left[c] -= given[j]
         power[present, t] = given
         remaining[present] -= given * slot_h
     return Schedule(algorithm, sessions, power, slot_h, tariff)

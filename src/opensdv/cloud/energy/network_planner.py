@@ -28,9 +28,10 @@ import numpy as np
 import pylmcf
 from numpy.typing import NDArray
 
-from opensdv.cloud.energy.optimiser import ENERGY_VALUE, PlanError, _energy_window, _pairs
+from opensdv.cloud.energy.optimiser import ENERGY_VALUE, PlanError, _energy_window, _pairs, site_arrays
 from opensdv.cloud.energy.schedule import Schedule
 from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.site_limits import Circuit
 from opensdv.cloud.energy.tariff import Tariff
 
 __all__ = ["NetworkPlanner"]
@@ -66,8 +67,13 @@ class _SiteNetwork:
     limits, so a re-plan changes capacities and supplies only and warm-restarts. ``freeze`` turns
     the flows before ``now`` (what happened) into fixed supplies.
 
-    With ``groups`` > 1 the chains are dealt round-robin into groups, each with its own hub per
-    slot tied to the slot by free arcs both ways: the same programme. A cold solve first gives
+    A circuit (stations behind one breaker) is a hub per slot between the slot and its stations'
+    chains, tied to the slot by two arcs of the circuit's limit: charging through one, discharging
+    through the other, so the circuit's net power stays within its limit either way. A minimum
+    import (a flexibility window) is a lower bound on the slot's import arc, with no export then.
+
+    With ``groups`` > 1 the other chains are dealt round-robin into groups, each with its own hub
+    per slot tied to the slot by free arcs both ways: the same programme. A cold solve first gives
     every group an equal share of each slot (independent, small networks: quick), then opens the
     ties and restarts from there. Every slot node of one large site otherwise holds thousands of
     chains, and each pivot that moves such a subtree pays for all of it: a 10,000-car day solves
@@ -75,14 +81,18 @@ class _SiteNetwork:
     """
 
     def __init__(self, sessions: Sequence[Session], slots: int, slot_h: float, cap_kw: NDArray[np.float64],
-                 tariff: Tariff, wear: float, spare: int, groups: int = 1) -> None:  # fmt: skip
+                 tariff: Tariff, wear: float, spare: int, groups: int = 1, circuits: Sequence[Circuit] = (),
+                 min_import_kw: NDArray[np.float64] | None = None) -> None:  # fmt: skip
         session_of, slot_of, is_first = _pairs(sessions, 0, slots)
         session_of = np.concatenate([session_of, np.repeat(np.arange(spare) + len(sessions), slots)])
         slot_of = np.concatenate([slot_of, np.tile(np.arange(slots), spare)])
         is_first = np.concatenate([is_first, np.tile(np.arange(slots) == 0, spare)])
         T, K, M = slots, len(session_of), len(sessions) + spare
-        H = groups * T if groups > 1 else 0  # group hubs, one per (group, slot)
+        C, G = len(circuits), groups if groups > 1 else 0
+        H = (C + G) * T  # hubs: one per (circuit, slot), then one per (group, slot)
         self.slots, self.slot_h, self.sessions, self.groups = slots, slot_h, list(sessions), groups
+        self.circuit_of_station = {station: n for n, c in enumerate(circuits) for station in c.stations}
+        circuit_of = np.array([self.circuit_of_station.get(s.station, -1) for s in sessions] + [-1] * spare)
         self.session_of, self.slot_of = session_of, slot_of
         # chain c (a session, or a spare) is the pairs chain_start[c] .. chain_start[c + 1]
         self.chain_start = np.searchsorted(session_of, np.arange(M + 1))
@@ -90,24 +100,28 @@ class _SiteNetwork:
         price = tariff.energy_price[:T]
         export = np.minimum(tariff.export_price[:T], price)  # as in the LP
         self.grid, self.sink, slot0, hub0 = 0, 1, 2, 2 + T
-        self.hubs = hub0 + np.arange(H)
+        self.group_hubs = hub0 + C * T + np.arange(G * T)
         self.pair0 = hub0 + H
         self.terminal0 = self.pair0 + K
         pair = self.pair0 + np.arange(K)
         last = np.append(session_of[1:] != session_of[:-1], True)
         carry_to = np.where(last, self.terminal0 + session_of, pair + 1)
         slot_node = slot0 + np.arange(T)
-        hub_slot = np.tile(np.arange(T), groups)[:H]
+        hub_slot = np.tile(np.arange(T), C + G)
         hub = hub0 + np.arange(H)
-        # the node a pair charges from and discharges to: its slot's node, or its group's hub there
-        self.hub_of_pair = hub0 + (session_of % groups) * T + slot_of if H else slot0 + slot_of
+        # the node a pair charges from and discharges to: its circuit's hub in its slot, else its
+        # group's hub there, else the slot's node
+        circuit = circuit_of[session_of]
+        free = hub0 + C * T + (session_of % groups) * T + slot_of if G else slot0 + slot_of
+        self.hub_of_pair = np.where(circuit >= 0, hub0 + circuit * T + slot_of, free)
         # arcs: import[T], export not made[T], to hub[H], from hub[H], charge[K], discharge[K],
         # carry[K], unmet[M], spare grid[1]
         tails = np.concatenate([np.full(2 * T, self.grid), slot0 + hub_slot, hub, self.hub_of_pair, pair, pair,
                                 np.full(M, self.grid), [self.grid]])  # fmt: skip
         heads = np.concatenate([slot_node, slot_node, hub, slot0 + hub_slot, pair, self.hub_of_pair, carry_to,
                                 self.terminal0 + np.arange(M), [self.sink]])  # fmt: skip
-        self.ties = 2 * T + np.arange(2 * H)
+        ties = 2 * T + np.arange(2 * H)  # to every hub, then from every hub
+        self.group_ties = np.concatenate([ties[C * T : H], ties[H + C * T :]])  # down, then up
         self.charge, self.discharge, self.carry = (2 * T + 2 * H + np.arange(K) + i * K for i in range(3))
         self.unmet = 2 * T + 2 * H + 3 * K + np.arange(M)
         costs = np.concatenate([_units(price), _units(export), np.zeros(2 * H + K, dtype=np.int64),
@@ -115,6 +129,13 @@ class _SiteNetwork:
                                 np.full(M, _units(ENERGY_VALUE)), [0]]).astype(np.int64)  # fmt: skip
         self.capacity = np.zeros(len(tails), dtype=np.int64)
         self.capacity[T : 2 * T] = self.cap_wh
+        circuit_wh = np.tile(_wh(np.array([c.max_kw for c in circuits]) * slot_h)[:, None], T).ravel()
+        self.capacity[ties[: C * T]] = self.capacity[ties[H : H + C * T]] = circuit_wh
+        # a flexibility window: at least this much import in the slot, and no export
+        minimum_wh = _wh(np.zeros(T) if min_import_kw is None else min_import_kw[:T] * slot_h)
+        self.minimum = np.zeros(len(tails), dtype=np.int64)
+        self.minimum[:T] = minimum_wh
+        self.minimum[T : 2 * T] = np.where(minimum_wh > 0, self.cap_wh, 0)
         self.supply = np.zeros(self.terminal0 + M, dtype=np.int64)
         self.supply[slot_node] = -self.cap_wh
         self.fixed = np.zeros(K, dtype=np.int64)  # net Wh already charged per pair (frozen past)
@@ -146,7 +167,7 @@ class _SiteNetwork:
         """The grid can send what every arc from it could take; what it does not send goes to the sink."""
         total = int(2 * self.cap_wh.sum() + self.capacity[self.unmet].sum()) + 1
         self.capacity[-1] = total
-        self.capacity[self.ties] = total  # open: no flow can be larger
+        self.capacity[self.group_ties] = total  # open: no flow can be larger
         self.supply[self.grid] = total
         self.supply[self.sink] = 0
         self.supply[self.sink] = -self.supply.sum()
@@ -154,8 +175,8 @@ class _SiteNetwork:
 
     def activate(self, session: Session) -> bool:
         """Put a newcomer on a spare chain; False when none is left (the caller builds anew)."""
-        if not self.spare:
-            return False
+        if not self.spare or session.station in self.circuit_of_station:
+            return False  # no spare chain waits behind a circuit
         chain = self.spare.pop(0)
         self.sessions.append(session)
         low, high = _energy_window([session], np.zeros(1))
@@ -202,6 +223,8 @@ class _SiteNetwork:
         graph = pylmcf.Graph(len(self.supply), edge_starts=self._tails, edge_ends=self._heads)
         graph.set_node_supply(self.supply)
         graph.set_edge_costs(self._costs)
+        if self.minimum.any():  # (only then: lower bounds cost the solver time)
+            graph.set_edge_minimums(self.minimum[self._order])
         graph.set_warm_repair("dual_greedy")
         self._graphs.append((peak_kw, self.version, graph))
         return graph, True
@@ -210,20 +233,33 @@ class _SiteNetwork:
         graph.set_edge_capacities(capacity[self._order])
         try:
             graph.solve()
-        except RuntimeError as error:  # the network always has a feasible flow; this is a solver fault
+        except RuntimeError as error:
+            if "INFEASIBLE" in str(error):  # only a minimum import can make it so
+                raise PlanError(
+                    "no schedule meets the site's limits: the cars plugged in cannot take the minimum "
+                    "import a flexibility window asks for"
+                ) from None
             raise PlanError(f"the network simplex failed: {error}") from error
 
     def solve(self, peak_kw: float) -> _Flow:
-        T, H = self.slots, len(self.ties) // 2
+        T, H = self.slots, len(self.group_ties) // 2
         capacity = self.capacity.copy()
         capacity[:T] = np.minimum(self.cap_wh, _wh(np.array(max(peak_kw, 0.0) * self.slot_h)))
         graph, fresh = self._graph_near(peak_kw)
         if fresh and H:  # every group on its share of each slot first: a start close to the optimum
-            frozen = self.supply[self.hubs]  # (and what its frozen past must move)
+            frozen = self.supply[self.group_hubs]  # (and what its frozen past must move)
             shared = capacity.copy()
-            shared[self.ties[:H]] = np.tile(capacity[:T] // self.groups, self.groups) + np.maximum(-frozen, 0)
-            shared[self.ties[H:]] = np.tile(self.cap_wh // self.groups, self.groups) + np.maximum(frozen, 0)
+            shared[self.group_ties[:H]] = np.tile(capacity[:T] // self.groups, self.groups) + np.maximum(
+                -frozen, 0
+            )
+            shared[self.group_ties[H:]] = np.tile(self.cap_wh // self.groups, self.groups) + np.maximum(
+                frozen, 0
+            )
+            if self.minimum.any():  # a minimum import may not fit the shares: it comes with the ties
+                graph.set_edge_minimums(np.zeros_like(self.minimum))
             self._run(graph, shared)
+            if self.minimum.any():
+                graph.set_edge_minimums(self.minimum[self._order])
         self._run(graph, capacity)
         flow = graph.result()[self._position]
         # a binding import arc has a negative reduced cost: what one more Wh through it would save
@@ -301,12 +337,11 @@ class NetworkPlanner:
     SAMPLES = 4
 
     def __init__(self, sessions: Sequence[Session], *, slots: int, slot_h: float, site_cap_kw: float | NDArray[np.float64],
-                 tariff: Tariff, wear_cost_per_kwh: float = 0.0) -> None:  # fmt: skip
+                 tariff: Tariff, wear_cost_per_kwh: float = 0.0, circuits: Sequence[Circuit] = (),
+                 min_import_kw: float | NDArray[np.float64] = 0.0) -> None:  # fmt: skip
         self.slots, self.slot_h, self.tariff, self.wear = slots, slot_h, tariff, wear_cost_per_kwh
-        cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), (slots,)).copy()
-        if (cap < 0).any() or len(tariff.energy_price) < slots or len(tariff.export_price) < slots:
-            raise PlanError(f"site cap must be >= 0 and the tariff must cover all {slots} slots")
-        self.cap = cap
+        self.cap, self.min_import = site_arrays(slots, site_cap_kw, min_import_kw, tariff)
+        self.circuits = tuple(circuits)
         self.now = 0
         self._network = self._build(list(sessions))
         self._power = np.zeros((len(sessions), slots))  # the last plan, the past included
@@ -319,9 +354,8 @@ class NetworkPlanner:
     def _build(self, sessions: list[Session]) -> _SiteNetwork:
         pairs = sum(min(s.departure, self.slots) - s.arrival for s in sessions if s.arrival < self.slots)
         groups = max(1, pairs // self.GROUP_PAIRS)
-        return _SiteNetwork(
-            sessions, self.slots, self.slot_h, self.cap, self.tariff, self.wear, self.SPARE_CHAINS, groups
-        )
+        return _SiteNetwork(sessions, self.slots, self.slot_h, self.cap, self.tariff, self.wear, self.SPARE_CHAINS,
+                            groups, self.circuits, self.min_import)  # fmt: skip
 
     def _sampled_peak(self) -> tuple[float, float] | None:
         """Where a first plan of many sessions looks for its peak, and how far off that may be:
@@ -330,7 +364,7 @@ class NetworkPlanner:
         second, and a close start saves the search one or two solves of the whole site, each far
         slower than the samples together."""
         k = len(self.sessions) // self.SAMPLE_SESSIONS
-        if k < 2:
+        if k < 2 or self.circuits or self.min_import.any():  # circuits and windows do not scale down
             return None
         peaks = []
         for offset in range(min(k, self.SAMPLES)):
@@ -346,7 +380,8 @@ class NetworkPlanner:
         reached = float(self._power[:, : self.now].sum(axis=0).max(initial=0.0))
         if self._peak is None and self.tariff.demand_charge > 0:
             self._peak = self._sampled_peak()
-        best = _cheapest_peak(self._network.solve, max(reached, 0.0), float(self.cap.max(initial=0.0)),
+        low = max(reached, float(self.min_import.max(initial=0.0)), 0.0)
+        best = _cheapest_peak(self._network.solve, low, float(self.cap.max(initial=0.0)),
                               self.tariff.demand_charge, self._peak, 1 / (WH_PER_KWH * self.slot_h))  # fmt: skip
         self._power = best.power
         peak = max(float(best.power.sum(axis=0).max(initial=0.0)), reached)

@@ -10,7 +10,9 @@ e[t] = e[t-1] + (p - d) x slot. The site's import and export per slot and its pe
 - e stays within what was asked for and, for V2G cars, within the battery window
   (min_soc .. 100 %) from the state of charge at arrival;
 - the site's net load stays within the site cap, importing and exporting; exported energy earns at
-  most the same slot's import price (otherwise buying and selling at once would pay).
+  most the same slot's import price (otherwise buying and selling at once would pay);
+- each circuit's net load (charging minus discharging of its stations) stays within its limit;
+  in a flexibility window the site imports at least the minimum asked and exports nothing.
 
 The whole model is built with numpy (no per-variable Python), so 10,000 sessions x 96 slots builds
 in a fraction of a second; HiGHS does the rest. ``network_planner`` solves the same programme as a
@@ -30,16 +32,53 @@ from numpy.typing import NDArray
 
 from opensdv.cloud.energy.schedule import Schedule
 from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.site_limits import Circuit
 from opensdv.cloud.energy.tariff import Tariff
 from opensdv.errors import OpenSDVError
 
-__all__ = ["ENERGY_VALUE", "PlanError", "RollingPlanner"]
+__all__ = ["ENERGY_VALUE", "PlanError", "RollingPlanner", "site_arrays"]
 
 ENERGY_VALUE = 10.0  # per kWh delivered: dominates any tariff, so delivering comes first
 
 
 class PlanError(OpenSDVError):
     """The planning problem is malformed or the solver failed."""
+
+
+def site_arrays(
+    slots: int,
+    site_cap_kw: float | NDArray[np.float64],
+    min_import_kw: float | NDArray[np.float64],
+    tariff: Tariff,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The site cap and the minimum import per slot, checked: what both solvers take."""
+    try:
+        cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), (slots,)).copy()
+        minimum = np.broadcast_to(np.asarray(min_import_kw, dtype=np.float64), (slots,)).copy()
+    except ValueError:
+        raise PlanError(
+            f"the site cap and the minimum import take one value or one per slot ({slots})"
+        ) from None
+    if (cap < 0).any() or len(tariff.energy_price) < slots or len(tariff.export_price) < slots:
+        raise PlanError(f"site cap must be >= 0 and the tariff must cover all {slots} slots")
+    if (minimum < 0).any() or (minimum > cap).any():
+        raise PlanError("a minimum import must be >= 0 and within the site cap")
+    return cap, minimum
+
+
+def _circuit_entries(
+    circuit_of_pair: NDArray[np.int64], slot_of: NDArray[np.int64], slots: int, row0: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Matrix entries (row, local column, value) putting pairs' p (+1) and d (-1) columns, whose
+    local columns are 0..k-1 and k..2k-1, into the row of their circuit and slot."""
+    k = len(slot_of)
+    on = np.flatnonzero(circuit_of_pair >= 0)
+    rows = row0 + circuit_of_pair[on] * slots + slot_of[on]
+    return (
+        np.concatenate([rows, rows]),
+        np.concatenate([on, k + on]),
+        np.concatenate([np.ones(len(on)), -np.ones(len(on))]),
+    )
 
 
 def _pairs(
@@ -128,20 +167,21 @@ class RollingPlanner:
     """
 
     def __init__(self, sessions: Sequence[Session], *, slots: int, slot_h: float, site_cap_kw: float | NDArray[np.float64],
-                 tariff: Tariff, wear_cost_per_kwh: float = 0.0) -> None:  # fmt: skip
+                 tariff: Tariff, wear_cost_per_kwh: float = 0.0, circuits: Sequence[Circuit] = (),
+                 min_import_kw: float | NDArray[np.float64] = 0.0) -> None:  # fmt: skip
         self.sessions = list(sessions)
         self.slots, self.slot_h, self.tariff, self.wear = slots, slot_h, tariff, wear_cost_per_kwh
-        cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), (slots,)).copy()
-        if (cap < 0).any() or len(tariff.energy_price) < slots:
-            raise PlanError(f"site cap must be >= 0 and the tariff must cover all {slots} slots")
+        cap, minimum = site_arrays(slots, site_cap_kw, min_import_kw, tariff)
         self.cap = cap
+        self._circuit_of_station = {station: n for n, c in enumerate(circuits) for station in c.stations}
         session_of, slot_of, is_first = _pairs(self.sessions, 0, slots)
         low, high = _energy_window(self.sessions, np.zeros(len(self.sessions)))
         K, T = len(session_of), slots
         cost, lower, upper, rows, cols, vals = _session_columns(
             self.sessions, session_of, is_first, slot_of, low, high, slot_h, wear_cost_per_kwh, 0, K
         )
-        # site columns after the pairs': import[T], export[T], peak; rows: dynamics[K], balance[T], peak[T]
+        # site columns after the pairs': import[T], export[T], peak;
+        # rows: dynamics[K], balance[T], peak[T], circuits[C x T]
         price = tariff.energy_price[:T]
         # a site cannot import and export at once; an LP could, if export paid more than import cost,
         # so export is valued at most at the import price of the same slot (feed-in premiums excluded)
@@ -149,16 +189,21 @@ class RollingPlanner:
         base = 3 * K
         t = np.arange(T)
         cost = np.concatenate([cost, price * slot_h, -export_price * slot_h, [tariff.demand_charge]])
-        lower = np.concatenate([lower, np.zeros(2 * T + 1)])
-        upper = np.concatenate([upper, cap, cap, [highspy.kHighsInf]])
-        rows = np.concatenate([rows, K + t, K + t, K + T + t, K + T + t])
-        cols = np.concatenate([cols, base + t, base + T + t, base + t, np.full(T, base + 2 * T)])
-        vals = np.concatenate([vals, -np.ones(T), np.ones(T), np.ones(T), -np.ones(T)])
+        lower = np.concatenate([lower, minimum, np.zeros(T + 1)])
+        upper = np.concatenate([upper, cap, np.where(minimum > 0, 0.0, cap), [highspy.kHighsInf]])
+        self._circuit_row0 = K + 2 * T
+        c_rows, c_cols, c_vals = _circuit_entries(
+            self._circuits_of(session_of), slot_of, T, self._circuit_row0
+        )
+        rows = np.concatenate([rows, K + t, K + t, K + T + t, K + T + t, c_rows])
+        cols = np.concatenate([cols, base + t, base + T + t, base + t, np.full(T, base + 2 * T), c_cols])
+        vals = np.concatenate([vals, -np.ones(T), np.ones(T), np.ones(T), -np.ones(T), c_vals])
+        limit = np.repeat([c.max_kw for c in circuits], T)
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = len(cost), K + 2 * T
+        lp.num_col_, lp.num_row_ = len(cost), K + 2 * T + len(limit)
         lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
-        lp.row_lower_ = np.concatenate([np.zeros(K + T), np.full(T, -highspy.kHighsInf)])
-        lp.row_upper_ = np.zeros(K + 2 * T)
+        lp.row_lower_ = np.concatenate([np.zeros(K + T), np.full(T, -highspy.kHighsInf), -limit])
+        lp.row_upper_ = np.concatenate([np.zeros(K + 2 * T), limit])
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         starts, indices, values = _csc(len(cost), rows, cols, vals)
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = starts, indices, values
@@ -171,10 +216,22 @@ class RollingPlanner:
         self._session_of, self._slot_of = session_of, slot_of
         self._p_col, self._d_col = np.arange(K), K + np.arange(K)
 
+    def _circuits_of(
+        self, session_of: NDArray[np.int64], sessions: Sequence[Session] | None = None
+    ) -> NDArray[np.int64]:
+        chosen = self.sessions if sessions is None else sessions
+        by_session = np.array([self._circuit_of_station.get(s.station, -1) for s in chosen], dtype=np.int64)
+        return by_session[session_of]
+
     def solve(self, name: str = "optimal (HiGHS)") -> Schedule:
         started = time.perf_counter()
         self._solver.run()
         status = self._solver.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise PlanError(
+                "no schedule meets the site's limits: the cars plugged in cannot take the minimum "
+                "import a flexibility window asks for"
+            )
         if status != highspy.HighsModelStatus.kOptimal:
             raise PlanError(f"HiGHS could not solve the schedule: {self._solver.modelStatusToString(status)}")
         solution = np.asarray(self._solver.getSolution().col_value)
@@ -228,6 +285,14 @@ class RollingPlanner:
             np.array([], dtype=np.int32),
             np.array([], dtype=np.int32),
             np.array([]),
+        )
+        c_rows, c_cols, c_vals = _circuit_entries(
+            self._circuits_of(np.zeros(k, dtype=np.int64), [session]), slot_of, self.slots, self._circuit_row0
+        )
+        rows, cols, vals = (
+            np.concatenate([rows, c_rows]),
+            np.concatenate([cols, c_cols]),
+            np.concatenate([vals, c_vals]),
         )
         start, indices, values = _csc(3 * k, rows, cols, vals)
         self._solver.addCols(3 * k, cost, lower, upper, len(indices), start[:-1], indices, values)

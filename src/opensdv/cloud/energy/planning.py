@@ -12,6 +12,7 @@ from opensdv.cloud.energy.network_planner import NetworkPlanner
 from opensdv.cloud.energy.optimiser import RollingPlanner
 from opensdv.cloud.energy.schedule import Schedule
 from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.site_limits import Circuit
 from opensdv.cloud.energy.tariff import Tariff
 
 __all__ = ["Method", "plan"]
@@ -29,9 +30,13 @@ def plan(
     wear_cost_per_kwh: float = 0.0,
     method: Method = "network",
     name: str | None = None,
+    circuits: Sequence[Circuit] = (),
+    min_import_kw: float | NDArray[np.float64] = 0.0,
 ) -> Schedule:
     """The optimal schedule over ``slots`` slots: ``network`` (a min-cost flow, the fast default) or
-    ``lp`` (HiGHS, the reference); both reach the same optimum up to whole Wh."""
+    ``lp`` (HiGHS, the reference); both reach the same optimum up to whole Wh. ``site_cap_kw`` and
+    ``min_import_kw`` take one value or one per slot (grid signals: a power cap for a while, a
+    flexibility window), ``circuits`` the stations behind one breaker."""
     planner = (NetworkPlanner if method == "network" else RollingPlanner)(
         sessions,
         slots=slots,
@@ -39,5 +44,7 @@ def plan(
         site_cap_kw=site_cap_kw,
         tariff=tariff,
         wear_cost_per_kwh=wear_cost_per_kwh,
+        circuits=circuits,
+        min_import_kw=min_import_kw,
     )
     return planner.solve(name or f"optimal ({method})")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensdv.cloud.energy.schedule import Schedule
 
@@ -13,8 +14,14 @@ __all__ = ["plot_load_curves"]
 
 
 def plot_load_curves(
-    schedules: Sequence[Schedule], site_cap_kw: float, path: Path, *, slot_minutes: float, days: float = 2.0
+    schedules: Sequence[Schedule],
+    site_cap_kw: float | NDArray[np.float64],
+    path: Path,
+    *,
+    slot_minutes: float,
+    days: float = 2.0,
 ) -> Path:
+    """``site_cap_kw``: one value, or one per slot (a grid operator's cap for a while)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +44,15 @@ def plot_load_curves(
             label=f"{schedule.name} (peak {schedule.peak_kw:.0f} kW)",
             linewidth=1.2,
         )
-    load.axhline(site_cap_kw, color="black", linestyle=":", label=f"site cap {site_cap_kw:g} kW")
+    cap = np.broadcast_to(np.asarray(site_cap_kw, dtype=np.float64), first.site_kw.shape)
+    load.step(
+        hours,
+        cap[window],
+        where="post",
+        color="black",
+        linestyle=":",
+        label=f"site cap (up to {cap.max():g} kW)",
+    )
     load.axhline(0, color="grey", linewidth=0.5)
     load.set_ylabel("site load [kW]")
     load.legend(fontsize=8, loc="upper right")

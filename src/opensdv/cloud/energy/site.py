@@ -31,6 +31,7 @@ class ChargingSite:
     slots: int = 96
     slot_h: float = 0.25
     start_hour: float = 6.0
+    wear_cost_per_kwh: float = 0.0
     slot: int = 0
     schedule: Schedule | None = None
     dispatcher: ProfileDispatcher = field(init=False)
@@ -38,9 +39,8 @@ class ChargingSite:
     def __post_init__(self) -> None:
         self.dispatcher = ProfileDispatcher(self.csms)
         tariff = time_of_use(self.slots, self.slot_h * 60, start_hour=self.start_hour)
-        self._planner = NetworkPlanner(
-            self.sessions, slots=self.slots, slot_h=self.slot_h, site_cap_kw=self.cap_kw, tariff=tariff
-        )
+        self._planner = NetworkPlanner(self.sessions, slots=self.slots, slot_h=self.slot_h, site_cap_kw=self.cap_kw,
+                                       tariff=tariff, wear_cost_per_kwh=self.wear_cost_per_kwh)  # fmt: skip
 
     def plan(self) -> Schedule:
         self.schedule = self._planner.solve("site plan")

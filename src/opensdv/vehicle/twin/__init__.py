@@ -5,7 +5,7 @@
 state of health over years. Both modes share the same physics functions.
 """
 
-from opensdv.vehicle.twin.ageing import AgeingProfile, AgeingResult, age
+from opensdv.vehicle.twin.ageing import AgeingProfile, AgeingResult, age, wear_cost_per_kwh
 from opensdv.vehicle.twin.cycles import SHIPPED_CYCLES, CycleError, DriveCycle, load_cycle
 from opensdv.vehicle.twin.params import VehicleParams
 from opensdv.vehicle.twin.realtime import TwinRuntime
@@ -24,4 +24,5 @@ __all__ = [
     "combined_range_km",
     "load_cycle",
     "simulate",
+    "wear_cost_per_kwh",
 ]
