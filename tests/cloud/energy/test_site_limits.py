@@ -179,3 +179,60 @@ def test_energy_plan_command_with_a_site_file(tmp_path: Path) -> None:
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     neither = runner.invoke(app, ["energy", "plan", str(sessions)])
     assert neither.exit_code != 0 and "--site-cap or --site" in neither.output
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_replans_when_a_car_leaves_early_and_when_the_grid_signals(seed: int) -> None:
+    """Model-predictive control: the plan is kept up to now each time, a car that left gets nothing
+    more, a cap signal holds from its slot on."""
+    sessions, tariff, cap, circuits = random_site(seed)
+    sessions.append(Session("all-day", "S5", 0, SLOTS, 40.0, 11.0))  # room for the window at slot 7
+    planners = [
+        kind(sessions, slots=SLOTS, slot_h=SLOT_H, site_cap_kw=cap, tariff=tariff, wear_cost_per_kwh=0.03,
+             circuits=circuits)
+        for kind in (NetworkPlanner, RollingPlanner)
+    ]  # fmt: skip
+    first = [p.solve() for p in planners]
+    leaving = next(s for s in sessions if s.departure > 3)
+    signal = np.minimum(cap, 6.0)
+    for planner in planners:
+        planner.depart(leaving.id, now=3)
+    second = [p.solve() for p in planners]
+    for planner in planners:
+        planner.set_limits(5, signal, min_import_kw=np.where(np.arange(SLOTS) == 7, 0.5, 0.0))
+    third = [p.solve() for p in planners]
+    index = sessions.index(leaving)
+    for before, after, last in zip(first, second, third, strict=True):
+        assert after.power_kw[:, :3] == pytest.approx(before.power_kw[:, :3], abs=1e-6)
+        assert last.power_kw[:, :5] == pytest.approx(after.power_kw[:, :5], abs=1e-6)
+        assert np.abs(last.power_kw[index, 3:]).max(initial=0) <= 1e-9
+        assert (np.abs(last.site_kw[5:]) <= 6 + 1e-6).all() and (np.abs(last.site_kw) <= cap + 1e-6).all()
+    # (the two solvers' pasts may differ, as optima are not unique: their re-plans are compared
+    # where they share a past, below)
+    with pytest.raises(PlanError, match="before the last re-plan|between the last re-plan"):
+        planners[0].depart(sessions[0].id, now=2)
+    with pytest.raises(PlanError, match="no session 'nobody'"):
+        planners[1].depart("nobody", now=6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("planner_type", [NetworkPlanner, RollingPlanner])
+def test_a_replan_reaches_the_optimum_of_the_changed_site(
+    seed: int, planner_type: type[NetworkPlanner] | type[RollingPlanner]
+) -> None:
+    """With no past yet (now = 0), a car leaving and a new cap and window must give exactly the
+    plan of the site as changed: the same optimum as planning it afresh."""
+    sessions, tariff, cap, circuits = random_site(seed)
+    sessions.append(Session("all-day", "S5", 0, SLOTS, 40.0, 11.0))
+    signal, window = np.minimum(cap, 8.0), np.where(np.arange(SLOTS) >= 6, 0.5, 0.0)
+    planner = planner_type(sessions, slots=SLOTS, slot_h=SLOT_H, site_cap_kw=cap, tariff=tariff,
+                           wear_cost_per_kwh=0.03, circuits=circuits)  # fmt: skip
+    planner.solve()
+    planner.depart(sessions[0].id, now=0)
+    planner.set_limits(0, signal, min_import_kw=window)
+    replanned = planner.solve()
+    fresh = plan(sessions[1:], slots=SLOTS, slot_h=SLOT_H, site_cap_kw=signal, tariff=tariff, wear_cost_per_kwh=0.03,
+                 circuits=circuits, min_import_kw=window, method="lp")  # fmt: skip
+    objective = [s.cost - ENERGY_VALUE * s.delivered_kwh.sum() for s in (replanned, fresh)]
+    assert objective[0] == pytest.approx(objective[1], abs=0.004 * tariff.demand_charge + 0.01)
+    assert np.abs(replanned.power_kw[0]).max() == 0

@@ -193,6 +193,30 @@ class _SiteNetwork:
         self._balance()
         return True
 
+    def close(self, index: int, from_slot: int) -> None:
+        """Session ``index`` left at ``from_slot``: it charges and discharges no more."""
+        pairs = np.arange(self.chain_start[index], self.chain_start[index + 1])
+        later = pairs[self.slot_of[pairs] >= from_slot]
+        self.capacity[self.charge[later]] = self.capacity[self.discharge[later]] = 0
+        self.version += 1
+
+    def set_site(self, cap_kw: NDArray[np.float64], min_import_kw: NDArray[np.float64]) -> None:
+        """New site limits (a grid signal): the cap's "export not made" arcs and the slots' demand
+        follow it, and the minimum import its lower bounds."""
+        T = self.slots
+        cap_wh = _wh(cap_kw * self.slot_h)
+        self.supply[2 : 2 + T] -= cap_wh - self.cap_wh
+        self.cap_wh = cap_wh
+        self.capacity[T : 2 * T] = cap_wh
+        minimum_wh = _wh(min_import_kw[:T] * self.slot_h)
+        had_minimum = self.minimum.any()
+        self.minimum[:T] = minimum_wh
+        self.minimum[T : 2 * T] = np.where(minimum_wh > 0, cap_wh, 0)
+        if had_minimum or self.minimum.any():  # (only then: lower bounds cost the solver time)
+            for _, _, graph in self._graphs:
+                graph.set_edge_minimums(self.minimum[self._order])
+        self._balance()
+
     def freeze(self, now: int, power_kw: NDArray[np.float64]) -> None:
         """Fix what happened before ``now`` (``power_kw`` per session and slot): each past pair's net
         energy moves from its arcs into the supplies of its slot and car nodes."""
@@ -346,6 +370,7 @@ class NetworkPlanner:
         self._network = self._build(list(sessions))
         self._power = np.zeros((len(sessions), slots))  # the last plan, the past included
         self._peak: tuple[float, float] | None = None  # where the next plan looks first, and how far
+        self._left: dict[int, int] = {}  # sessions that left early: index -> slot
 
     @property
     def sessions(self) -> list[Session]:
@@ -389,14 +414,43 @@ class NetworkPlanner:
         return Schedule(name, list(self.sessions), self._power.copy(), self.slot_h, self.tariff, self.wear,
                         solve_s=time.perf_counter() - started)  # fmt: skip
 
+    def _advance(self, now: int) -> None:
+        if not self.now <= now <= self.slots:
+            raise PlanError(f"now ({now}) must be between the last re-plan ({self.now}) and the last slot")
+        self.now = now
+
     def add_arrival(self, session: Session, now: int) -> None:
         """Keep the plan before ``now`` (it happened), and add ``session`` (plugged in from ``now``)."""
         if session.arrival < now:
             raise PlanError(f"session {session.id} arrives at {session.arrival}, before now ({now})")
-        if now < self.now:
-            raise PlanError(f"now ({now}) is before the last re-plan ({self.now})")
-        self.now = now
+        self._advance(now)
         self._power = np.vstack([self._power, np.zeros((1, self.slots))])
         if not self._network.activate(session):
             self._network = self._build([*self.sessions, session])
+            for index, slot in self._left.items():
+                self._network.close(index, slot)
         self._network.freeze(now, self._power)
+
+    def depart(self, session_id: str, now: int) -> None:
+        """The car of ``session_id`` left at ``now`` (earlier than it said): keep the past, plan
+        the others without it."""
+        index = next((i for i, s in enumerate(self.sessions) if s.id == session_id), None)
+        if index is None:
+            raise PlanError(f"no session {session_id!r} at this site")
+        self._advance(now)
+        self._left[index] = now
+        self._network.close(index, now)
+        self._network.freeze(now, self._power)
+
+    def set_limits(self, now: int, site_cap_kw: float | NDArray[np.float64],
+                   min_import_kw: float | NDArray[np.float64] = 0.0) -> None:  # fmt: skip
+        """A grid signal from ``now`` on: the site cap and minimum import for the slots left (one
+        value or one per slot of the day; the past keeps its own)."""
+        self._advance(now)
+        cap, minimum = site_arrays(self.slots, site_cap_kw, min_import_kw, self.tariff)
+        future = np.arange(self.slots) >= now
+        self.cap = np.where(future, cap, self.cap)
+        self.min_import = np.where(future, minimum, self.min_import)
+        self._network.set_site(self.cap, self.min_import)
+        self._network.freeze(now, self._power)
+        self._peak = None  # a different site: search for its peak afresh

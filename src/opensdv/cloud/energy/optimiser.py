@@ -174,6 +174,7 @@ class RollingPlanner:
         cap, minimum = site_arrays(slots, site_cap_kw, min_import_kw, tariff)
         self.cap = cap
         self._circuit_of_station = {station: n for n, c in enumerate(circuits) for station in c.stations}
+        self._now = 0  # the last re-plan's slot
         session_of, slot_of, is_first = _pairs(self.sessions, 0, slots)
         low, high = _energy_window(self.sessions, np.zeros(len(self.sessions)))
         K, T = len(session_of), slots
@@ -186,7 +187,7 @@ class RollingPlanner:
         # a site cannot import and export at once; an LP could, if export paid more than import cost,
         # so export is valued at most at the import price of the same slot (feed-in premiums excluded)
         export_price = np.minimum(tariff.export_price[:T], price)
-        base = 3 * K
+        base = self._site_col0 = 3 * K
         t = np.arange(T)
         cost = np.concatenate([cost, price * slot_h, -export_price * slot_h, [tariff.demand_charge]])
         lower = np.concatenate([lower, minimum, np.zeros(T + 1)])
@@ -249,15 +250,42 @@ class RollingPlanner:
             solve_s=time.perf_counter() - started,
         )
 
-    def add_arrival(self, session: Session, now: int) -> None:
-        """Freeze the past at the last plan, and add ``session`` (plugged in from ``now``)."""
-        if session.arrival < now:
-            raise PlanError(f"session {session.id} arrives at {session.arrival}, before now ({now})")
+    def _freeze(self, now: int) -> None:
+        if not self._now <= now <= self.slots:
+            raise PlanError(f"now ({now}) must be between the last re-plan and the last slot")
+        self._now = now
         past = np.flatnonzero(self._slot_of < now)
         if past.size and hasattr(self, "_last"):
             frozen = np.concatenate([self._p_col[past], self._d_col[past]]).astype(np.int32)
             values = self._last[frozen]
             self._solver.changeColsBounds(len(frozen), frozen, values, values)
+
+    def depart(self, session_id: str, now: int) -> None:
+        """The car of ``session_id`` left at ``now``: keep the past, nothing for it from now on."""
+        index = next((i for i, s in enumerate(self.sessions) if s.id == session_id), None)
+        if index is None:
+            raise PlanError(f"no session {session_id!r} at this site")
+        self._freeze(now)
+        later = np.flatnonzero((self._session_of == index) & (self._slot_of >= now))
+        columns = np.concatenate([self._p_col[later], self._d_col[later]]).astype(np.int32)
+        self._solver.changeColsBounds(len(columns), columns, np.zeros(len(columns)), np.zeros(len(columns)))
+
+    def set_limits(self, now: int, site_cap_kw: float | NDArray[np.float64],
+                   min_import_kw: float | NDArray[np.float64] = 0.0) -> None:  # fmt: skip
+        """A grid signal from ``now`` on: the cap and minimum import of the slots left."""
+        self._freeze(now)
+        cap, minimum = site_arrays(self.slots, site_cap_kw, min_import_kw, self.tariff)
+        t = np.arange(now, self.slots)
+        imports, exports = (self._site_col0 + t).astype(np.int32), (self._site_col0 + self.slots + t).astype(np.int32)
+        self._solver.changeColsBounds(len(t), imports, minimum[t], cap[t])
+        self._solver.changeColsBounds(len(t), exports, np.zeros(len(t)), np.where(minimum[t] > 0, 0.0, cap[t]))
+        self.cap[t] = cap[t]
+
+    def add_arrival(self, session: Session, now: int) -> None:
+        """Freeze the past at the last plan, and add ``session`` (plugged in from ``now``)."""
+        if session.arrival < now:
+            raise PlanError(f"session {session.id} arrives at {session.arrival}, before now ({now})")
+        self._freeze(now)
         index = len(self.sessions)
         self.sessions.append(session)
         session_of, slot_of, is_first = _pairs([session], now, self.slots)
