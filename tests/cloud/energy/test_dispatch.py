@@ -9,6 +9,7 @@ from opensdv.cloud.energy.csms import Csms, listening_url
 from opensdv.cloud.energy.dispatch import ProfileDispatcher
 from opensdv.cloud.energy.optimiser import RollingPlanner
 from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.energy.stations import StationSimulator
 from opensdv.cloud.energy.tariff import Tariff
 
@@ -48,6 +49,38 @@ async def test_each_replan_sends_only_changed_profiles_including_v2g_discharge()
             replanned = planner.solve()
             await dispatcher.dispatch(replanned, slot=3)
             assert one.limit_w == pytest.approx(replanned.power_kw[3, 3] * 1000)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_site_replans_when_a_car_unplugs_early_and_when_the_grid_signals() -> None:
+    """Online operation over real OCPP: the cars' transactions carry their session ids as tokens;
+    one unplugs before its departure and the site re-plans without it at the next slot; a grid cap
+    for the rest of the day reaches the stations at once."""
+    sessions = [Session(f"car-{n}", f"CS-{n}", 0, 96, 30.0, 7.0) for n in (1, 2)]
+    system = Csms(["CS-1", "CS-2"])
+    server = await system.serve(port=0)
+    url = listening_url(server)
+    site = ChargingSite("depot", system, sessions, cap_kw=14.0)
+    try:
+        async with (
+            StationSimulator.connected(url, "CS-1", max_power_w=7_000) as one,
+            StationSimulator.connected(url, "CS-2", max_power_w=7_000) as two,
+        ):
+            await one.plug_in("car-1")
+            await two.plug_in("car-2")
+            await site.step()
+            assert site.left == set() and one.limit_w is not None and two.limit_w is not None
+            await two.unplug()  # car-2 leaves at slot 1, long before its departure
+            await site.step()
+            assert site.left == {"car-2"} and site.schedule is not None
+            assert np.abs(site.schedule.power_kw[1, 1:]).max() == 0  # nothing more for it
+            assert site.schedule.power_kw[1, 0] > 0 or site.schedule.power_kw[0, 0] > 0  # the past stays
+            assert two.limit_w == 0 and site.schedule.delivered_kwh[0] == pytest.approx(30.0, abs=0.01)
+            await site.signal(cap_kw=2.0)  # the DSO: 2 kW for the rest of the day
+            assert one.limit_w is not None and one.limit_w <= 2_000 + 1e-6
+            assert (site.schedule.site_kw[site.slot :] <= 2.0 + 1e-6).all()
     finally:
         server.close()
         await server.wait_closed()

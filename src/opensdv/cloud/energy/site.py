@@ -1,6 +1,8 @@
 """A charging site run end to end: its stations on the CSMS, a rolling plan under the site's
 power cap, and the plan sent to the stations slot by slot (what the demo runs and the fleet API
-shows)."""
+shows). The plan follows what happens: a car that unplugs early leaves it (its transaction ends:
+sessions and transactions are matched by id token = session id), a newcomer joins it, a grid
+signal changes the limits — each a re-plan from the current slot, dispatched at once."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensdv.cloud.energy.csms import Csms
 from opensdv.cloud.energy.dispatch import ProfileDispatcher
@@ -35,9 +38,15 @@ class ChargingSite:
     slot: int = 0
     schedule: Schedule | None = None
     dispatcher: ProfileDispatcher = field(init=False)
+    left: set[str] = field(default_factory=set)  # sessions whose car unplugged before its departure
 
     def __post_init__(self) -> None:
         self.dispatcher = ProfileDispatcher(self.csms)
+        self._new_day()
+
+    def _new_day(self) -> None:
+        """The day's plan from its first slot (the demo's day repeats with the same sessions)."""
+        self.schedule, self.left = None, set()
         tariff = time_of_use(self.slots, self.slot_h * 60, start_hour=self.start_hour)
         self._planner = NetworkPlanner(self.sessions, slots=self.slots, slot_h=self.slot_h, site_cap_kw=self.cap_kw,
                                        tariff=tariff, wear_cost_per_kwh=self.wear_cost_per_kwh)  # fmt: skip
@@ -46,13 +55,53 @@ class ChargingSite:
         self.schedule = self._planner.solve("site plan")
         return self.schedule
 
+    def _unplugged(self) -> list[str]:
+        """Sessions the plan still counts on whose car's transaction has ended."""
+        gone = []
+        for session in self._planner.sessions:
+            state = self.csms.stations.get(session.station)
+            if (
+                session.id in self.left
+                or state is None
+                or not session.arrival <= self.slot < session.departure
+            ):
+                continue
+            mine = [t for t in state.transactions.values() if t.id_token == session.id]
+            if mine and all(t.ended is not None for t in mine):
+                gone.append(session.id)
+        return gone
+
     async def step(self) -> None:
-        """Send the current slot's profiles, then move to the next slot."""
-        if self.schedule is None:
+        """Follow the stations (cars that unplugged leave the plan), send the current slot's
+        profiles, then move to the next slot."""
+        gone = self._unplugged()
+        for session_id in gone:
+            self._planner.depart(session_id, self.slot)
+            self.left.add(session_id)
+        if self.schedule is None or gone:
             await asyncio.to_thread(self.plan)
         assert self.schedule is not None
         await self.dispatcher.dispatch(self.schedule, self.slot)
         self.slot = (self.slot + 1) % self.slots
+        if self.slot == 0:
+            self._new_day()
+
+    async def arrive(self, session: Session) -> None:
+        """A car plugs in at the current slot: re-plan with it, and send the changed profiles."""
+        self._planner.add_arrival(session, self.slot)
+        await self._replan()
+
+    async def signal(
+        self, cap_kw: float | NDArray[np.float64], min_import_kw: float | NDArray[np.float64] = 0.0
+    ) -> None:
+        """A grid signal for the rest of the day: re-plan under it, and send the changed profiles."""
+        self._planner.set_limits(self.slot, cap_kw, min_import_kw)
+        await self._replan()
+
+    async def _replan(self) -> None:
+        await asyncio.to_thread(self.plan)
+        assert self.schedule is not None
+        await self.dispatcher.dispatch(self.schedule, self.slot)
 
     def session_plans(self) -> list[dict[str, object]]:
         """Each session with what the plan gives it: energy over the day and power in this slot."""
