@@ -106,7 +106,7 @@ class _SiteNetwork:
         pair = self.pair0 + np.arange(K)
         last = np.append(session_of[1:] != session_of[:-1], True)
         carry_to = np.where(last, self.terminal0 + session_of, pair + 1)
-        slot_node = slot0 + np.arange(T)
+        self.slot_nodes = slot_node = slot0 + np.arange(T)
         hub_slot = np.tile(np.arange(T), C + G)
         hub = hub0 + np.arange(H)
         # the node a pair charges from and discharges to: its circuit's hub in its slot, else its
@@ -205,7 +205,7 @@ class _SiteNetwork:
         follow it, and the minimum import its lower bounds."""
         T = self.slots
         cap_wh = _wh(cap_kw * self.slot_h)
-        self.supply[2 : 2 + T] -= cap_wh - self.cap_wh
+        self.supply[self.slot_nodes] -= cap_wh - self.cap_wh
         self.cap_wh = cap_wh
         self.capacity[T : 2 * T] = cap_wh
         minimum_wh = _wh(min_import_kw[:T] * self.slot_h)
@@ -272,13 +272,10 @@ class _SiteNetwork:
         graph, fresh = self._graph_near(peak_kw)
         if fresh and H:  # every group on its share of each slot first: a start close to the optimum
             frozen = self.supply[self.group_hubs]  # (and what its frozen past must move)
+            down, up = np.maximum(-frozen, 0), np.maximum(frozen, 0)
             shared = capacity.copy()
-            shared[self.group_ties[:H]] = np.tile(capacity[:T] // self.groups, self.groups) + np.maximum(
-                -frozen, 0
-            )
-            shared[self.group_ties[H:]] = np.tile(self.cap_wh // self.groups, self.groups) + np.maximum(
-                frozen, 0
-            )
+            shared[self.group_ties[:H]] = np.tile(capacity[:T] // self.groups, self.groups) + down
+            shared[self.group_ties[H:]] = np.tile(self.cap_wh // self.groups, self.groups) + up
             if self.minimum.any():  # a minimum import may not fit the shares: it comes with the ties
                 graph.set_edge_minimums(np.zeros_like(self.minimum))
             self._run(graph, shared)
