@@ -3,10 +3,13 @@ site file, held by both solvers (which still agree) and by the baselines."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from opensdv.cli import app
@@ -236,3 +239,30 @@ def test_a_replan_reaches_the_optimum_of_the_changed_site(
     objective = [s.cost - ENERGY_VALUE * s.delivered_kwh.sum() for s in (replanned, fresh)]
     assert objective[0] == pytest.approx(objective[1], abs=0.004 * tariff.demand_charge + 0.01)
     assert np.abs(replanned.power_kw[0]).max() == 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 200) | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+site_keys = st.sampled_from(
+    ["name", "cap_kw", "cap_a_per_phase", "phases", "volts", "circuits", "grid_signals"]
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(site_keys, json_values, max_size=6) | json_values)
+def test_any_site_document_loads_or_is_refused_with_the_file_named(tmp_path: Path, document: object) -> None:
+    path = tmp_path / "fuzzed.json"
+    path.write_text(json.dumps(document))
+    try:
+        _, limits = load_site(path, slots=8)
+    except CatalogError as error:
+        assert str(error).startswith(f"{path}: ")
+    else:
+        assert (
+            limits.cap_kw.shape == (8,)
+            and (limits.cap_kw > 0).all()
+            and (limits.min_import_kw <= limits.cap_kw).all()
+        )

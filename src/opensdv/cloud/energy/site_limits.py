@@ -62,7 +62,7 @@ class SiteLimits:
 
 
 class _Power(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_kw: float | None = Field(default=None, gt=0)
     max_a_per_phase: float | None = Field(default=None, gt=0)
@@ -89,7 +89,7 @@ class _CircuitRecord(_Power):
 
 
 class _Signal(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["cap", "flexibility"]
     from_slot: int = Field(ge=0)
@@ -110,7 +110,7 @@ class _Signal(BaseModel):
 
 
 class _SiteRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(default="site", min_length=1)
     cap_kw: float | None = Field(default=None, gt=0)
