@@ -1,6 +1,6 @@
 """Smart charging against Caltech's ACN-Sim (acnportal) on the same real sessions, and planning speed.
 
-    python -m bench.energy [--caps 20,50,125] [--skip-acnportal] [--speed-only] [--repeats 3]
+    python -m bench.energy [--caps 20,50,125] [--skip-acnportal] [--speed-only] [--repeats 3] [--plot PNG]
 
 1. The 954 sessions of March 2019 at Caltech (``../shared/data/acn``), 5-minute slots, 6.6 kW
    chargers, under each site cap: energy delivered, peak, cost under a time-of-use tariff (USD
@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import resource
@@ -139,6 +140,36 @@ def _acn_row(
             "cost": tariff.cost(padded, slot_h), "exported": 0.0, "seconds": seconds}  # fmt: skip
 
 
+def plot_comparison(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Delivered energy and cost per cap, every schedule side by side (the table as a picture)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    caps = sorted({r["cap"] for r in rows})
+    names = list(dict.fromkeys(r["schedule"] for r in rows))
+    width = 0.8 / len(names)
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for k, name in enumerate(names):
+        by_cap = {r["cap"]: r for r in rows if r["schedule"] == name}
+        x = np.arange(len(caps)) + (k - (len(names) - 1) / 2) * width
+        for axis, key, scale in ((axes[0], "delivered", 100), (axes[1], "cost", 1)):
+            values = [by_cap[c][key] * scale if c in by_cap else np.nan for c in caps]
+            axis.bar(x, values, width, label=name)
+    for axis, label in ((axes[0], "energy delivered [%]"), (axes[1], "cost [USD], time-of-use + demand charge")):
+        axis.set_xticks(np.arange(len(caps)), [f"{c:g} kW" for c in caps])
+        axis.set_xlabel("site cap")
+        axis.set_ylabel(label)
+    axes[0].set_ylim(80, 101)
+    axes[1].legend(fontsize=7, loc="upper left")
+    figure.suptitle("Caltech ACN, March 2019 (954 sessions): OpenSDV's optimum against acnportal's algorithms")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def synthetic(cars: int, seed: int = 1) -> tuple[list[Session], Tariff]:
     """A day of 96 quarter-hours; every car V2G-capable with its own battery window."""
     rng = np.random.default_rng(seed)
@@ -150,6 +181,16 @@ def synthetic(cars: int, seed: int = 1) -> tuple[list[Session], Tariff]:
         for i, (a, s) in enumerate(zip(arrival, stay, strict=True))
     ]  # fmt: skip
     return sessions, time_of_use(96, 15, start_hour=6)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ru_maxrss also counts the parent's before the
+    exec (a big parent, such as one that ran acnportal, shows in every child), so VmHWM first."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def speed(cars: int, method: str) -> dict[str, Any]:
@@ -180,7 +221,7 @@ def speed(cars: int, method: str) -> dict[str, Any]:
         replanned = planner.solve()
         result["replan_s"] = time.perf_counter() - started
         result["replan_cost"] = replanned.cost
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
     return result
 
 
@@ -242,6 +283,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--speed-only", action="store_true", help="only the planning-speed table")
     parser.add_argument("--repeats", type=int, default=3, help="runs per solver at 1,000 cars")
     parser.add_argument("--large-repeats", type=int, default=1, help="runs per solver at 10,000 cars")
+    parser.add_argument("--plot", type=Path, help="save the comparison as a PNG here")
     parser.add_argument("--speed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--method", default="network", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -258,6 +300,8 @@ def main(argv: list[str]) -> dict[str, Any]:
             table.add_row(f"{row['cap']:g}", row["schedule"], f"{row['delivered'] * 100:.2f}", f"{row['peak']:.1f}",
                           f"{row['cost']:,.0f}", f"{row['exported']:,.0f}", f"{row['seconds']:.1f}")  # fmt: skip
         console.print(table)
+        if args.plot:
+            console.print(f"plot: {plot_comparison(rows, args.plot)}")
     speeds = speed_runs(args.repeats, args.large_repeats)
     console.print(speed_table(speeds))
     return {"rows": rows, "speed": speeds}

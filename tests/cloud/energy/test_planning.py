@@ -105,11 +105,13 @@ def test_network_replans_keep_the_past_through_more_arrivals_than_spare_chains(
     group_pairs: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(NetworkPlanner, "GROUP_PAIRS", group_pairs)  # 4: chains in groups with hubs
+    monkeypatch.setattr(NetworkPlanner, "GROUP_CHAINS", 0.01)
     tariff = Tariff(np.linspace(0.4, 0.1, 16), np.linspace(0.3, 0.05, 16), 1.0)
     car = {"capacity_kwh": 40.0, "arrival_soc": 0.5, "min_soc": 0.2}
     planner = NetworkPlanner(
         [Session("a", "S0", 0, 16, 8.0, 7.0)], slots=16, slot_h=0.25, site_cap_kw=22, tariff=tariff
     )
+    assert (planner._network.groups > 1) == (group_pairs == 4)
     before = planner.solve()
     arrivals = NetworkPlanner.SPARE_CHAINS + 4  # the last ones need a network built anew
     for now in range(1, arrivals + 1):
@@ -177,6 +179,7 @@ def test_a_large_site_in_groups_from_a_sampled_peak_reaches_the_lp_optimum(
         sessions, slots=16, slot_h=0.25, site_cap_kw=150, tariff=tariff, wear_cost_per_kwh=0.02, method="lp"
     )
     monkeypatch.setattr(NetworkPlanner, "GROUP_PAIRS", 100)
+    monkeypatch.setattr(NetworkPlanner, "GROUP_CHAINS", 1.0)
     monkeypatch.setattr(NetworkPlanner, "SAMPLE_SESSIONS", 15)
     planner = NetworkPlanner(
         sessions, slots=16, slot_h=0.25, site_cap_kw=150, tariff=tariff, wear_cost_per_kwh=0.02

@@ -354,6 +354,7 @@ class NetworkPlanner:
 
     SPARE_CHAINS = 8  # arrivals a network takes before it is built anew
     GROUP_PAIRS = 25_000  # (session, slot) pairs per group in a large network (see _SiteNetwork)
+    GROUP_CHAINS = 250.0  # fewest chains a slot's hub keeps in each group (fewer: no groups)
     SAMPLE_SESSIONS = 1_000  # sessions in one sample that a first plan guesses its peak from
     SAMPLES = 4
 
@@ -375,7 +376,8 @@ class NetworkPlanner:
 
     def _build(self, sessions: list[Session]) -> _SiteNetwork:
         pairs = sum(min(s.departure, self.slots) - s.arrival for s in sessions if s.arrival < self.slots)
-        groups = max(1, pairs // self.GROUP_PAIRS)
+        # groups pay where every slot holds many chains (a busy day), not over a long, quiet horizon
+        groups = max(1, min(pairs // self.GROUP_PAIRS, int(pairs / self.slots / self.GROUP_CHAINS)))
         return _SiteNetwork(sessions, self.slots, self.slot_h, self.cap, self.tariff, self.wear, self.SPARE_CHAINS,
                             groups, self.circuits, self.min_import)  # fmt: skip
 
