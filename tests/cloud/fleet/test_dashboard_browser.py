@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from opensdv.cloud.energy.csms import Csms
+from opensdv.cloud.energy.site import ChargingSite
 from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
 from opensdv.demo_cloud import start_demo_cloud
 from opensdv.demo_energy import start_demo_site
@@ -24,7 +26,10 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
     running = await start_demo_vehicles(load_catalog().all_vehicles(), base_port=0)
     ota = start_demo_ota(running, tmp_path / "ota")
     energy = await start_demo_site(running, tick_s=0.2)
-    cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, sites={"depot": energy.site})
+    annex = ChargingSite("Annex", Csms(["ANNEX-1"]), [], cap_kw=11.0)  # a second site, not yet in use
+    cloud = await start_demo_cloud(
+        running, ota, tmp_path, http_port=0, sites={"depot": energy.site, "annex": annex}
+    )
     try:
         async with playwright.async_playwright() as p:
             browser = await p.chromium.launch(
@@ -40,6 +45,12 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
             assert "Mitsubishi" in await page.locator("#fleet-rows").inner_text()
             await playwright.expect(page.locator("#site-rows tr")).to_have_count(4, timeout=20_000)
             await playwright.expect(page.locator("#session-rows tr")).not_to_have_count(0, timeout=20_000)
+            await page.select_option("#site-select", "annex")  # the other site
+            await playwright.expect(page.locator("#site-title")).to_have_text(
+                "Charging site — Annex", timeout=20_000
+            )
+            await playwright.expect(page.locator("#site-rows tr")).to_have_count(1, timeout=20_000)
+            await page.select_option("#site-select", "depot")
 
             await rows.first.click()
             speed = page.locator('#signal-rows tr[data-path="Vehicle.Speed"] td:nth-child(2)')
