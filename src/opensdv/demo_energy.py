@@ -1,6 +1,6 @@
 """The demo's charging depot: the demo cars themselves plug in there, each at its own simulated
 OCPP 2.0.1 station, and charge under a rolling plan (3.7 kW of site cap per car, time-of-use
-tariff); the cars with bidirectional chargers may feed the site in the evening peak. The plan goes
+tariff); the cars with bidirectional chargers may feed the site back when that pays. The plan goes
 to the stations slot by slot: one quarter-hour every ``tick_s`` seconds of demo time."""
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ SITE_KW_PER_CAR = 3.7
 MAX_STATIONS = 24
 TARGET_SOC = 0.9
 V2G_MIN_SOC = 0.3
-DAILY_KM = (45.0, 80.0, 60.0)
+DAILY_KM = (45.0, 80.0, 60.0)  # what the cars drove today before they plug in, in turn
 START_HOUR = 18.0
-DEPARTURE_SLOT = 56  # 08:00  # what the cars drove today before they plug in, in turn
+DEPARTURE_SLOT = 56  # 08:00
 
 
 @dataclass
