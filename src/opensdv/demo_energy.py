@@ -9,8 +9,6 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from opensdv.cloud.energy.csms import Csms, listening_url
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.site import ChargingSite
@@ -58,7 +56,8 @@ def depot_sessions(cars: list[DemoVehicle]) -> list[Session]:
     """One session per car (its VIN), at the car's own station, arriving from 18:00 (the depot's
     day starts then: 96 quarter-hours, the evening peak first) one after another and leaving at
     08:00: from the state of charge the car has after a day's driving (its twin's now, less
-    ``DAILY_KM`` at the twin's combined consumption) back to 90 %."""
+    ``DAILY_KM`` at the twin's combined consumption) back to 90 %; its battery's wear cost from
+    the twin's ageing model for its chemistry."""
     _, wh_per_km = combined_range_km([car.vehicle for car in cars])
     sessions = []
     for n, car in enumerate(cars):
@@ -74,6 +73,7 @@ def depot_sessions(cars: list[DemoVehicle]) -> list[Session]:
                 kwh_requested=round(max(TARGET_SOC - soc, 0.0) * pack_kwh, 2), max_kw=max_kw,
                 max_discharge_kw=max_kw if v2g else 0.0, capacity_kwh=pack_kwh,
                 arrival_soc=soc, min_soc=min(V2G_MIN_SOC, soc),
+                wear_cost_per_kwh=wear_cost_per_kwh(car.vehicle.pack.module.chemistry),
             )
         )  # fmt: skip
     return sessions
@@ -95,12 +95,9 @@ async def start_demo_site(cars: list[DemoVehicle], tick_s: float = 2.0) -> DemoS
         )
         await station.plug_in(session.id)
         stations.append(station)
-    # what cycling costs the packs, by the twin's ageing model for their chemistry (the mean)
-    wear = float(
-        np.mean([wear_cost_per_kwh(car.vehicle.pack.module.chemistry) for car in cars[:MAX_STATIONS]])
+    site = ChargingSite(
+        "OpenSDV demo depot", csms, sessions, cap_kw=SITE_KW_PER_CAR * len(sessions), start_hour=START_HOUR
     )
-    site = ChargingSite("OpenSDV demo depot", csms, sessions, cap_kw=SITE_KW_PER_CAR * len(sessions),
-                        start_hour=START_HOUR, wear_cost_per_kwh=wear)  # fmt: skip
     demo = DemoSite(site, url, stations, stack)
     demo.tasks.append(asyncio.create_task(demo.run(tick_s)))
     return demo

@@ -27,9 +27,13 @@ def test_caltech_sessions_load(shared: Path) -> None:
 def test_json_and_v2g_fields(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps([{"id": "a", "station": "S1", "arrival": 0, "departure": 4, "kwh_requested": 5, "max_kw": 7,
-                                 "max_discharge_kw": 7, "capacity_kwh": 60, "arrival_soc": 0.5, "min_soc": 0.3}]))  # fmt: skip
+                                 "max_discharge_kw": 7, "capacity_kwh": 60, "arrival_soc": 0.5, "min_soc": 0.3,
+                                 "wear_cost_per_kwh": 0.009}]))  # fmt: skip
     (session,) = load_sessions(path)
-    assert session.v2g and session.slots == 4
+    assert session.v2g and session.slots == 4 and session.wear_cost_per_kwh == 0.009
+    path.write_text(path.read_text().replace("0.009", "-1"))
+    with pytest.raises(SessionError, match="wear_cost_per_kwh must be a finite number >= 0, got -1"):
+        load_sessions(path)
 
 
 HEADER = "id,station,arrival,departure,kwh_requested,max_kw,max_discharge_kw,capacity_kwh,arrival_soc\n"

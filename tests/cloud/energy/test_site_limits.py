@@ -32,16 +32,18 @@ def circuit_kw(schedule: Schedule, circuit: Circuit) -> np.ndarray:
 
 
 def random_site(seed: int) -> tuple[list[Session], Tariff, np.ndarray, list[Circuit]]:
-    """Whole-Wh numbers, V2G cars, a per-slot cap and two circuits that bind."""
+    """Whole-Wh numbers, V2G cars (some with their own wear cost), a per-slot cap and two circuits
+    that bind."""
     rng = np.random.default_rng(seed)
     sessions = []
     for i in range(int(rng.integers(4, 10))):
         arrival = int(rng.integers(0, 6))
         v2g = bool(rng.random() < 0.5)
+        own_wear = float(rng.integers(0, 8)) / 100 if rng.random() < 0.5 else None  # else the plan's
         sessions.append(Session(f"s{i}", f"S{i % 6}", arrival, int(rng.integers(arrival + 1, 9)),
                                 float(rng.integers(0, 40)) / 2, float(rng.integers(2, 12)),
                                 max_discharge_kw=float(rng.integers(1, 12)) if v2g else 0.0,
-                                capacity_kwh=60.0, arrival_soc=0.5, min_soc=0.2))  # fmt: skip
+                                capacity_kwh=60.0, arrival_soc=0.5, min_soc=0.2, wear_cost_per_kwh=own_wear))  # fmt: skip
     price = rng.integers(5, 50, SLOTS) / 100
     tariff = Tariff(price, price * rng.integers(0, 10, SLOTS) / 10, float(rng.integers(0, 3)) * 5.0)
     cap = rng.integers(10, 40, SLOTS).astype(float)
@@ -266,3 +268,25 @@ def test_any_site_document_loads_or_is_refused_with_the_file_named(tmp_path: Pat
             and (limits.cap_kw > 0).all()
             and (limits.min_import_kw <= limits.cap_kw).all()
         )
+
+
+@pytest.mark.parametrize("planner_type", [NetworkPlanner, RollingPlanner])
+def test_each_battery_wears_at_its_own_cost(
+    planner_type: type[NetworkPlanner] | type[RollingPlanner],
+) -> None:
+    """Two V2G cars could sell in the expensive hour; only the one whose wear is cheap does, and a
+    newcomer with its own wear is planned at it too (the network builds anew for it)."""
+    tariff = Tariff(np.array([1.0, 0.1, 0.1]), np.array([0.9, 0.08, 0.08]), 0.0)
+    battery = {"max_discharge_kw": 10.0, "capacity_kwh": 50.0, "arrival_soc": 0.5, "min_soc": 0.3}
+    cheap = Session("lfp", "S1", 0, 3, 10.0, 10.0, wear_cost_per_kwh=0.01, **battery)
+    dear = Session("worn", "S2", 0, 3, 10.0, 10.0, wear_cost_per_kwh=1.0, **battery)
+    planner = planner_type(
+        [cheap, dear], slots=3, slot_h=1.0, site_cap_kw=50, tariff=tariff, wear_cost_per_kwh=0.02
+    )
+    schedule = planner.solve()
+    sold = np.maximum(-schedule.power_kw, 0).sum(axis=1)
+    assert sold[0] > 0 and sold[1] == pytest.approx(0, abs=1e-6)
+    assert schedule.wear_cost == pytest.approx(2 * sold[0] * 0.01)
+    planner.add_arrival(Session("nmc", "S3", 0, 3, 10.0, 10.0, wear_cost_per_kwh=0.5, **battery), now=0)
+    replanned = planner.solve()
+    assert np.maximum(-replanned.power_kw[2], 0).sum() == pytest.approx(0, abs=1e-6)  # 0.5 > the spread

@@ -29,7 +29,7 @@ import pylmcf
 from numpy.typing import NDArray
 
 from opensdv.cloud.energy.optimiser import ENERGY_VALUE, PlanError, _energy_window, _pairs, site_arrays
-from opensdv.cloud.energy.schedule import Schedule
+from opensdv.cloud.energy.schedule import Schedule, wear_by_session
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.site_limits import Circuit
 from opensdv.cloud.energy.tariff import Tariff
@@ -124,8 +124,10 @@ class _SiteNetwork:
         self.group_ties = np.concatenate([ties[C * T : H], ties[H + C * T :]])  # down, then up
         self.charge, self.discharge, self.carry = (2 * T + 2 * H + np.arange(K) + i * K for i in range(3))
         self.unmet = 2 * T + 2 * H + 3 * K + np.arange(M)
+        self.wear = wear  # spare chains' (a newcomer with its own waits for a network built anew)
+        wear_of_chain = np.append(wear_by_session(list(sessions), wear), np.full(spare, wear))
         costs = np.concatenate([_units(price), _units(export), np.zeros(2 * H + K, dtype=np.int64),
-                                np.full(K, _units(2 * wear)), np.zeros(K, dtype=np.int64),
+                                _units(2 * wear_of_chain[session_of]), np.zeros(K, dtype=np.int64),
                                 np.full(M, _units(ENERGY_VALUE)), [0]]).astype(np.int64)  # fmt: skip
         self.capacity = np.zeros(len(tails), dtype=np.int64)
         self.capacity[T : 2 * T] = self.cap_wh
@@ -175,8 +177,9 @@ class _SiteNetwork:
 
     def activate(self, session: Session) -> bool:
         """Put a newcomer on a spare chain; False when none is left (the caller builds anew)."""
-        if not self.spare or session.station in self.circuit_of_station:
-            return False  # no spare chain waits behind a circuit
+        own_wear = session.wear_cost_per_kwh not in (None, self.wear)
+        if not self.spare or session.station in self.circuit_of_station or own_wear:
+            return False  # no spare chain waits behind a circuit, or costs its wear
         chain = self.spare.pop(0)
         self.sessions.append(session)
         low, high = _energy_window([session], np.zeros(1))

@@ -30,7 +30,7 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
-from opensdv.cloud.energy.schedule import Schedule
+from opensdv.cloud.energy.schedule import Schedule, wear_by_session
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.site_limits import Circuit
 from opensdv.cloud.energy.tariff import Tariff
@@ -130,10 +130,11 @@ def _session_columns(
     k = len(session_of)
     max_kw = np.array([s.max_kw for s in sessions])[session_of]
     max_dis = np.array([s.max_discharge_kw for s in sessions])[session_of]
+    wear_of_pair = wear_by_session(list(sessions), wear)[session_of]
     cost = np.concatenate(
         [
             np.full(k, -ENERGY_VALUE * slot_h),
-            np.full(k, ENERGY_VALUE * slot_h + 2 * wear * slot_h),
+            ENERGY_VALUE * slot_h + 2 * wear_of_pair * slot_h,
             np.zeros(k),
         ]
     )

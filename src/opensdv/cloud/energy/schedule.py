@@ -10,7 +10,12 @@ from numpy.typing import NDArray
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.tariff import Tariff
 
-__all__ = ["Schedule"]
+__all__ = ["Schedule", "wear_by_session"]
+
+
+def wear_by_session(sessions: list[Session], default: float) -> NDArray[np.float64]:
+    """Each session's wear cost per kWh of throughput: its own, else ``default``."""
+    return np.array([default if s.wear_cost_per_kwh is None else s.wear_cost_per_kwh for s in sessions])
 
 
 @dataclass
@@ -51,8 +56,10 @@ class Schedule:
 
     @property
     def wear_cost(self) -> float:
-        """Discharged energy has to be charged again: both count as wear."""
-        return 2 * self.exported_kwh * self.wear_cost_per_kwh
+        """Discharged energy has to be charged again: both count as wear, at each battery's own
+        cost per kWh (the plan's where a session has none)."""
+        discharged = np.maximum(-self.power_kw, 0.0).sum(axis=1) * self.slot_h
+        return float(2 * discharged @ wear_by_session(self.sessions, self.wear_cost_per_kwh))
 
     @property
     def energy_cost(self) -> float:

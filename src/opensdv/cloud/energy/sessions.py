@@ -11,6 +11,7 @@ The plain format, one row per session (CSV with a header, or a JSON list of obje
 | ``max_kw`` | most charging power (car and station) |
 | ``max_discharge_kw`` | optional, V2G: most discharging power (0 = no V2G) |
 | ``capacity_kwh``, ``arrival_soc``, ``min_soc`` | optional, V2G: the battery window to respect |
+| ``wear_cost_per_kwh`` | optional, V2G: this battery's wear per kWh of throughput (else the plan's) |
 
 The ACN-Data export's names (``session_id``, ``station_id``, ``arrival_step``, ``departure_step``,
 ``requested_kwh``) are accepted too.
@@ -55,6 +56,7 @@ class Session:
     capacity_kwh: float | None = None
     arrival_soc: float | None = None
     min_soc: float = 0.0
+    wear_cost_per_kwh: float | None = None  # None: the plan's
 
     def __post_init__(self) -> None:
         if self.departure <= self.arrival:
@@ -65,6 +67,9 @@ class Session:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        wear = self.wear_cost_per_kwh
+        if wear is not None and (not math.isfinite(wear) or wear < 0):
+            raise ValueError(f"wear_cost_per_kwh must be a finite number >= 0, got {wear}")
         if self.max_discharge_kw > 0:
             if self.capacity_kwh is None or self.arrival_soc is None:
                 raise ValueError("a V2G session (max_discharge_kw > 0) needs capacity_kwh and arrival_soc")
@@ -141,6 +146,7 @@ def load_sessions(path: Path) -> list[Session]:
                     capacity_kwh=_number(row, "capacity_kwh", where),
                     arrival_soc=_number(row, "arrival_soc", where),
                     min_soc=_number(row, "min_soc", where, default=0.0),
+                    wear_cost_per_kwh=_number(row, "wear_cost_per_kwh", where),
                 )
             )
         except ValueError as exc:
