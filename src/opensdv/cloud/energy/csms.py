@@ -373,17 +373,24 @@ class Csms:
             raise CsmsError("this CSMS accepts every token: it has no authorisation list to send")
         return self._id_tokens
 
+    @staticmethod
+    async def _send_list(
+        session: _StationSession | StationSession16,
+        accepted: Iterable[str],
+        blocked: Iterable[str],
+        full: bool,
+    ) -> int:
+        """One SendLocalList, one past the station's own version (GetLocalListVersion); the version."""
+        entries = dict.fromkeys(sorted(accepted), "Accepted") | dict.fromkeys(sorted(blocked), "Blocked")
+        version = await session.local_list_version() + 1
+        await session.send_local_list(version, entries, full=full)
+        return version
+
     async def send_local_list(self, station_id: str) -> int:
         """SendLocalList, Full: the authorisation list (accepted and blocked tokens) becomes the
-        station's local list, which it decides by while it cannot reach the CSMS. The version is
-        one past the station's own (GetLocalListVersion); returns it."""
-        entries = dict.fromkeys(sorted(self._list()), "Accepted") | dict.fromkeys(
-            sorted(self._blocked), "Blocked"
-        )
-        session = self._session(station_id)
-        version = await session.local_list_version() + 1
-        await session.send_local_list(version, entries, full=True)
-        return version
+        station's local list, which it decides by while it cannot reach the CSMS; returns the
+        version sent."""
+        return await self._send_list(self._session(station_id), self._list(), self._blocked, full=True)
 
     async def change_id_tokens(self, accept: Iterable[str] = (), block: Iterable[str] = ()) -> dict[str, int]:
         """Accept or block tokens now, and send the change to every connected station as a
@@ -395,14 +402,11 @@ class Csms:
         tokens.update(accepted)
         self._blocked.difference_update(accepted)
         self._blocked.update(blocked)
-        change = dict.fromkeys(sorted(accepted), "Accepted") | dict.fromkeys(sorted(blocked), "Blocked")
         versions: dict[str, int] = {}
         failures: list[str] = []
         for station_id, session in list(self._sessions.items()):
             try:
-                version = await session.local_list_version() + 1
-                await session.send_local_list(version, change, full=False)
-                versions[station_id] = version
+                versions[station_id] = await self._send_list(session, accepted, blocked, full=False)
             except CsmsError as error:
                 failures.append(str(error))
         if failures:
