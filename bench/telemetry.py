@@ -37,6 +37,7 @@ from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
 from opensdv.cloud.telemetry.ingest import Ingest
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.link.fleet import Sample, VehicleStatus
+from opensdv.link.mqtt import MqttConnector
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
 
@@ -68,7 +69,7 @@ async def _cars(
     """The fleet, in its own process (as cars are not on the cloud's machine)."""
     uplinks = [
         Uplink(
-            url,
+            MqttConnector(url),
             VehicleStatus(vin=_vin(n), online=True, at=time.time()),
             Spool(tmp / f"spool-{n}.db"),
             window=64,
@@ -98,8 +99,7 @@ async def _cars(
         for k in range(burst):
             uplink.record([Sample(path=p, value=float(k), ts=burst_started) for p in SIGNALS])
     done.put(time.time())  # the backlog is in the spools (nothing left while this loop ran)
-    while any(len(u.spool) for u in uplinks):
-        await asyncio.sleep(0.1)
+    await asyncio.gather(*(u.wait_confirmed() for u in uplinks))
     await asyncio.to_thread(ready.wait)  # released when the parent has counted everything
     for task in tasks:
         task.cancel()
@@ -115,7 +115,7 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
     ready, go, burst_go, done = context.Event(), context.Event(), context.Event(), context.Queue()
     async with broker as url:
         store = TelemetryStore(tmp / "bench.duckdb")
-        ingest = Ingest(url, store, identifier=f"bench-ingest-{time.time_ns()}", durable=False)
+        ingest = Ingest(MqttConnector(url), store, identifier=f"bench-ingest-{time.time_ns()}", durable=False)
         task = asyncio.create_task(ingest.run())
         await asyncio.wait_for(ingest.subscribed.wait(), 30)
         cars = context.Process(
@@ -129,7 +129,8 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
         go.set()
         sent = await asyncio.to_thread(done.get)
         expected = sent * vehicles * len(SIGNALS)
-        await ingest.wait_for(lambda: store.count() >= expected, timeout_s=300)
+        async with asyncio.timeout(300):
+            await ingest.written.wait_until(lambda: store.count() >= expected)
         sustained_s = time.time() - started
         lags = sorted(r[0] for r in store._query(
             "SELECT b.received_at - s.ts FROM batches b JOIN (SELECT vin, seq, max(ts) AS ts FROM samples GROUP BY vin, seq) s"
@@ -138,7 +139,8 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
         burst_go.set()
         burst_started = await asyncio.to_thread(done.get)
         target = expected + burst * vehicles * len(SIGNALS)
-        await ingest.wait_for(lambda: store.count() >= target, timeout_s=600)
+        async with asyncio.timeout(600):
+            await ingest.written.wait_until(lambda: store.count() >= target)
         burst_s = time.time() - burst_started
         ready.set()
         await asyncio.to_thread(cars.join, 60)

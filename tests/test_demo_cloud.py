@@ -38,9 +38,9 @@ async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
     cloud = await start_demo_cloud(running, ota, tmp_path, http_port=0, sites={"depot": energy.site})
     try:
         vins = [item.vin for item in running]
-        await cloud.ingest.wait_for(
+        await asyncio.wait_for(cloud.ingest.written.wait_until(
             lambda: all(len(cloud.store.sequences(v)) >= 2 for v in vins) and len(cloud.store.statuses()) == 4
-        )
+        ), 30)
 
         async def login(name: str) -> dict[str, str]:
             form = {"grant_type": "password", "username": name, "password": cloud.credentials[name]}
@@ -71,9 +71,9 @@ async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
         assert status == 202
         trunk = json.dumps({"path": TRUNK, "value": True}).encode()
         await _http("POST", f"{cloud.url}/api/v1/vehicles/{leaf.vin}/commands", body=trunk, headers=headers)
-        await cloud.ingest.wait_for(
+        await asyncio.wait_for(cloud.ingest.written.wait_until(
             lambda: any(e.kind == "safety-denied" for e in cloud.store.events(leaf.vin))
-        )
+        ), 30)
         target = leaf.broker.get_target(LIMIT, ALLOW_ALL)
         assert target is not None and target.value == 60  # executed in the car, under the operator's name
         denial = next(e for e in cloud.store.events(leaf.vin) if e.kind == "safety-denied")
@@ -83,9 +83,9 @@ async def test_cars_to_cloud_and_commands_back(tmp_path: Path) -> None:
         parked = VehicleConditions(parked=True, battery_kwh=20.0)
         await asyncio.to_thread(ota.cycle, dict.fromkeys(ota.vehicles, parked))
         honda = next(item.vin for item in running if item.vehicle.definition.brand == "Honda")
-        await cloud.ingest.wait_for(
+        await asyncio.wait_for(cloud.ingest.written.wait_until(
             lambda: cloud.store.statuses()[honda].software.get("EAXLE_REAR") == "2.4.0"
-        )
+        ), 60)
         # the depot: the demo cars themselves at its stations, the plan's load curve, profiles sent
         status, sites = await _http("GET", f"{cloud.url}/api/v1/energy/sites", headers=platform)
         assert status == 200 and [(s["id"], s["stations"], s["sessions"]) for s in sites] == [("depot", 4, 4)]

@@ -26,7 +26,7 @@ from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.demo import DemoVehicle
 from opensdv.demo_ota import DemoOta
 from opensdv.link.fleet import Command, VehicleStatus, encode, topic
-from opensdv.link.mqtt import mqtt_client
+from opensdv.link.mqtt import MqttConnector
 from opensdv.storage.registry import VehicleRegistry
 from opensdv.vehicle.agent.agent import VehicleAgent
 from opensdv.vehicle.agent.spool import Spool
@@ -92,8 +92,9 @@ async def start_demo_cloud(
 ) -> DemoCloud:
     stack = AsyncExitStack()
     mqtt_url = await stack.enter_async_context(embedded_mqtt_broker())
+    link = MqttConnector(mqtt_url)
     store = TelemetryStore(directory / "telemetry.duckdb")
-    ingest = Ingest(mqtt_url, store)
+    ingest = Ingest(link, store)
     operators = Operators(ota.backend.database, secrets.token_bytes(32))
     credentials = {}
     for name, tenant in (
@@ -104,7 +105,7 @@ async def start_demo_cloud(
     ):
         credentials[name] = secrets.token_urlsafe(12)
         operators.add(name, credentials[name], tenant, can_command=True)
-    commander = await stack.enter_async_context(mqtt_client(mqtt_url, "opensdv-cloud-commands"))
+    commander = await stack.enter_async_context(link.connect("opensdv-cloud-commands"))
 
     async def send_command(vin: str, command: Command) -> None:
         await commander.publish(topic(vin, "commands"), encode(command), qos=1)
@@ -124,7 +125,7 @@ async def start_demo_cloud(
             model=item.vehicle.definition.model, software=software,
         )  # fmt: skip
         agent = VehicleAgent(
-            item.broker, Uplink(mqtt_url, status, Spool(directory / "spool" / f"{item.vin}.db"))
+            item.broker, Uplink(link, status, Spool(directory / "spool" / f"{item.vin}.db"))
         )
         if isinstance(item.broker.guard, ActuationGuard):
             item.broker.guard.audit.add_listener(agent.audit)

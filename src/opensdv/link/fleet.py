@@ -49,6 +49,7 @@ __all__ = [
     "Sample",
     "TelemetryAck",
     "TelemetryBatch",
+    "TopicError",
     "VehicleEvent",
     "VehicleStatus",
     "decode",
@@ -77,6 +78,10 @@ Value = (
 
 class LinkError(OpenSDVError):
     """A message that breaks the contract (the message names the topic and the field)."""
+
+
+class TopicError(LinkError):
+    """A topic that is not one of the link's."""
 
 
 class _Payload(BaseModel):
@@ -158,7 +163,7 @@ def parse_topic(name: str) -> tuple[str, str]:
     """(VIN, kind) of a link topic, or ``LinkError`` for anything else."""
     match = _TOPIC.fullmatch(name)
     if match is None:
-        raise LinkError(f"topic {name!r} is not an {LINK_VERSION} vehicle topic")
+        raise TopicError(f"topic {name!r} is not an {LINK_VERSION} vehicle topic")
     return match[1], match[2]
 
 

@@ -9,6 +9,9 @@ costs CPU on both ends.
 
 A message that breaks the link contract (unknown topic, malformed payload, a VIN in the payload
 that is not the topic's) is counted by reason and logged, never allowed to stop ingest.
+
+The ingest talks to a ``Connector`` and waits on a ``Clock``; ``subscribed`` and ``written`` (a
+``Notifier`` after every write) are what a caller awaits.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
-import aiomqtt
-
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.link.connection import Connection, Connector, LinkDown, Notifier
 from opensdv.link.fleet import (
     LinkError,
     TelemetryAck,
     TelemetryBatch,
+    TopicError,
     VehicleEvent,
     VehicleStatus,
     decode,
@@ -36,33 +42,54 @@ from opensdv.link.fleet import (
     topic,
     wildcard,
 )
-from opensdv.link.mqtt import mqtt_client
 
-__all__ = ["Ingest"]
+__all__ = ["Ingest", "IngestStatistics"]
 
 log = logging.getLogger("opensdv.ingest")
+DropReason = Literal["topic", "payload"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStatistics:
+    stored: int  # batches written
+    duplicates: int  # batches already stored (QoS 1 repeats, resends)
+    dropped: dict[DropReason, int]  # messages refused, by reason
+    waiting: int  # messages received, not yet written
+
+
+async def _in_thread(write: Callable[..., None], *args: Any) -> None:
+    await asyncio.to_thread(write, *args)
+
+
+async def _inline(write: Callable[..., None], *args: Any) -> None:
+    write(*args)
 
 
 class Ingest:
     def __init__(
         self,
-        url: str,
+        connector: Connector,
         store: TelemetryStore,
         identifier: str = "opensdv-cloud-ingest",
         *,
         durable: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+        write_in_thread: bool = True,
     ) -> None:
         """``durable``: the broker keeps this consumer's session (and queues for it) while it is
-        away; one-off consumers (tests, benchmarks) should not leave such sessions behind."""
-        self.url = url
+        away; one-off consumers (tests, benchmarks) should not leave such sessions behind.
+        ``write_in_thread=False`` writes on the event loop (deterministic tests on a fake clock)."""
+        self.connector = connector
+        self.clock = clock
+        self._offload = _in_thread if write_in_thread else _inline
         self.durable = durable
         self.store = store
         self.identifier = identifier
         self.stored = 0
         self.duplicates = 0
-        self.dropped: Counter[str] = Counter()
+        self.dropped: Counter[DropReason] = Counter()
         self.subscribed = asyncio.Event()
-        self.received = asyncio.Condition()
+        self.written = Notifier()
         self._pending: list[TelemetryBatch] = []
         self._statuses: list[VehicleStatus] = []
         self._events: list[VehicleEvent] = []
@@ -79,7 +106,7 @@ class Ingest:
         try:
             while True:
                 try:
-                    async with mqtt_client(self.url, self.identifier, durable=self.durable) as client:
+                    async with self.connector.connect(self.identifier, durable=self.durable) as client:
                         for kind in ("telemetry", "status", "events"):
                             await client.subscribe(wildcard(kind), qos=1)
                         self.subscribed.set()
@@ -88,17 +115,17 @@ class Ingest:
                             asyncio.create_task(self._confirm_every(client, confirm_s)),
                         ]
                         try:
-                            async for message in client.messages:
-                                self.handle(str(message.topic), bytes(message.payload))
+                            async for message in client.messages():
+                                self.handle(message.topic, message.payload)
                                 if len(self._pending) + len(self._statuses) >= max_batch:
                                     self._due.set()
                         finally:
                             for helper in helpers:
                                 helper.cancel()
-                except aiomqtt.MqttError as exc:
+                except LinkDown as exc:
                     self.subscribed.clear()
                     log.info("ingest link down (%s); retrying", exc)
-                    await asyncio.sleep(backoff_s)
+                    await self.clock.sleep(backoff_s)
         finally:
             self.flush()  # stopped: what was received (and acknowledged) is still written
 
@@ -114,13 +141,12 @@ class Ingest:
             elif kind == "events":
                 messages = [decode(VehicleEvent, payload, name)]
             else:
-                raise LinkError(f"{name}: vehicles do not publish {kind}")
+                raise TopicError(f"{name}: vehicles do not publish {kind}")
             for message in messages:
                 if message.vin != vin:
                     raise LinkError(f"{name}: payload is for vehicle {message.vin}")
         except LinkError as exc:
-            reason = "topic" if "topic" in str(exc) and "is not" in str(exc) else "payload"
-            self.dropped[reason] += 1
+            self.dropped["topic" if isinstance(exc, TopicError) else "payload"] += 1
             log.warning("dropped: %s", exc)
             return
         for message in messages:
@@ -144,7 +170,7 @@ class Ingest:
         self, batches: list[TelemetryBatch], statuses: list[VehicleStatus], events: list[VehicleEvent]
     ) -> None:
         if batches:
-            stored, duplicates = self.store.add_many(batches, time.time())
+            stored, duplicates = self.store.add_many(batches, self.clock.time())
             self.stored += stored
             self.duplicates += duplicates
         if statuses:
@@ -156,30 +182,29 @@ class Ingest:
         """One write at a time, in arrival order, off the event loop."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), period_s)
+                async with self.clock.timeout(period_s):
+                    await self._due.wait()
             self._due.clear()
             taken = self._take()
             if any(taken):
-                await asyncio.to_thread(self._write, *taken)
+                await self._offload(self._write, *taken)
                 for batch in taken[0]:
-                    self._stored.setdefault(batch.vin, (time.monotonic(), []))[1].append(batch.seq)
-            async with self.received:
-                self.received.notify_all()
+                    self._stored.setdefault(batch.vin, (self.clock.monotonic(), []))[1].append(batch.seq)
+                self.written.notify()
 
-    async def _confirm_every(self, client: aiomqtt.Client, period_s: float) -> None:
+    async def _confirm_every(self, client: Connection, period_s: float) -> None:
         """Each vehicle's confirmation ``period_s`` after its first unconfirmed write: the cars
         send at their own phases, so confirmations spread over time instead of coming in bursts."""
         while True:
-            await asyncio.sleep(min(period_s, 0.1))
-            due = time.monotonic() - period_s
+            await self.clock.sleep(min(period_s, 0.1))
+            due = self.clock.monotonic() - period_s
             try:
                 for vin in [vin for vin, (since, _) in self._stored.items() if since <= due]:
                     ack = TelemetryAck(vin=vin, stored=seq_ranges(self._stored.pop(vin)[1]))
                     await client.publish(topic(vin, "telemetry-acks"), encode(ack), qos=0)
-            except aiomqtt.MqttError:
+            except LinkDown:
                 return  # the link is going down; the cars send those batches again and hear then
 
-    async def wait_for(self, predicate: object, timeout_s: float = 30.0) -> None:
-        """Until ``predicate()`` holds (checked after every message): for tests and the demo."""
-        async with asyncio.timeout(timeout_s), self.received:
-            await self.received.wait_for(predicate)  # type: ignore[arg-type]
+    def statistics(self) -> IngestStatistics:
+        waiting = len(self._pending) + len(self._statuses) + len(self._events)
+        return IngestStatistics(self.stored, self.duplicates, dict(self.dropped), waiting)

@@ -9,9 +9,9 @@ cloud meets the same safety guard as any app, under the operator's name.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.link.fleet import Command, CommandResult, Sample
 from opensdv.vehicle.agent.uplink import Uplink
 from opensdv.vehicle.broker import ALLOW_ALL, Broker, BrokerError, Permissions
@@ -37,7 +37,7 @@ class VehicleAgent:
         uplink: Uplink,
         signals: Mapping[str, float] = DEFAULT_SIGNALS,
         batch_s: float = 1.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.broker = broker
         self.uplink = uplink
@@ -49,7 +49,7 @@ class VehicleAgent:
 
     def sample(self) -> list[Sample]:
         """The signals whose period has passed, with the time the car measured them."""
-        now = self.clock()
+        now = self.clock.time()
         samples = []
         for path, rate in self.signals.items():
             if now < self._due[path]:
@@ -83,7 +83,7 @@ class VehicleAgent:
                 samples = self.sample()
                 if samples:
                     self.uplink.record(samples)
-                await asyncio.sleep(self.batch_s)
+                await self.clock.sleep(self.batch_s)
         finally:
             link.cancel()
             await asyncio.gather(link, return_exceptions=True)

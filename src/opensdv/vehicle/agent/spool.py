@@ -66,6 +66,11 @@ class Spool:
             self._db.executemany("DELETE FROM batches WHERE seq BETWEEN ? AND ?", stored)
             self._db.execute("UPDATE counter SET next = max(next, ?)", (mark,))
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next batch gets."""
+        return self._next
+
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM batches").fetchone()[0])
 

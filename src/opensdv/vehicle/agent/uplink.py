@@ -7,17 +7,21 @@ comes for ``ack_timeout_s`` (the broker restarted without the cloud's subscripti
 crashed between the broker's PUBACK and its store), the unconfirmed batches go out again, and the
 cloud drops the repeats by sequence number. The connection is re-opened after any failure with a
 growing back-off; whatever is unconfirmed then goes out first, in sequence order.
+
+The uplink talks to a ``Connector`` (real MQTT, or the in-memory broker in tests) and waits on a
+``Clock``; ``connected``, ``disconnected`` and ``wait_confirmed``/``wait_sent`` are what a caller
+awaits instead of polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-import aiomqtt
-
+from opensdv.clock import SYSTEM_CLOCK, Clock
+from opensdv.link.connection import Connection, Connector, LinkDown, Notifier, Will
 from opensdv.link.fleet import (
     MAX_BUNDLE,
     Command,
@@ -32,19 +36,27 @@ from opensdv.link.fleet import (
     encode,
     topic,
 )
-from opensdv.link.mqtt import mqtt_client
 from opensdv.vehicle.agent.spool import Spool
 
-__all__ = ["Uplink"]
+__all__ = ["Uplink", "UplinkStatistics"]
 
 log = logging.getLogger("opensdv.agent")
 CommandHandler = Callable[[Command], Awaitable[CommandResult]]
 
 
+@dataclass(frozen=True, slots=True)
+class UplinkStatistics:
+    published: int  # batches the broker acknowledged, repeats included
+    confirmed: int  # batches the cloud confirmed stored
+    resent: int  # times the unconfirmed batches went out again for want of a confirmation
+    reconnects: int
+    spooled: int  # batches waiting in the spool
+
+
 class Uplink:
     def __init__(
         self,
-        url: str,
+        connector: Connector,
         status: VehicleStatus,
         spool: Spool,
         on_command: CommandHandler | None = None,
@@ -52,8 +64,10 @@ class Uplink:
         bundle: int = 50,
         backoff_s: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
         ack_timeout_s: float = 30.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.url = url
+        self.connector = connector
+        self.clock = clock
         self.vin = status.vin
         self.status = status
         self.spool = spool
@@ -63,11 +77,15 @@ class Uplink:
         self.backoff_s = backoff_s
         self.ack_timeout_s = ack_timeout_s
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.disconnected.set()
         self.published = 0  # batches the broker acknowledged, repeats included
         self.confirmed = 0  # batches the cloud confirmed stored
         self.resent = 0  # times the unconfirmed batches went out again for want of a confirmation
         self.reconnects = 0
         self._wake = asyncio.Event()  # a new batch, or a confirmation
+        self._progress = Notifier()  # sent or confirmed more
+        self._sent_seq = -1  # the highest sequence number the broker has acknowledged
         self._heard_at = 0.0  # when the cloud last confirmed, or the link last sent
         self._window_full = False  # the sender waits for confirmations before it may send more
         self._status_changed = asyncio.Event()
@@ -82,40 +100,67 @@ class Uplink:
     def set_software(self, software: dict[str, str]) -> None:
         """New installed versions (after an OTA install): the retained status is published again."""
         if software != self.status.software:
-            self.status = self.status.model_copy(update={"software": dict(software), "at": time.time()})
+            self.status = self.status.model_copy(update={"software": dict(software), "at": self.clock.time()})
             self._status_changed.set()
 
     def event(self, kind: str, detail: str = "") -> None:
-        self._events.put_nowait(VehicleEvent(vin=self.vin, kind=kind, detail=detail, at=time.time()))
+        self._events.put_nowait(VehicleEvent(vin=self.vin, kind=kind, detail=detail, at=self.clock.time()))
+
+    def statistics(self) -> UplinkStatistics:
+        return UplinkStatistics(
+            self.published, self.confirmed, self.resent, self.reconnects, len(self.spool)
+        )
+
+    async def wait_sent(self, seq: int) -> None:
+        """Until the broker has acknowledged every batch up to ``seq`` (at least once)."""
+        await self._progress.wait_until(lambda: self._sent_seq >= seq)
+
+    async def wait_confirmed(self, seq: int | None = None) -> None:
+        """Until the cloud has confirmed every batch up to ``seq`` (default: all recorded so far)."""
+        upto = self.spool.next_seq - 1 if seq is None else seq
+
+        def confirmed() -> bool:
+            first = self.spool.first()
+            return first is None or first > upto
+
+        await self._progress.wait_until(confirmed)
 
     async def run(self) -> None:
         """Keep the link up until cancelled."""
         failures = 0
         offline = VehicleStatus(**{**self.status.model_dump(), "online": False})
-        will = aiomqtt.Will(topic(self.vin, "status"), encode(offline), qos=1, retain=True)
+        will = Will(topic(self.vin, "status"), encode(offline), qos=1, retain=True)
         while True:
             try:
-                async with mqtt_client(self.url, f"opensdv-vehicle-{self.vin}", will) as client:
+                async with self.connector.connect(f"opensdv-vehicle-{self.vin}", will=will) as client:
                     failures = 0
-                    online = VehicleStatus(**{**self.status.model_dump(), "online": True, "at": time.time()})
+                    online = VehicleStatus(
+                        **{**self.status.model_dump(), "online": True, "at": self.clock.time()}
+                    )
                     await client.publish(topic(self.vin, "status"), encode(online), qos=1, retain=True)
                     await client.subscribe(topic(self.vin, "commands"), qos=1)
                     await client.subscribe(topic(self.vin, "telemetry-acks"), qos=1)
+                    self.disconnected.clear()
                     self.connected.set()
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._send_telemetry(client))
                         group.create_task(self._send_events(client))
                         group.create_task(self._receive(client))
                         group.create_task(self._send_status(client))
-            except* aiomqtt.MqttError as errors:
+            except* LinkDown as errors:
                 self.connected.clear()
+                self.disconnected.set()
                 self.reconnects += 1
                 delay = self.backoff_s[min(failures, len(self.backoff_s) - 1)]
                 failures += 1
-                log.info("link to %s down (%s); retry in %.1f s", self.url, errors.exceptions[0], delay)
-                await asyncio.sleep(delay)
+                log.info("link down (%s); retry in %.1f s", errors.exceptions[0], delay)
+                await self.clock.sleep(delay)
+            finally:
+                if self.connected.is_set():  # cancelled while up
+                    self.connected.clear()
+                    self.disconnected.set()
 
-    async def _send_telemetry(self, client: aiomqtt.Client) -> None:
+    async def _send_telemetry(self, client: Connection) -> None:
         name = topic(self.vin, "telemetry")
         budget = self.window * self.bundle
         sent = -1  # the highest sequence number sent on this connection
@@ -134,19 +179,22 @@ class Uplink:
                     _bundled(payloads[i : i + self.bundle]) for i in range(0, len(payloads), self.bundle)
                 ]
                 try:
-                    async with asyncio.timeout(self.ack_timeout_s):
+                    async with self.clock.timeout(self.ack_timeout_s):
                         await asyncio.gather(*(client.publish(name, message, qos=1) for message in messages))
                 except TimeoutError:  # a PUBACK that never comes: the session is broken, open a new one
-                    raise aiomqtt.MqttError(f"no PUBACK within {self.ack_timeout_s} s") from None
+                    raise LinkDown(f"no PUBACK within {self.ack_timeout_s} s") from None
                 sent = pending[-1][0]
                 self.published += len(pending)
-                self._heard_at = time.monotonic()
+                self._sent_seq = max(self._sent_seq, sent)
+                self._heard_at = self.clock.monotonic()
+                self._progress.notify()
                 continue
-            silence = self._heard_at + self.ack_timeout_s - time.monotonic()
+            silence = self._heard_at + self.ack_timeout_s - self.clock.monotonic()
             try:
-                await asyncio.wait_for(self._wake.wait(), max(silence, 0.0))
+                async with self.clock.timeout(max(silence, 0.0)):
+                    await self._wake.wait()
             except TimeoutError:
-                if time.monotonic() - self._heard_at < self.ack_timeout_s:
+                if self.clock.monotonic() - self._heard_at < self.ack_timeout_s:
                     continue  # a confirmation came while waiting (it wakes the sender only when full)
                 log.info(
                     "%s: no confirmation from the cloud for %.0f s; sending again from %d",
@@ -160,39 +208,40 @@ class Uplink:
     def _confirmed(self, ack: TelemetryAck) -> None:
         self.spool.forget(ack.stored)
         self.confirmed += ack.seqs()
-        self._heard_at = time.monotonic()
+        self._heard_at = self.clock.monotonic()
+        self._progress.notify()
         if self._window_full:
             self._wake.set()
 
-    async def _send_status(self, client: aiomqtt.Client) -> None:
+    async def _send_status(self, client: Connection) -> None:
         while True:
             await self._status_changed.wait()
             self._status_changed.clear()
             online = self.status.model_copy(update={"online": True})
             await client.publish(topic(self.vin, "status"), encode(online), qos=1, retain=True)
 
-    async def _send_events(self, client: aiomqtt.Client) -> None:
+    async def _send_events(self, client: Connection) -> None:
         while True:
             event = await self._events.get()
             await client.publish(topic(self.vin, "events"), encode(event), qos=1)
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
+    async def _receive(self, client: Connection) -> None:
         """Confirmations of stored telemetry, and commands."""
         commands, acks = topic(self.vin, "commands"), topic(self.vin, "telemetry-acks")
-        async for message in client.messages:
+        async for message in client.messages():
             where = f"{message.topic} from the cloud"
             try:
-                if message.topic.matches(acks):
-                    ack = decode(TelemetryAck, bytes(message.payload), where)
+                if message.topic == acks:
+                    ack = decode(TelemetryAck, message.payload, where)
                     if ack.vin != self.vin:
                         raise LinkError(f"{where}: confirmation is for vehicle {ack.vin}")
                     self._confirmed(ack)
-                elif message.topic.matches(commands):  # some brokers hand out retained others too
-                    await self._obey(client, decode(Command, bytes(message.payload), where))
+                elif message.topic == commands:  # some brokers hand out retained others too
+                    await self._obey(client, decode(Command, message.payload, where))
             except LinkError as exc:
                 log.warning("dropped: %s", exc)
 
-    async def _obey(self, client: aiomqtt.Client, command: Command) -> None:
+    async def _obey(self, client: Connection, command: Command) -> None:
         if self.on_command is None:
             result = CommandResult(
                 id=command.id, vin=self.vin, accepted=False, reason="this vehicle takes no commands"
