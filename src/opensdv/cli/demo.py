@@ -87,10 +87,13 @@ def _campaign_line(ota: DemoOta) -> str:
 
 async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> None:
     """Wait (bounded) until every vehicle's first frames reached its broker."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while any(item.feeder and item.feeder.stats.updates == 0 for item in running) and loop.time() < deadline:
-        await asyncio.sleep(0.05)
+
+    async def fed(item: DemoVehicle) -> None:
+        await item.broker.changed.wait_until(lambda: item.feeder is None or item.feeder.stats.updates > 0)
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await asyncio.gather(*(fed(item) for item in running))
 
 
 async def _demo(

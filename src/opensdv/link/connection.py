@@ -8,8 +8,7 @@ beside its real transport. Every failure of the transport surfaces as ``LinkDown
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,7 +21,6 @@ __all__ = [
     "Connector",
     "LinkDown",
     "Message",
-    "Notifier",
     "Will",
     "topic_matches",
 ]
@@ -89,19 +87,3 @@ def topic_matches(pattern: str, topic: str) -> bool:
         if i >= len(have) or (level != "+" and level != have[i]):
             return False
     return len(want) == len(have)
-
-
-class Notifier:
-    """Wakes every waiter on each change; each waiter checks its own condition. Events for
-    "confirmed up to", "stored", "sent": nobody polls."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        while not predicate():
-            await self._event.wait()

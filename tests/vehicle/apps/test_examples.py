@@ -33,10 +33,10 @@ def _app(name: str, item: DemoVehicle, **settings: Any) -> VehicleApp:
     return app_class(VehicleClient(item.server.target), {**manifest.settings, **settings})
 
 
-async def _until(condition: Any, timeout_s: float = 20.0) -> None:
+async def _until(item: DemoVehicle, condition: Any, timeout_s: float = 20.0) -> None:
+    """Until ``condition()`` holds, re-checked after each change of the car's broker."""
     async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.05)  # polls live CAN traffic; there is no event to wait on
+        await item.broker.changed.wait_until(condition)
 
 
 @pytest.mark.parametrize("vehicle_id", BRANDS)
@@ -48,10 +48,12 @@ async def test_all_three_example_apps_run_unchanged_on_each_brand(vehicle_id: st
     tasks = [asyncio.create_task(app.run()) for app in (charge, warm, coach)]
     try:
         before = item.feeder.stats.actuation_frames if item.feeder else 0
-        await _until(lambda: item.broker.get_target(CONDITIONING, ALLOW_ALL) is not None)
-        await _until(lambda: coach.ratio is not None)  # type: ignore[attr-defined]
+        await _until(item, lambda: item.broker.get_target(CONDITIONING, ALLOW_ALL) is not None)
+        await _until(item, lambda: coach.ratio is not None)  # type: ignore[attr-defined]
         await charge.replan(datetime(2026, 11, 23, 23, 0))  # type: ignore[attr-defined]
-        await _until(lambda: item.broker.get_target(f"{CHARGING}.StartStopCharging", ALLOW_ALL) is not None)
+        await _until(
+            item, lambda: item.broker.get_target(f"{CHARGING}.StartStopCharging", ALLOW_ALL) is not None
+        )
         assert item.broker.get_target(f"{CHARGING}.ChargeLimit", ALLOW_ALL).value == 80  # type: ignore[union-attr]
         assert item.broker.get_target(CONDITIONING, ALLOW_ALL).value == "FAST_CHARGING_PREPARATION"  # type: ignore[union-attr]
         assert coach.ratio > 0  # type: ignore[attr-defined]  # drawn / predicted while drawing power

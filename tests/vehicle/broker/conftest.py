@@ -59,6 +59,11 @@ class RunningBroker:
         self.loop.call_soon_threadsafe(run)
         return future.result(timeout=10)
 
+    def wait_until(self, predicate: Callable[[Broker], bool], timeout_s: float = 10.0) -> None:
+        """Block until ``predicate(broker)`` holds, re-checked on the broker's loop after each change."""
+        waiting = self.broker.changed.wait_until(lambda: predicate(self.broker))
+        asyncio.run_coroutine_threadsafe(asyncio.wait_for(waiting, timeout_s), self.loop).result()
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.server.stop(0), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)

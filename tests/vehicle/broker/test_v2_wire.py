@@ -81,9 +81,7 @@ def test_provider_claims_and_receives_actuation(running: RunningBroker, val: Any
         rival.next()
     assert caught.value.code() is grpc.StatusCode.ALREADY_EXISTS
     provider.close()
-    deadline = time.monotonic() + 5
-    while running.call(lambda: running.broker.statistics().claimed_actuators) and time.monotonic() < deadline:
-        time.sleep(0.01)  # wait for the server to see the stream end; bounded, not a synchronisation sleep
+    running.wait_until(lambda broker: broker.statistics().claimed_actuators == 0)  # the server saw it end
     assert (
         code_of(val.Actuate, v.ActuateRequest(signal_id=t.SignalID(path=LIMIT), value=t.Value(uint32=70)))
         is grpc.StatusCode.UNAVAILABLE

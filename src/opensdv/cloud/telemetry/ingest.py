@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.telemetry.store import TelemetryStore
-from opensdv.link.connection import Connection, Connector, LinkDown, Notifier
+from opensdv.link.connection import Connection, Connector, LinkDown
 from opensdv.link.fleet import (
     LinkError,
     TelemetryAck,
@@ -42,6 +42,7 @@ from opensdv.link.fleet import (
     topic,
     wildcard,
 )
+from opensdv.notify import Notifier
 
 __all__ = ["Ingest", "IngestStatistics"]
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
-from opensdv.link.connection import Connection, Connector, LinkDown, Notifier, Will
+from opensdv.link.connection import Connection, Connector, LinkDown, Will
 from opensdv.link.fleet import (
     MAX_BUNDLE,
     Command,
@@ -36,6 +36,7 @@ from opensdv.link.fleet import (
     encode,
     topic,
 )
+from opensdv.notify import Notifier
 from opensdv.vehicle.agent.spool import Spool
 
 __all__ = ["Uplink", "UplinkStatistics"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opensdv.model.vss import MAX_PATH_LENGTH, EntryType, VssCatalog, VssLeaf, VssValueError
+from opensdv.notify import Notifier
 from opensdv.vehicle.broker._errors import (
     AlreadyExists,
     BrokerError,
@@ -128,6 +129,7 @@ class Broker:
         self._rejected = 0
         self._dropped_by_closed = 0
         self._listeners: list[Callable[[Mapping[str, Datapoint]], None]] = []
+        self.changed = Notifier()  # after every update, claim and release: for whoever awaits a state
         if guard is not None:
             self._listeners.append(guard.observe)
         now = clock()
@@ -260,6 +262,7 @@ class Broker:
         self._notify(self._subscribers, points)
         for listener in self._listeners:
             listener(points)
+        self.changed.notify()
 
     @staticmethod
     def _notify(subscribers: Mapping[str, list[Subscription]], points: Mapping[str, Datapoint]) -> None:
@@ -362,6 +365,7 @@ class Broker:
         for path in paths:
             self._claims[path] = provider
             provider.claimed.add(path)
+        self.changed.notify()
 
     def _release(self, provider: Provider) -> None:
         for path in provider.claimed:
@@ -372,6 +376,7 @@ class Broker:
             p for p in provider.published if self.catalog.leaf(p).entry_type is not EntryType.ATTRIBUTE
         )
         self._providers.discard(provider)
+        self.changed.notify()
 
     # ------------------------------------------------------------------------------ actuate
 
@@ -424,6 +429,7 @@ class Broker:
         points = {path: Datapoint(value, now) for path, value in values.items()}
         self._target.update(points)
         self._notify(self._target_subscribers, points)
+        self.changed.notify()
 
     # --------------------------------------------------------------------------- statistics
 
