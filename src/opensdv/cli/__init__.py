@@ -1,23 +1,71 @@
-"""``opensdv``: one command, one sub-command per part of the platform."""
+"""``opensdv``: one command, one sub-command per part of the platform.
+
+The sub-commands are listed here by name and summary and imported only when one runs, so
+``opensdv --help``, ``--version`` and ``opensdv PART --help`` start at once: none of them imports
+gRPC, FastAPI, DuckDB, numpy or the OCPP stack (tests/test_cli_startup.py checks it).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from opensdv import __version__
-from opensdv.cli import app as app_cli
-from opensdv.cli import broker, can, components, config, db, demo, energy, ota, twin, vehicles, vss
-from opensdv.cli._common import console, error_console
-from opensdv.config import load_settings
 from opensdv.errors import OpenSDVError
 
 __all__ = ["app", "main"]
 
+SUBCOMMANDS: dict[str, str] = {  # name -> summary; each lives in opensdv.cli.<name>
+    "vss": "Inspect VSS signal catalogs (the shipped one, official exports, overlays).",
+    "components": "Standard battery modules and e-axles: list, show, check compatibility.",
+    "vehicles": "Vehicle definitions: brand, model, pack, e-axles, ECUs.",
+    "broker": "The vehicle data broker (KUKSA kuksa.val v2 + v1 over gRPC).",
+    "can": "Brand adapters: OEM CAN (DBC) <-> VSS signals in the broker.",
+    "twin": "Physical twins: consumption, range, pack/e-axle choices and battery ageing.",
+    "app": "Vehicle apps: SDK scaffolding, typed model, runtime, packages.",
+    "ota": "Over-the-air updates: Uptane director and image repository.",
+    "energy": "Energy services: charging stations (OCPP), smart charging and V2G, battery health and passports.",
+    "db": "Create or upgrade the platform database and show its state.",
+    "config": "Show the effective settings (file, environment and flags applied).",
+    "demo": "Run the platform demo: every demo vehicle built from shared standard components.",
+}
+
+
+class _LazyGroup(TyperGroup):
+    """Imports a sub-command's module when it is resolved; the root help lists summaries only.
+    (Contexts are typed ``Any``: typer vendors click and exposes no public name for its types.)"""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:  # typer's (vendored) click Command
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        if self._listing:
+            return TyperCommand(cmd_name, help=SUBCOMMANDS[cmd_name], short_help=SUBCOMMANDS[cmd_name])
+        module = importlib.import_module(f"opensdv.cli.{cmd_name}")
+        command = typer.main.get_command(module.app)
+        command.name = cmd_name
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
 app = typer.Typer(
     name="opensdv",
+    cls=_LazyGroup,
     help="OpenSDV: one software-defined-vehicle platform for every brand.\n\n"
     "Start with [bold]opensdv demo[/bold]; every sub-command has --help with examples.",
     rich_markup_mode="rich",
@@ -25,14 +73,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (vss, components, vehicles, broker, can, twin, app_cli, ota, energy, db, config):
-    app.add_typer(module.app)
-app.command(name="demo", epilog=demo.EPILOG)(demo.run)
 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"opensdv {__version__}")
+        print(f"opensdv {__version__}")
         raise typer.Exit
 
 
@@ -46,7 +91,7 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="print the version"
     ),
 ) -> None:
-    ctx.obj = load_settings(config_file)
+    ctx.obj = config_file  # read when a command needs the settings (cli._common.settings)
 
 
 def main() -> None:
@@ -54,5 +99,7 @@ def main() -> None:
     try:
         app()
     except OpenSDVError as exc:
+        from opensdv.cli._common import error_console
+
         error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
         sys.exit(2)

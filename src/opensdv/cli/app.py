@@ -10,18 +10,11 @@ from pathlib import Path
 
 import typer
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import component_catalog, console, table, vss_catalog
 from opensdv.errors import OpenSDVError
-from opensdv.vehicle.apps.examples import EXAMPLES
-from opensdv.vehicle.apps.manifest import load_manifest
-from opensdv.vehicle.apps.model import generate_model
-from opensdv.vehicle.apps.package import app_set
-from opensdv.vehicle.apps.runtime import AppRuntime
-from opensdv.vehicle.broker import generate_key_pair
 
-app = typer.Typer(
-    name="app", help="Vehicle apps: SDK scaffolding, typed model, runtime, packages.", no_args_is_help=True
-)
+app = typer.Typer(name="app", help=SUBCOMMANDS["app"], no_args_is_help=True)
 
 _MANIFEST = """\
 name = "{name}"
@@ -103,6 +96,8 @@ def new(
     directory: Path = typer.Option(Path("."), "--dir", help="where the app directory is created"),
 ) -> None:
     """Create an app directory: app.toml, the app module and a test."""
+    from opensdv.vehicle.apps.manifest import load_manifest
+
     target = directory / name
     if target.exists():
         raise OpenSDVError(f"{target} already exists")
@@ -132,6 +127,8 @@ def model(
     vss: list[Path] | None = typer.Option(None, help="VSS catalog files (default: the shipped catalog)"),
 ) -> None:
     """Write a typed Python model of a VSS catalog (what `self.vehicle` offers in apps)."""
+    from opensdv.vehicle.apps.model import generate_model
+
     catalog = vss_catalog(ctx, vss)
     output.write_text(generate_model(catalog, ", ".join(map(str, vss)) if vss else "the shipped catalog"))
     console.print(f"wrote {output}: {len(catalog)} signals")
@@ -142,6 +139,9 @@ def list_apps(
     directories: list[Path] | None = typer.Argument(None, help="app directories (default: the examples)"),
 ) -> None:
     """Show apps: version, publisher, what they read and actuate, what hardware they need."""
+    from opensdv.vehicle.apps.examples import EXAMPLES
+    from opensdv.vehicle.apps.manifest import load_manifest
+
     shown = table("app", "version", "publisher", "reads", "actuates", "requires")
     for directory in directories or sorted(p for p in EXAMPLES.iterdir() if (p / "app.toml").exists()):
         m = load_manifest(directory)
@@ -160,6 +160,8 @@ def package(
     output: Path = typer.Option(..., "-o", "--output"),
 ) -> None:
     """Build a reproducible app set (.tar.gz): the image an OTA campaign installs on the APPS ECU."""
+    from opensdv.vehicle.apps.package import app_set
+
     data = app_set(directories)
     output.write_bytes(data)
     console.print(f"wrote {output}: {len(data)} bytes, {len(directories)} app(s)")
@@ -168,6 +170,9 @@ def package(
 async def _run(
     vehicle_id: str | None, ctx: typer.Context, directory: Path, broker: str, key: Path | None
 ) -> None:
+    from opensdv.vehicle.apps.runtime import AppRuntime
+    from opensdv.vehicle.broker import generate_key_pair
+
     vehicle = (
         component_catalog(ctx).vehicle(vehicle_id) if vehicle_id else component_catalog(ctx).all_vehicles()[0]
     )
@@ -206,6 +211,8 @@ def run(
 @app.command(epilog="Examples:\n\n  opensdv app logs ./my-app")
 def logs(directory: Path = typer.Argument(..., exists=True, file_okay=False)) -> None:
     """Print the log of an app run with `opensdv app run`."""
+    from opensdv.vehicle.apps.manifest import load_manifest
+
     name = load_manifest(directory).name
     file = directory.parent / ".logs" / f"{name}.log"
     if not file.exists():

@@ -8,28 +8,21 @@ import gc
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import console, settings, vss_catalog
-from opensdv.config import BrokerSettings
 from opensdv.errors import OpenSDVError
-from opensdv.vehicle.broker import (
-    DEFAULT_AUDIENCE,
-    Broker,
-    BrokerServer,
-    StateFile,
-    TlsConfig,
-    TokenVerifier,
-    generate_key_pair,
-    mint_token,
-    write_dev_pki,
-)
-from opensdv.vehicle.safety import ActuationGuard, load_policy
 
-app = typer.Typer(
-    name="broker", help="The vehicle data broker (KUKSA kuksa.val v2 + v1 over gRPC).", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    from opensdv.config import BrokerSettings
+    from opensdv.vehicle.broker import Broker, BrokerServer, StateFile, TlsConfig, TokenVerifier
+
+DEFAULT_AUDIENCE = "kuksa.val"  # the broker's; written out so that --help needs no gRPC (a test checks)
+
+app = typer.Typer(name="broker", help=SUBCOMMANDS["broker"], no_args_is_help=True)
 
 
 def _split(files: list[Path] | None) -> list[Path]:
@@ -38,6 +31,8 @@ def _split(files: list[Path] | None) -> list[Path]:
 
 
 def _tls(config: BrokerSettings) -> TlsConfig | None:
+    from opensdv.vehicle.broker import TlsConfig
+
     if config.tls_cert is None and config.tls_key is None:
         if config.tls_client_ca is not None:
             raise OpenSDVError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS runs over TLS)")
@@ -48,6 +43,8 @@ def _tls(config: BrokerSettings) -> TlsConfig | None:
 
 
 def _verifier(config: BrokerSettings) -> TokenVerifier | None:
+    from opensdv.vehicle.broker import TokenVerifier
+
     if not config.jwt_public_keys:
         return None
     keys = []
@@ -114,6 +111,9 @@ def serve(
     ),
 ) -> None:
     """Serve the data broker until Ctrl-C (or SIGTERM)."""
+    from opensdv.vehicle.broker import Broker, BrokerServer, StateFile
+    from opensdv.vehicle.safety import ActuationGuard, load_policy
+
     base = settings(ctx).broker
     host, port = base.host, base.port
     if address is not None:
@@ -169,6 +169,8 @@ def token(
     lifetime: float = typer.Option(3600, min=1, help="seconds until the token expires"),
 ) -> None:
     """Mint an RFC 9068 access token for the broker (for tests and tooling)."""
+    from opensdv.vehicle.broker import mint_token
+
     try:
         private = key.read_bytes()
     except OSError as exc:
@@ -182,6 +184,8 @@ def keygen(
     algorithm: str = typer.Option("RS256", help="RS256 or ES256"),
 ) -> None:
     """Make a key pair for signing (jwt.key) and verifying (jwt.pub) access tokens."""
+    from opensdv.vehicle.broker import generate_key_pair
+
     private, public = generate_key_pair(algorithm)
     out.mkdir(parents=True, exist_ok=True)
     (out / "jwt.key").write_bytes(private)
@@ -198,6 +202,8 @@ def certs(
     ),
 ) -> None:
     """Make a throwaway CA with server and client certificates, for TLS and mutual-TLS testing."""
+    from opensdv.vehicle.broker import write_dev_pki
+
     pki = write_dev_pki(out, tuple(host or ("localhost", "127.0.0.1")))
     console.print(
         f"wrote {pki.ca_cert}, {pki.server_cert}, {pki.server_key}, {pki.client_cert}, {pki.client_key}"

@@ -7,27 +7,18 @@ import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import can as python_can
 import typer
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import component_catalog, console, settings, table, vss_catalog
 from opensdv.errors import OpenSDVError
-from opensdv.vehicle.can import (
-    Adapter,
-    CanMappingError,
-    Feeder,
-    GrpcSink,
-    bus_frames,
-    load_mapping,
-    log_frames,
-    open_bus,
-    shipped_mappings,
-)
 
-app = typer.Typer(
-    name="can", help="Brand adapters: OEM CAN (DBC) <-> VSS signals in the broker.", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    import can as python_can
+
+app = typer.Typer(name="can", help=SUBCOMMANDS["can"], no_args_is_help=True)
 
 
 def _mapping_for(ctx: typer.Context, vehicle: str | None, mapping: Path | None) -> str | Path:
@@ -92,6 +83,8 @@ def feed(
     ),
 ) -> None:
     """Feed a vehicle's CAN frames into a broker as a kuksa.val.v2 provider, and its actuation requests back onto the bus."""
+    from opensdv.vehicle.can import Adapter, Feeder, GrpcSink, bus_frames, load_mapping, log_frames, open_bus
+
     resolved = load_mapping(_mapping_for(ctx, vehicle, mapping))
     catalog = vss_catalog(ctx, None)
     adapter = Adapter(resolved, catalog)
@@ -136,6 +129,8 @@ def map_(
     ),
 ) -> None:
     """Show a vehicle's DBC <-> VSS mapping, or check mappings (all shipped ones by default)."""
+    from opensdv.vehicle.can import Adapter, CanMappingError, load_mapping, shipped_mappings
+
     catalog = vss_catalog(ctx, None)
     if check:
         references: list[str | Path] = (

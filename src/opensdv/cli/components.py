@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import CATALOG_OPTION, component_catalog, console, table
-from opensdv.model import Catalog, CheckResult, Vehicle
-from opensdv.model._files import CatalogError, read_document
 from opensdv.model.vehicles import catalog_from_documents
+
+if TYPE_CHECKING:
+    from opensdv.model import Catalog, CheckResult, Vehicle
 
 app = typer.Typer(
     name="components",
-    help="Standard battery modules and e-axles: list, show, check compatibility.",
+    help=SUBCOMMANDS["components"],
     no_args_is_help=True,
 )
 
@@ -64,6 +67,8 @@ def show(
     catalog: list[Path] | None = CATALOG_OPTION,
 ) -> None:
     """Show every field of one module or e-axle, as YAML-like text."""
+    from opensdv.model._files import CatalogError
+
     cat = component_catalog(ctx, catalog)
     record = cat.modules.get(component_id) or cat.eaxles.get(component_id)
     if record is None:
@@ -87,6 +92,8 @@ def checks_table(vehicle: Vehicle, results: list[CheckResult]) -> Table:
 def _vehicles_to_check(
     ctx: typer.Context, target: str, catalog: list[Path] | None
 ) -> tuple[Catalog, list[str]]:
+    from opensdv.model._files import CatalogError, read_document
+
     path = Path(target)
     if path.suffix.lower() in {".yaml", ".yml", ".json"} or path.exists():
         document = read_document(path)

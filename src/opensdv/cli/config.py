@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import console, settings
 
 app = typer.Typer(
     name="config",
-    help="Show the effective settings (file, environment and flags applied).",
+    help=SUBCOMMANDS["config"],
     no_args_is_help=True,
 )
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import console, settings
-from opensdv.storage import Database
 
-app = typer.Typer(
-    name="db", help="Create or upgrade the platform database and show its state.", no_args_is_help=True
-)
+app = typer.Typer(name="db", help=SUBCOMMANDS["db"], no_args_is_help=True)
 
 URL_OPTION = typer.Option(
     None, "--url", help="SQLAlchemy URL (default: settings' database_url, else a SQLite file)"
@@ -21,6 +19,8 @@ URL_OPTION = typer.Option(
 )
 def upgrade(ctx: typer.Context, url: str | None = URL_OPTION) -> None:
     """Apply every pending migration (safe to run again)."""
+    from opensdv.storage import Database
+
     database = Database(url or settings(ctx).effective_database_url)
     database.migrate()
     console.print(f"{database.url}: schema at revision {database.current_revision()}")
@@ -31,6 +31,8 @@ def upgrade(ctx: typer.Context, url: str | None = URL_OPTION) -> None:
 )
 def status(ctx: typer.Context, url: str | None = URL_OPTION) -> None:
     """Show the database URL (password hidden), its schema revision and the newest one."""
+    from opensdv.storage import Database
+
     database = Database(url or settings(ctx).effective_database_url)
     current, head = database.current_revision(), database.head_revision()
     state = (

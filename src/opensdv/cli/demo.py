@@ -7,18 +7,20 @@ import contextlib
 import signal
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from kuksa_client.grpc.aio import VSSClient
 from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
 from opensdv.cli._common import component_catalog, console, table
-from opensdv.demo import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
-from opensdv.demo_cloud import DemoCloud, start_demo_cloud
-from opensdv.demo_energy import DemoSite, start_demo_site
-from opensdv.demo_ota import DemoOta, start_demo_ota
+
+if TYPE_CHECKING:
+    from opensdv.demo import DemoVehicle
+    from opensdv.demo_cloud import DemoCloud
+    from opensdv.demo_energy import DemoSite
+    from opensdv.demo_ota import DemoOta
 
 EPILOG = (
     "Examples:\n\n  opensdv demo\n\n  opensdv demo --duration 10\n\n"
@@ -37,6 +39,8 @@ LIVE = {
 
 async def _read(item: DemoVehicle, paths: list[str]) -> dict[str, object]:
     """Ask the broker over the wire, as any KUKSA client would."""
+    from kuksa_client.grpc.aio import VSSClient
+
     async with VSSClient("127.0.0.1", item.server.port) as client:
         values = await client.get_current_values(paths)
     return {path: (point.value if point is not None else None) for path, point in values.items()}
@@ -99,6 +103,11 @@ async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> Non
 async def _demo(
     ctx: typer.Context, duration: float | None, base_port: int, http_port: int, count: int
 ) -> None:
+    from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
+    from opensdv.demo_cloud import start_demo_cloud
+    from opensdv.demo_energy import start_demo_site
+    from opensdv.demo_ota import start_demo_ota
+
     models = component_catalog(ctx).all_vehicles()
     vehicles = [models[n % len(models)] for n in range(count or len(models))]
     running = await start_demo_vehicles(vehicles, base_port)
@@ -210,3 +219,7 @@ def run(
     """Run the platform demo: every demo vehicle built from shared standard components, each with
     its own running data broker, and an OTA campaign rolling out to them."""
     asyncio.run(_demo(ctx, duration, base_port, http_port, count))
+
+
+app = typer.Typer()
+app.command(name="demo", epilog=EPILOG)(run)

@@ -7,33 +7,24 @@ import contextlib
 import json
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 from rich.live import Live
 from rich.progress import Progress, TaskID
 from rich.table import Table
-from websockets.exceptions import InvalidStatus
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import component_catalog, console, settings, table
-from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
-from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
-from opensdv.cloud.energy.csms_store import CsmsStore
-from opensdv.cloud.energy.grading import grade_module
-from opensdv.cloud.energy.pack_age import AgedPack, age_pack, pack_passport
-from opensdv.cloud.energy.passport import PassportError, validate_passport
-from opensdv.cloud.energy.plots import plot_load_curves
-from opensdv.cloud.energy.site_limits import SiteLimits, load_site
-from opensdv.cloud.energy.soh import evaluate_fleet, evaluate_modules
-from opensdv.cloud.energy.stations import StationSimulator
 from opensdv.model.components import Chemistry
-from opensdv.storage import Database
-from opensdv.vehicle.twin import AgeingProfile, wear_cost_per_kwh
-from opensdv.vehicle.twin.ageing import PACK_PRICE_PER_KWH
+
+if TYPE_CHECKING:
+    from opensdv.cloud.energy.csms import Csms
+    from opensdv.cloud.energy.pack_age import AgedPack
 
 app = typer.Typer(
     name="energy",
-    help="Energy services: charging stations (OCPP), smart charging and V2G, battery health and passports.",
+    help=SUBCOMMANDS["energy"],
     no_args_is_help=True,
 )
 
@@ -68,7 +59,9 @@ def plan_(
     chemistry: Chemistry = typer.Option(
         Chemistry.NMC, help="the V2G packs' cell chemistry, for the wear cost"
     ),
-    pack_price: float = typer.Option(PACK_PRICE_PER_KWH, min=0, help="pack price per kWh, for the wear cost"),
+    pack_price: float | None = typer.Option(
+        None, min=0, help="pack price per kWh, for the wear cost (default: the ageing model's, USD 115)"
+    ),
     v2g_share: float = typer.Option(
         0.0, min=0, max=1, help="make this share of the cars V2G-capable (what-if)"
     ),
@@ -76,13 +69,21 @@ def plan_(
     plot: Path | None = typer.Option(None, help="PNG of the load curves (default: energy_plan.png)"),
 ) -> None:
     """Plan a site's charging: the optimal schedule (HiGHS) against the usual baselines."""
+    import numpy as np
+
+    from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
+    from opensdv.cloud.energy.plots import plot_load_curves
+    from opensdv.cloud.energy.site_limits import SiteLimits, load_site
+    from opensdv.vehicle.twin import wear_cost_per_kwh
+
     sessions = load_sessions(sessions_file)
     if v2g_share:
         sessions = with_v2g(sessions, v2g_share)
     slots = max(s.departure for s in sessions) + 1
     slot_h = slot_minutes / 60
     if wear_cost is None:
-        wear_cost = wear_cost_per_kwh(chemistry, pack_price_per_kwh=pack_price)
+        priced = {} if pack_price is None else {"pack_price_per_kwh": pack_price}
+        wear_cost = wear_cost_per_kwh(chemistry, **priced)
     if (site_cap is None) == (site_file is None):
         raise typer.BadParameter("give --site-cap or --site (a site file), one of them")
     if site_file is not None:
@@ -157,6 +158,9 @@ def soh(
     modules: bool = typer.Option(False, "--modules", help="also estimate and grade each standard module"),
 ) -> None:
     """Estimate pack state of health from telemetry on a simulated, aged fleet and report the error."""
+    from opensdv.cloud.energy.grading import grade_module
+    from opensdv.cloud.energy.soh import evaluate_fleet, evaluate_modules
+
     chosen = component_catalog(ctx).vehicle(vehicle)
     result = evaluate_fleet(
         chosen,
@@ -197,6 +201,9 @@ def soh(
 
 
 def _aged(ctx: typer.Context, vehicle: str, years: float, daily_km: float, ambient: float) -> AgedPack:
+    from opensdv.cloud.energy.pack_age import age_pack
+    from opensdv.vehicle.twin import AgeingProfile
+
     chosen = component_catalog(ctx).vehicle(vehicle)
     profile = AgeingProfile(daily_km=daily_km, ambient_c=ambient)
     return age_pack(chosen, years, profile, settings(ctx).energy.grading)
@@ -250,6 +257,8 @@ def passport(
     out: Path = typer.Option(Path("passport.json"), help="where the JSON goes"),
 ) -> None:
     """Write the pack's battery passport (EU 2023/1542 attributes) as JSON validated against its schema."""
+    from opensdv.cloud.energy.pack_age import pack_passport
+
     document = pack_passport(
         _aged(ctx, vehicle, years, daily_km, ambient), vin=vin, serial=serial, status=status
     )
@@ -264,6 +273,8 @@ def passport_check(
     file: Path = typer.Argument(..., metavar="FILE", help="a passport JSON file"),
 ) -> None:
     """Check a battery passport against the schema; every problem is listed with its path."""
+    from opensdv.cloud.energy.passport import PassportError, validate_passport
+
     try:
         document = json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -314,6 +325,10 @@ def csms_serve(
 ) -> None:
     """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy. Stations
     and transactions are kept in the platform database, so a restart loses nothing."""
+    from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
+    from opensdv.cloud.energy.csms_store import CsmsStore
+    from opensdv.storage import Database
+
     ids = _station_ids(count)
     database = Database(settings(ctx).effective_database_url)
     database.migrate()
@@ -378,6 +393,11 @@ def stations_simulate(
     ca: Path | None = typer.Option(None, help="CA certificate (PEM) to trust for a wss:// CSMS (profile 2)"),
 ) -> None:
     """Connect stations, start a transaction on each, meter simulated charging, then unplug."""
+    from websockets.exceptions import InvalidStatus
+
+    from opensdv.cloud.energy.csms import CsmsError
+    from opensdv.cloud.energy.stations import StationSimulator
+
     tls = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
 
     async def one(station_id: str, progress: Progress, task: TaskID) -> float:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.table import Table
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import console, settings
-from opensdv.cloud.ota.backend import OtaBackend
-from opensdv.cloud.ota.campaigns import CampaignProgress, CampaignSpec
 from opensdv.errors import OpenSDVError
-from opensdv.storage import Database
 
-app = typer.Typer(
-    name="ota", help="Over-the-air updates: Uptane director and image repository.", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    from opensdv.cloud.ota.backend import OtaBackend
+    from opensdv.cloud.ota.campaigns import CampaignProgress
+
+app = typer.Typer(name="ota", help=SUBCOMMANDS["ota"], no_args_is_help=True)
 campaign_app = typer.Typer(name="campaign", help="Create and steer update campaigns.", no_args_is_help=True)
 app.add_typer(campaign_app)
 
@@ -25,6 +24,9 @@ DIR_OPTION = typer.Option(None, "--dir", help="OTA back-end directory (default: 
 
 
 def _backend(ctx: typer.Context, directory: Path | None) -> OtaBackend:
+    from opensdv.cloud.ota.backend import OtaBackend
+    from opensdv.storage import Database
+
     s = settings(ctx)
     database = Database(s.effective_database_url)
     database.migrate()
@@ -97,6 +99,11 @@ def create(
     directory: Path | None = DIR_OPTION,
 ) -> None:
     """Create a campaign and start its first stage."""
+    import yaml
+    from pydantic import ValidationError
+
+    from opensdv.cloud.ota.campaigns import CampaignSpec
+
     try:
         spec = CampaignSpec.model_validate(yaml.safe_load(spec_file.read_text()))
     except (ValidationError, yaml.YAMLError) as exc:

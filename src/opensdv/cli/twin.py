@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import component_catalog, console, table
-from opensdv.model.vehicles import Vehicle
-from opensdv.vehicle.twin import SHIPPED_CYCLES, AgeingProfile, age, combined_range_km, load_cycle, simulate
-from opensdv.vehicle.twin.combinations import allowed_combinations
-from opensdv.vehicle.twin.plots import plot_ageing, plot_run
+
+if TYPE_CHECKING:
+    from opensdv.model.vehicles import Vehicle
 
 app = typer.Typer(
     name="twin",
-    help="Physical twins: consumption, range, pack/e-axle choices and battery ageing.",
+    help=SUBCOMMANDS["twin"],
     no_args_is_help=True,
 )
 
-CYCLE_HELP = f"a shipped cycle ({', '.join(SHIPPED_CYCLES)}) or a CSV file"
+# written out, so that --help needs no numpy (tests/test_cli_startup.py checks it matches SHIPPED_CYCLES)
+CYCLE_HELP = "a shipped cycle (udds, hwfet, wltc_class1, wltc_class2, wltc_class3b, wltc_japan) or a CSV file"
 
 
 def _vehicles(ctx: typer.Context, ids: list[str] | None) -> list[Vehicle]:
@@ -39,6 +41,9 @@ def run(
     plot: Path | None = typer.Option(None, help="PNG file for the plot (default: twin_VEHICLE_CYCLE.png)"),
 ) -> None:
     """Drive one vehicle over a cycle: an energy table and a plot of speed, power and SoC."""
+    from opensdv.vehicle.twin import load_cycle, simulate
+    from opensdv.vehicle.twin.plots import plot_run
+
     chosen = component_catalog(ctx).vehicle(vehicle)
     drive = load_cycle(cycle)
     with warnings.catch_warnings(record=True) as caught:
@@ -88,6 +93,9 @@ def range_(
     combinations: bool = typer.Option(True, help="also every allowed standard pack / e-axle choice"),
 ) -> None:
     """EPA-style combined range (55 % UDDS, 45 % HWFET, x0.7), per vehicle and pack/e-axle choice."""
+    from opensdv.vehicle.twin import combined_range_km
+    from opensdv.vehicle.twin.combinations import allowed_combinations
+
     catalog = component_catalog(ctx)
     chosen = _vehicles(ctx, vehicles)
     variants: list[tuple[str, Vehicle]] = []
@@ -124,6 +132,8 @@ def compare(
     cycle: str = typer.Option("udds", help=CYCLE_HELP),
 ) -> None:
     """Several vehicles on one cycle, side by side."""
+    from opensdv.vehicle.twin import load_cycle, simulate
+
     chosen = _vehicles(ctx, vehicles)
     drive = load_cycle(cycle)
     result = simulate(chosen, drive, keep_traces=False)
@@ -161,6 +171,9 @@ def age_(
     plot: Path | None = typer.Option(None, help="PNG file for the plot (default: twin_age_VEHICLE.png)"),
 ) -> None:
     """Project the pack's state of health over years of use (consumption from the twin, EPA-style)."""
+    from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
+    from opensdv.vehicle.twin.plots import plot_ageing
+
     chosen = component_catalog(ctx).vehicle(vehicle)
     _, consumption = combined_range_km([chosen])
     profile = AgeingProfile(

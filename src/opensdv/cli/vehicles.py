@@ -6,12 +6,10 @@ from pathlib import Path
 
 import typer
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import CATALOG_OPTION, component_catalog, console, table
-from opensdv.cli.components import checks_table
 
-app = typer.Typer(
-    name="vehicles", help="Vehicle definitions: brand, model, pack, e-axles, ECUs.", no_args_is_help=True
-)
+app = typer.Typer(name="vehicles", help=SUBCOMMANDS["vehicles"], no_args_is_help=True)
 
 
 @app.command(
@@ -37,6 +35,8 @@ def show(
     catalog: list[Path] | None = CATALOG_OPTION,
 ) -> None:
     """Show a vehicle's definition, its ECUs with hardware ids, and its compatibility checks."""
+    from opensdv.cli.components import checks_table
+
     vehicle = component_catalog(ctx, catalog).vehicle(vehicle_id)
     d = vehicle.definition
     facts = table("field", "value", show_header=False, title=vehicle.title)

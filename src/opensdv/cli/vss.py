@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from rich.tree import Tree
 
+from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import VSS_OPTION, console, table, vss_catalog
-from opensdv.model import EntryType, VssCatalog, load_vss
-from opensdv.model.vss import UnknownPathError
+
+if TYPE_CHECKING:
+    from opensdv.model import VssCatalog
 
 app = typer.Typer(
     name="vss",
-    help="Inspect VSS signal catalogs (the shipped one, official exports, overlays).",
+    help=SUBCOMMANDS["vss"],
     no_args_is_help=True,
 )
 
@@ -32,6 +35,8 @@ def tree(
     depth: int = typer.Option(2, min=1, help="branch levels to show below the root"),
 ) -> None:
     """Show the branch tree with the number of leaves below each branch."""
+    from opensdv.model.vss import UnknownPathError
+
     catalog = vss_catalog(ctx, vss)
     leaves = catalog.matching(root)
     if not leaves:
@@ -66,6 +71,8 @@ def show(
     vss: list[Path] | None = VSS_OPTION,
 ) -> None:
     """Show the metadata of one signal, or a table of every signal below a branch."""
+    from opensdv.model.vss import UnknownPathError
+
     catalog = vss_catalog(ctx, vss)
     leaves = catalog.matching(path)
     if not leaves:
@@ -104,6 +111,8 @@ def show(
 
 
 def summary(catalog: VssCatalog) -> Table:
+    from opensdv.model import EntryType
+
     shown = table("entry type", "leaves", title=f"{len(catalog)} leaves, {len(catalog.branches)} branches")
     for entry_type in EntryType:
         shown.add_row(str(entry_type), str(sum(1 for leaf in catalog if leaf.entry_type is entry_type)))
@@ -120,6 +129,8 @@ def validate(files: list[Path] = typer.Argument(..., help="catalog file, then ov
 
     Exits 2 with the file, path and field of the first problem.
     """
+    from opensdv.model import load_vss
+
     catalog = load_vss(*files)
     console.print(summary(catalog))
     console.print(f"[green]valid:[/green] {', '.join(map(str, files))}")
