@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,14 @@ def need(condition: bool, why: str) -> None:
         if IN_CI:
             pytest.fail(f"CI must provide this: {why}")
         pytest.skip(why)
+
+
+def need_reference(module: str) -> None:
+    """A reference tool of the bench extra: skipped without it locally, required in CI."""
+    need(
+        importlib.util.find_spec(module) is not None,
+        f"{module} is in the bench extra (make bench, or pip install -e '.[bench]')",
+    )
 
 
 @pytest.fixture(scope="session")

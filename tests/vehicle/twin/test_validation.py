@@ -1,4 +1,5 @@
-"""The pack model against PyBaMM's Thevenin model (a development dependency), same parameters."""
+"""The pack model against PyBaMM's Thevenin model and the vehicle against NREL FASTSim, same
+parameters (both in the bench extra)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import pytest
 
 from bench.twin_validation import ours, profiles, pybamm_voltage
 from opensdv.model import load_catalog
+from tests.conftest import need_reference
+
+pytestmark = pytest.mark.bench
 
 
 @pytest.mark.parametrize("module_id", ["nmc-pouch-8s2p-56ah", "lfp-prismatic-12s1p-60ah"])
 @pytest.mark.parametrize("profile", ["1C discharge", "pulses 2C/-1C"])
 def test_terminal_voltage_matches_pybamm(module_id: str, profile: str) -> None:
+    need_reference("pybamm")
     module = load_catalog().modules[module_id]
     current = profiles(module.capacity_ah / module.cells_parallel)[profile]
     with warnings.catch_warnings():
@@ -25,6 +30,7 @@ def test_terminal_voltage_matches_pybamm(module_id: str, profile: str) -> None:
 
 
 def test_energy_and_final_soc_match_fastsim() -> None:
+    need_reference("fastsim")
     from bench.twin_validation import fastsim_comparison
 
     with warnings.catch_warnings():
