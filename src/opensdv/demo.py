@@ -121,6 +121,7 @@ async def _start_each(
 
 
 async def stop_demo_vehicles(running: list[DemoVehicle]) -> None:
+    """Stop every demo vehicle's feeder, twin and broker, in that order."""
     for item in running:
         for task in item.tasks:
             task.cancel()

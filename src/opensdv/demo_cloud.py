@@ -90,6 +90,7 @@ async def start_demo_cloud(
     http_port: int = 8000,
     sites: dict[str, ChargingSite] | None = None,
 ) -> DemoCloud:
+    """Start the demo's cloud (embedded MQTT, ingest, API) and one agent per demo car."""
     stack = AsyncExitStack()
     mqtt_url = await stack.enter_async_context(embedded_mqtt_broker())
     link = MqttConnector(mqtt_url)

@@ -100,7 +100,12 @@ class DemoOta:
         try:
             while True:
                 snapshots = {vin: self.conditions(item) for vin, (item, _p) in self.vehicles.items()}
-                await asyncio.to_thread(self.cycle, snapshots)
+                cycle = asyncio.ensure_future(asyncio.to_thread(self.cycle, snapshots))
+                try:
+                    await asyncio.shield(cycle)
+                except asyncio.CancelledError:  # an install under way finishes first: slots stay consistent
+                    await cycle
+                    raise
                 await self.sync_apps()
                 await asyncio.sleep(period_s)
         finally:

@@ -11,6 +11,7 @@ __all__ = ["Notifier"]
 
 
 class Notifier:
+    """Wakes every waiter on each change; each waiter re-checks its own condition."""
     def __init__(self) -> None:
         self._waiters: list[asyncio.Future[None]] = []
 

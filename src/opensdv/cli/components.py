@@ -78,6 +78,7 @@ def show(
 
 
 def checks_table(vehicle: Vehicle, results: list[CheckResult]) -> Table:
+    """The compatibility checks as a table: one row per rule, its verdict and why."""
     shown = table(
         "rule",
         "result",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bsdiff4
 import zstandard
 
-from opensdv.errors import OpenSDVError
+from opensdv.link.fleet import LinkError
 
 __all__ = ["CODECS", "DeltaError", "apply_delta", "make_delta"]
 
@@ -22,7 +22,7 @@ CODECS = ("zstd", "bsdiff4")
 _MAX_WINDOW_LOG = 31
 
 
-class DeltaError(OpenSDVError):
+class DeltaError(LinkError):
     """A delta is malformed, uses an unknown codec, or does not rebuild an image of the right size."""
 
 
@@ -31,6 +31,7 @@ def _window_log(old: bytes, new: bytes) -> int:
 
 
 def make_delta(old: bytes, new: bytes, codec: str = "zstd", level: int = 19) -> bytes:
+    """A binary delta from ``old`` to ``new`` with the named tool (zstd by default: the measured best)."""
     if codec == "zstd":
         params = zstandard.ZstdCompressionParameters.from_level(
             level, window_log=_window_log(old, new), enable_ldm=True

@@ -151,6 +151,7 @@ class CommandResult(_Payload):
 
 
 def topic(vin: str, kind: Kind) -> str:
+    """The link topic of one vehicle for ``kind``."""
     return f"{PREFIX}/{vin}/{kind}"
 
 
@@ -168,6 +169,7 @@ def parse_topic(name: str) -> tuple[str, str]:
 
 
 def encode(payload: BaseModel) -> bytes:
+    """A payload as the link's JSON bytes."""
     return payload.model_dump_json().encode()
 
 

@@ -33,6 +33,7 @@ class _Session:
 
 
 class MemoryConnection:
+    """One client's connection to a ``MemoryBroker``."""
     def __init__(self, broker: MemoryBroker, session: _Session, will: Will | None) -> None:
         self._broker = broker
         self._session = session
@@ -75,6 +76,7 @@ class MemoryConnection:
 
 
 class MemoryBroker:
+    """An in-memory MQTT broker behind the ``Connector`` interface (see the module docstring)."""
     def __init__(self, *, persistent: bool = False) -> None:
         self.persistent = persistent
         self.running = True

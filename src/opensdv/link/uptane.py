@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Key, Signature, Signer
 
-from opensdv.errors import OpenSDVError
 from opensdv.link.canonical import canonical_bytes, loads_strict
+from opensdv.link.fleet import LinkError
 
 __all__ = [
     "EcuVersionReport",
@@ -33,7 +33,7 @@ MANIFEST_VERSION = 1
 T = TypeVar("T", bound=BaseModel)
 
 
-class ManifestError(OpenSDVError):
+class ManifestError(LinkError):
     """A manifest or report is malformed or its signature does not verify (the message says which)."""
 
 
@@ -95,6 +95,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def sign_envelope(payload: BaseModel, signers: list[Signer]) -> SignedEnvelope:
+    """Sign ``payload`` (canonical JSON) with each of ``signers``: the envelope a manifest travels in."""
     signed = payload.model_dump(mode="json")
     data = canonical_bytes(signed)
     return SignedEnvelope(signatures=[s.sign(data).to_dict() for s in signers], signed=signed)

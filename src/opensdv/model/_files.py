@@ -12,7 +12,11 @@ from pydantic import ValidationError
 from opensdv.errors import OpenSDVError
 
 
-class CatalogError(OpenSDVError):
+class ModelError(OpenSDVError):
+    """The root of the model's errors: catalogs, signals and their values."""
+
+
+class CatalogError(ModelError):
     """A catalog file is unreadable or a record in it breaks a rule.
 
     The message always names the file, the record or field, and the offending value.

@@ -258,6 +258,7 @@ def catalog_from_documents(documents: Iterable[tuple[object, str]]) -> Catalog:
 
 
 def shipped_catalog_files() -> list[Path]:
+    """The component and vehicle files OpenSDV ships, in load order."""
     data = resources.files("opensdv.model") / "data"
     return [Path(str(data / "components.yaml")), Path(str(data / "vehicles.yaml"))]
 

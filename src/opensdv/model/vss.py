@@ -21,8 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from opensdv.errors import OpenSDVError
-from opensdv.model._files import CatalogError, read_document
+from opensdv.model._files import CatalogError, ModelError, read_document
 
 __all__ = [
     "DataType",
@@ -90,7 +89,7 @@ class DataType:
         return self.base + ("[]" if self.is_array else "")
 
 
-class VssValueError(OpenSDVError):
+class VssValueError(ModelError):
     """A value does not fit its signal: wrong type, out of range, or not an allowed value."""
 
     def __init__(self, path: str, value: object, reason: str) -> None:
@@ -100,7 +99,7 @@ class VssValueError(OpenSDVError):
         super().__init__(f"{path}: {reason} (got {value!r})")
 
 
-class UnknownPathError(OpenSDVError, KeyError):
+class UnknownPathError(ModelError, KeyError):
     """No leaf with this path in the catalog."""
 
     def __init__(self, path: str) -> None:

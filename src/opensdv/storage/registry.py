@@ -73,6 +73,7 @@ def _record(row: VehicleRow) -> RegisteredVehicle:
 
 
 class VehicleRegistry:
+    """Registered vehicles and their ECUs in the platform database: what the cloud knows of each car."""
     def __init__(self, database: Database) -> None:
         self._db = database
 

@@ -7,6 +7,7 @@ laxity first, round robin) for comparison.
 """
 
 from opensdv.cloud.energy.baselines import BASELINES, schedule_greedy
+from opensdv.cloud.energy.errors import EnergyError
 from opensdv.cloud.energy.optimiser import PlanError
 from opensdv.cloud.energy.planning import plan
 from opensdv.cloud.energy.schedule import Schedule
@@ -15,6 +16,7 @@ from opensdv.cloud.energy.tariff import Tariff, time_of_use
 
 __all__ = [
     "BASELINES",
+    "EnergyError",
     "PlanError",
     "Schedule",
     "Session",

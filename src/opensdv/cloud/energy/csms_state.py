@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from opensdv.errors import OpenSDVError
+from opensdv.cloud.energy.errors import EnergyError
 
 __all__ = [
     "CsmsError",
@@ -25,7 +25,7 @@ __all__ = [
 _ENERGY = "Energy.Active.Import.Register"
 
 
-class CsmsError(OpenSDVError):
+class CsmsError(EnergyError):
     """A station is not connected, or it refused what the CSMS asked."""
 
 

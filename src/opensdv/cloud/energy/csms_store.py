@@ -13,6 +13,7 @@ __all__ = ["CsmsStore"]
 
 
 class CsmsStore:
+    """The CSMS's durable state (stations, transactions, local lists) in the platform database, so a restart loses nothing."""
     def __init__(self, database: Database) -> None:
         self._db = database
 

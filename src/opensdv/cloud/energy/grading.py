@@ -26,6 +26,7 @@ class ModuleGrade:
 
 
 def grade_module(position: int, soh: float, resistance_factor: float, rules: GradingSettings) -> ModuleGrade:
+    """A used module's second-life grade from its measured health, by the thresholds in the grading settings."""
     if soh >= rules.stay_min_soh and resistance_factor <= rules.stay_max_resistance_factor:
         grade, reason = (
             STAY,

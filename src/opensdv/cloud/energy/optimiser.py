@@ -30,18 +30,18 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
+from opensdv.cloud.energy.errors import EnergyError
 from opensdv.cloud.energy.schedule import Schedule, wear_by_session
 from opensdv.cloud.energy.sessions import Session
 from opensdv.cloud.energy.site_limits import Circuit
 from opensdv.cloud.energy.tariff import Tariff
-from opensdv.errors import OpenSDVError
 
 __all__ = ["ENERGY_VALUE", "PlanError", "RollingPlanner", "site_arrays"]
 
 ENERGY_VALUE = 10.0  # per kWh delivered: dominates any tariff, so delivering comes first
 
 
-class PlanError(OpenSDVError):
+class PlanError(EnergyError):
     """The planning problem is malformed or the solver failed."""
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from opensdv.errors import OpenSDVError
+from opensdv.cloud.energy.errors import EnergyError
 from opensdv.model.components import Chemistry
 from opensdv.model.vehicles import Vehicle
 from opensdv.vehicle.twin.ageing import AgeingResult
@@ -41,7 +41,7 @@ _MATERIALS = {
 _LIFETIME_CYCLES = {Chemistry.LFP: 4000, Chemistry.LMFP: 3500}  # others: 1,500 full cycles to 80 %
 
 
-class PassportError(OpenSDVError):
+class PassportError(EnergyError):
     """A passport does not validate; the message lists every problem with its JSON path."""
 
 
@@ -55,6 +55,7 @@ def passport_schema() -> dict[str, Any]:
 
 
 def validate_passport(document: dict[str, Any]) -> None:
+    """Check a passport against its JSON Schema; ``PassportError`` names the first field that breaks it."""
     validator = Draft202012Validator(passport_schema(), format_checker=FormatChecker())
     problems = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     if problems:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opensdv.errors import OpenSDVError
+from opensdv.cloud.energy.errors import EnergyError
 
 __all__ = ["Session", "SessionError", "load_sessions", "with_v2g"]
 
@@ -40,7 +40,7 @@ _ALIASES = {
 _REQUIRED = ("id", "station", "arrival", "departure", "kwh_requested", "max_kw")
 
 
-class SessionError(OpenSDVError):
+class SessionError(EnergyError):
     """A session file or record is unusable; the message names the file, row and field."""
 
 

@@ -84,6 +84,7 @@ class CommandRequest(BaseModel):
 
 
 def create_api(cloud: FleetCloud) -> FastAPI:
+    """The fleet REST API and dashboard as a FastAPI app over ``cloud``."""
     app = FastAPI(title="OpenSDV fleet cloud", version="1", docs_url="/docs")
     app.state.cloud = cloud  # for embedding applications (and tests) to reach what it serves
 

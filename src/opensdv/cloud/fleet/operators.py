@@ -48,6 +48,7 @@ def _hash(secret: str, salt: bytes) -> str:
 
 
 class Operators:
+    """Operator accounts (hashed secrets, tenant, rights) and the bearer tokens they log in for."""
     def __init__(self, database: Database, token_key: bytes, token_lifetime_s: float = 3600) -> None:
         self._db = database
         self._key = token_key

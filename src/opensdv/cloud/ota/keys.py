@@ -13,12 +13,13 @@ from pathlib import Path
 
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
+from opensdv.cloud.ota.errors import OtaRepositoryError
 from opensdv.durable import KeyFileError, ed25519_signer
 
 __all__ = ["KeyStore", "KeyStoreError"]
 
 
-class KeyStoreError(KeyFileError):
+class KeyStoreError(OtaRepositoryError, KeyFileError):
     """A key name is unusable, or its file is missing or not an Ed25519 private key."""
 
 

@@ -27,9 +27,9 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
+from opensdv.cloud.ota.errors import OtaRepositoryError
 from opensdv.cloud.ota.keys import KeyStore
 from opensdv.durable import write_atomically
-from opensdv.errors import OpenSDVError
 from opensdv.link.canonical import canonical_bytes
 
 __all__ = ["DEFAULT_EXPIRY", "OtaRepositoryError", "RoleKeys", "SignedRepository", "sign_metadata"]
@@ -41,10 +41,6 @@ DEFAULT_EXPIRY = {
     Snapshot.type: timedelta(days=7),
     Timestamp.type: timedelta(days=1),
 }
-
-
-class OtaRepositoryError(OpenSDVError):
-    """A repository operation was refused (the message names the repository, role and reason)."""
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ async def _inline(write: Callable[..., None], *args: Any) -> None:
 
 
 class Ingest:
+    """Every vehicle's telemetry, status and events from the link into the telemetry store, confirmed back per car."""
     def __init__(
         self,
         connector: Connector,

@@ -31,6 +31,7 @@ DEFAULT_SIGNALS: Mapping[str, float] = {  # path -> samples per second
 
 
 class VehicleAgent:
+    """Samples the car's broker into telemetry, reports safety denials, and carries out the cloud's commands."""
     def __init__(
         self,
         broker: Broker,

@@ -55,6 +55,7 @@ class UplinkStatistics:
 
 
 class Uplink:
+    """One vehicle's MQTT link: spooled telemetry out, confirmations and commands in (see the module docstring)."""
     def __init__(
         self,
         connector: Connector,

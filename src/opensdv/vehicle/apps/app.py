@@ -55,6 +55,7 @@ def every(seconds: float) -> Callable[[F], F]:
 
 
 class VehicleApp:
+    """The base class of a vehicle app: override ``on_start``; read, subscribe and actuate through ``self.client``."""
     def __init__(self, client: VehicleClient, settings: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.settings: Mapping[str, Any] = settings or {}

@@ -52,11 +52,12 @@ def _read(value: t.Value) -> Any:
 def _translate(error: grpc.aio.AioRpcError, what: str) -> AppError:
     details = error.details() or ""
     code = error.code()
+    kind = dict(error.trailing_metadata() or ()).get("opensdv-error")  # set by OpenSDV's broker
     if code is grpc.StatusCode.NOT_FOUND:
         return SignalNotFound(f"{what}: {details}")
     if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
         return SignalDenied(f"{what}: {details}")
-    if code is grpc.StatusCode.UNAVAILABLE and "provider" in details:
+    if code is grpc.StatusCode.UNAVAILABLE and kind == "Unavailable":  # the broker has no provider
         return SignalUnavailable(f"{what}: {details}")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return BrokerUnreachable(f"{what}: {details or code.name}")

@@ -25,6 +25,7 @@ __all__ = ["apply_limits", "load_app_class", "main"]
 
 
 def load_app_class(directory: Path, manifest: AppManifest) -> type[VehicleApp]:
+    """The app class the manifest names, imported from the app's directory."""
     module_name, _, class_name = manifest.entry.partition(":")
     sys.path.insert(0, str(directory))
     try:
@@ -58,6 +59,7 @@ async def _run(directory: Path, target: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The app host process: load one app from its directory and run it until stopped."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         sys.exit("usage: python -m opensdv.vehicle.apps.host APP_DIR BROKER_HOST:PORT")

@@ -96,6 +96,7 @@ class AppManifest(_Manifest):
 
 
 def load_manifest(directory: Path) -> AppManifest:
+    """An app's ``app.toml``, validated; errors name the file and the field."""
     file = directory / "app.toml"
     try:
         document = tomllib.loads(file.read_text(encoding="utf-8"))

@@ -47,6 +47,7 @@ class _Running:
 
 
 class AppRuntime:
+    """Runs each installed app in its own process with a token scoped to its manifest, restarting it with back-off."""
     def __init__(
         self,
         vehicle: Vehicle,

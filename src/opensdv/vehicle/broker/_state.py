@@ -30,6 +30,7 @@ class StateFileError(BrokerError):
 
 
 class StateFile:
+    """Keeps the broker's last values in a file across restarts (written atomically, periodically)."""
     def __init__(self, path: Path, broker: Broker) -> None:
         self.path = path
         self._broker = broker

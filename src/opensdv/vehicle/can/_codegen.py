@@ -19,6 +19,7 @@ __all__ = ["generate_decoder"]
 
 
 def generate_decoder(targets: list[Target], length: int) -> Callable[[bytes], dict[str, Any] | None]:
+    """A decoder generated and compiled for one message layout: no per-signal interpretation per frame."""
     lines = ["def decode(data):", f"    if len(data) != {length}:", "        return None"]
     if any(e.little for t in targets for e in t.extracts):
         lines.append("    le = int.from_bytes(data, 'little')")

@@ -61,6 +61,7 @@ FIXES: tuple[DbcFix, ...] = (
 
 
 def apply_fixes(text: str) -> str:
+    """The documented fixes for known defects of public DBC files, applied before parsing."""
     for fix in FIXES:
         text = fix.apply(text)
     return text

@@ -3,11 +3,15 @@
 from opensdv.errors import OpenSDVError
 
 
-class CanDatabaseError(OpenSDVError):
+class CanError(OpenSDVError):
+    """The root of the CAN package's errors."""
+
+
+class CanDatabaseError(CanError):
     """A DBC source is unknown or cannot be parsed (even after the documented fixes)."""
 
 
-class CanMappingError(OpenSDVError):
+class CanMappingError(CanError):
     """A mapping does not fit its DBCs or the VSS catalog; the message lists every problem."""
 
     def __init__(self, mapping_id: str, problems: list[str]) -> None:
@@ -15,9 +19,9 @@ class CanMappingError(OpenSDVError):
         super().__init__(f"mapping {mapping_id}: " + "; ".join(problems))
 
 
-class BusSpecError(OpenSDVError):
+class BusSpecError(CanError):
     """A bus or log file cannot be opened."""
 
 
-class SinkError(OpenSDVError):
+class SinkError(CanError):
     """The broker side of a feeder refused the claim or lost the connection."""

@@ -56,6 +56,7 @@ class FeederStats:
 
 
 class Feeder:
+    """Decodes a bus's frames into broker values and encodes actuations back into frames."""
     def __init__(self, adapter: Adapter, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.adapter = adapter
         self.stats = FeederStats()

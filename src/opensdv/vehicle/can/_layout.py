@@ -27,6 +27,7 @@ class Extract:
 
 
 def compile_extract(signal: Signal, length: int) -> Extract:
+    """One signal's (shift, mask) over the frame read as an integer, from its DBC start bit and length."""
     if signal.is_float:
         raise ValueError(f"{signal.name}: IEEE float signals are not supported")
     if signal.byte_order == "little_endian":

@@ -101,6 +101,7 @@ def _mappings_folder() -> Path:
 
 
 def shipped_mappings() -> list[str]:
+    """The brand mappings OpenSDV ships, by id."""
     return sorted(p.stem for p in _mappings_folder().glob("*.yaml"))
 
 

@@ -19,6 +19,7 @@ DEFAULT_CYCLE_MS = 100.0
 
 
 class EcuSimulator:
+    """A brand's ECUs on a CAN bus, sending the frames the mapping decodes from a twin's signals."""
     def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
         self._paths_by_message: dict[str, list[str]] = {}

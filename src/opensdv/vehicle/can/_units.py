@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from opensdv.vehicle.can._errors import CanError
+
 __all__ = ["UnitError", "conversion", "normalise"]
 
 _ALIASES = {
@@ -35,11 +37,12 @@ _FACTORS: dict[tuple[str, str], tuple[float, float]] = {
 }
 
 
-class UnitError(ValueError):
-    pass
+class UnitError(CanError):
+    """A unit the mapping names cannot be converted to the signal's."""
 
 
 def normalise(unit: str | None) -> str | None:
+    """A unit spelled the canonical way (``km/h``, ``degC``), or None for none."""
     if unit is None or not unit.strip():
         return None
     return _ALIASES.get(unit.strip().lower(), unit.strip())

@@ -24,6 +24,7 @@ class SafetyDenied(PermissionDenied):
 
 
 class ActuationGuard:
+    """Checks every actuation against the safety policy and the vehicle's state, and audits each decision."""
     def __init__(
         self, policy: SafetyPolicy, clock: Callable[[], float], audit: AuditTrail | None = None
     ) -> None:

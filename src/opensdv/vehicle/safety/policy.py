@@ -105,6 +105,7 @@ class SafetyPolicy(_Policy):
 
 
 def shipped_policy_file() -> Path:
+    """The platform safety policy OpenSDV ships."""
     return Path(__file__).with_name("data") / "policy.yaml"
 
 

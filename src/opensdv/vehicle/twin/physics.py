@@ -156,6 +156,7 @@ def _efficiency(params: Any, rows: Any, axle: int, torque: Any, rpm: Any) -> Any
 
 
 class NumpyOps:
+    """Array operations for stepping many vehicles at once."""
     sqrt = staticmethod(np.sqrt)
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
@@ -163,6 +164,7 @@ class NumpyOps:
 
 
 class ScalarOps:
+    """Scalar operations for stepping one vehicle (no numpy overhead per step)."""
     sqrt = staticmethod(math.sqrt)
     minimum = staticmethod(min)
     maximum = staticmethod(max)

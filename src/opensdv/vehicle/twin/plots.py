@@ -43,6 +43,7 @@ def plot_run(result: TwinResult, index: int, path: Path) -> Path:
 
 
 def plot_ageing(result: AgeingResult, title: str, path: Path) -> Path:
+    """Capacity and resistance over the years of an ageing run, saved as PNG."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 4))
     axis.plot(

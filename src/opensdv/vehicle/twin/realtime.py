@@ -22,6 +22,7 @@ ROW = np.array([0])
 
 
 class TwinRuntime:
+    """A twin stepping in real time, publishing its signals as the car's would be measured."""
     def __init__(
         self,
         vehicle: Vehicle,

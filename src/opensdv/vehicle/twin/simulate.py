@@ -72,6 +72,8 @@ class TwinResult:
 
 
 def pack_parameters(params: VehicleParams, rows: Any, dt: float, scalar: bool) -> dict[str, Any]:
+    """The pack parameters of the selected vehicles (``rows``) for a stepper at ``dt`` s: as arrays, or
+    as plain floats for one vehicle (``scalar``), with the RC decay factors precomputed."""
     keys = (
         "ocv_v",
         "r0_ohm",

@@ -30,6 +30,9 @@ _STATUS: dict[type[BrokerError], grpc.StatusCode] = {
 }
 
 
+ERROR_KIND_KEY = "opensdv-error"  # trailing metadata: which BrokerError, for clients that tell them apart
+
+
 def status_of(error: BrokerError) -> grpc.StatusCode:
     for kind in type(error).__mro__:
         if kind in _STATUS:
@@ -69,7 +72,7 @@ def unary(handler: Callable[[Any, Any, Any], Awaitable[R]]) -> Callable[[Any, An
         try:
             return await handler(self, request, context)
         except BrokerError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort_with(context, exc)
             raise  # abort raises; this line is never reached
 
     return wrapper
@@ -84,6 +87,13 @@ def streaming(
             async for item in handler(self, request, context):
                 yield item
         except BrokerError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort_with(context, exc)
 
     return wrapper
+
+
+async def abort_with(context: Any, error: BrokerError) -> None:
+    """End the call with the error's status code, naming its kind in the trailing metadata (a
+    refused actuation and an unreachable broker are both UNAVAILABLE to gRPC)."""
+    context.set_trailing_metadata(((ERROR_KIND_KEY, type(error).__name__),))
+    await context.abort(status_of(error), str(error))

@@ -23,7 +23,14 @@ from opensdv.vehicle.broker.grpc._convert import (
     v2_metadata,
     v2_value,
 )
-from opensdv.vehicle.broker.grpc._errors import Authenticator, caller_permissions, status_of, streaming, unary
+from opensdv.vehicle.broker.grpc._errors import (
+    Authenticator,
+    abort_with,
+    caller_permissions,
+    status_of,
+    streaming,
+    unary,
+)
 
 __all__ = ["IGNORE_UNKNOWN_HEADER", "SERVER_NAME", "UNKNOWN_PATHS_HEADER", "ValV2"]
 
@@ -183,7 +190,7 @@ class ValV2(val_pb2_grpc.VALServicer):  # type: ignore[misc]  # generated, untyp
         try:
             permissions = caller_permissions(self.auth, context)
         except BrokerError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await abort_with(context, exc)
             return
         provider = self.broker.register_provider(permissions, name=context.peer())
         outbox: asyncio.Queue[api.OpenProviderStreamResponse | BrokerError | None] = asyncio.Queue()
@@ -195,7 +202,7 @@ class ValV2(val_pb2_grpc.VALServicer):  # type: ignore[misc]  # generated, untyp
                 if item is None:
                     return
                 if isinstance(item, BrokerError):
-                    await context.abort(status_of(item), str(item))
+                    await abort_with(context, item)
                     return
                 yield item
         finally:
