@@ -254,8 +254,11 @@ def test_a_backlog_bundle_is_stored_batch_by_batch_and_bad_bundles_are_dropped()
     assert ingest.dropped == {"payload": 4} and store.sequences(VIN) == [0, 1, 2]
 
 
+_FUZZED = Ingest(MemoryBroker(), TelemetryStore())  # one for every example: handle() writes nothing
+
+
 @given(st.binary(max_size=200))
 def test_ingest_never_crashes_on_any_payload(payload: bytes) -> None:
-    ingest = Ingest(MemoryBroker(), TelemetryStore())
+    ingest = _FUZZED
     for kind in ("telemetry", "status", "events"):
         ingest.handle(topic(VIN, kind), payload)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from opensdv.cli import app
 from opensdv.cloud.energy import (
     BASELINES,
     PlanError,
+    Schedule,
     Session,
     load_sessions,
     plan,
@@ -203,16 +204,26 @@ def test_baselines_respect_the_cap_except_uncontrolled(algorithm: str) -> None:
 
 
 def test_optimal_beats_every_baseline_on_caltech(shared: Path) -> None:
-    sessions = load_sessions(shared / "data" / "acn" / "caltech_2019-03_sessions.csv")
+    """The month's first week of real sessions (the whole month is bench.energy's). The plan
+    delivers first, then spends least: by its objective it beats every baseline, and it never
+    delivers less."""
+    week = 7 * 24 * 12  # 5-minute slots
+    csv = shared / "data" / "acn" / "caltech_2019-03_sessions.csv"
+    sessions = [s for s in load_sessions(csv) if s.departure < week]
+    assert len(sessions) > 150
     slots = max(s.departure for s in sessions) + 1
     tariff = time_of_use(slots, 5)
     best = plan(sessions, slots=slots, slot_h=5 / 60, site_cap_kw=30, tariff=tariff)
+
+    def objective(schedule: Schedule) -> float:
+        return schedule.cost - ENERGY_VALUE * float(schedule.delivered_kwh.sum())
+
     for algorithm in BASELINES[1:]:
         other = schedule_greedy(
             sessions, algorithm, slots=slots, slot_h=5 / 60, site_cap_kw=30, tariff=tariff
         )
         assert best.delivered_share >= other.delivered_share - 1e-6
-        assert best.cost <= other.cost
+        assert objective(best) <= objective(other) + 1e-3
     assert best.peak_kw <= 30 + 1e-6
 
 
