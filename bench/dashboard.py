@@ -28,12 +28,12 @@ from rich.table import Table
 
 from opensdv.cloud.fleet.api import SOC, SPEED, FleetCloud, create_api
 from opensdv.cloud.fleet.operators import PLATFORM, Operators
+from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.telemetry.store import TelemetryStore
-from opensdv.demo import demo_vin
+from opensdv.demo.vehicles import demo_vin
 from opensdv.link.fleet import Command, Sample, TelemetryBatch, VehicleStatus
 from opensdv.model.vehicles import load_catalog
 from opensdv.storage.database import Database
-from opensdv.storage.registry import VehicleRegistry
 
 console = Console()
 MODELS = ["nissan-leaf-40", "honda-e-advance", "mitsubishi-ek-x-ev"]

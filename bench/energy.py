@@ -35,9 +35,9 @@ from rich.progress import track
 from rich.table import Table
 
 from opensdv.cloud.energy import Session, load_sessions, plan, time_of_use, with_v2g
-from opensdv.cloud.energy.network_planner import NetworkPlanner
-from opensdv.cloud.energy.optimiser import RollingPlanner
-from opensdv.cloud.energy.tariff import Tariff
+from opensdv.cloud.energy.planning.network_planner import NetworkPlanner
+from opensdv.cloud.energy.planning.optimiser import RollingPlanner
+from opensdv.cloud.energy.planning.tariff import Tariff
 
 console = Console()
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "acn"

@@ -212,9 +212,9 @@ def bench_deltas() -> list[dict[str, object]]:
 
 
 def bench_director(vehicles: int = 40, rounds: int = 5) -> dict[str, float]:
-    from opensdv.demo import demo_vin
+    from opensdv.cloud.fleet.registry import VehicleRegistry
+    from opensdv.demo.vehicles import demo_vin
     from opensdv.model.vehicles import load_catalog
-    from opensdv.storage.registry import VehicleRegistry
     from opensdv.vehicle.ota.setup import EcuSpec, build_vehicle, ecu_key
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from opensdv.model import load_catalog
-from opensdv.vehicle.twin import TwinRuntime, VehicleParams, load_cycle, simulate
+from opensdv.physics import VehicleParams, load_cycle, simulate
+from opensdv.vehicle.twin import TwinRuntime
 
 console = Console()
 

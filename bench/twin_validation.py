@@ -25,8 +25,8 @@ from rich.table import Table
 
 from opensdv.model import load_catalog
 from opensdv.model.components import BatteryModule, EfficiencyMap
-from opensdv.vehicle.twin import VehicleParams, simulate
-from opensdv.vehicle.twin.physics import ScalarOps, pack_stepper
+from opensdv.physics import VehicleParams, simulate
+from opensdv.physics.mechanics import ScalarOps, pack_stepper
 
 console = Console()
 DT = 1.0

@@ -1,4 +1,4 @@
-"""Extract the standard drive cycles shipped in src/opensdv/vehicle/twin/data/cycles/.
+"""Extract the standard drive cycles shipped in src/opensdv/physics/data/cycles/.
 
 Sources (run once by a maintainer; the CSVs are committed, users never need these packages):
 - UDDS and HWFET: the speed traces inside NREL's FASTSim package (``fastsim.Cycle.from_resource``).
@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "src/opensdv/vehicle/twin/data/cycles"
+OUT = Path(__file__).resolve().parents[1] / "src/opensdv/physics/data/cycles"
 
 
 def write(name: str, source: str, speeds_kmh: list[float]) -> None:

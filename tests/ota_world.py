@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.ota.backend import OtaBackend
-from opensdv.demo import demo_vin
+from opensdv.demo.vehicles import demo_vin
 from opensdv.model.vehicles import load_catalog
 from opensdv.storage.database import Database
-from opensdv.storage.registry import VehicleRegistry
 from opensdv.vehicle.ota.primary import Primary
 from opensdv.vehicle.ota.setup import EcuSpec, build_vehicle, ecu_key
 from opensdv.vehicle.ota.transport import LocalTransport, Transport

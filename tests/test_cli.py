@@ -122,9 +122,9 @@ def test_demo_runs_as_a_process() -> None:
 
 
 def test_demo_vins_are_valid() -> None:
-    from opensdv.demo import demo_vin
+    from opensdv.cloud.fleet.registry import validate_vin
+    from opensdv.demo.vehicles import demo_vin
     from opensdv.model import load_catalog
-    from opensdv.storage import validate_vin
 
     vins = [demo_vin(v, i) for i, v in enumerate(load_catalog().all_vehicles(), 1)]
     assert all(validate_vin(vin) == vin for vin in vins)

@@ -50,8 +50,8 @@ def test_a_command_that_runs_imports_its_part() -> None:
 def test_help_texts_written_out_match_their_sources() -> None:
     from opensdv.cli.broker import DEFAULT_AUDIENCE
     from opensdv.cli.twin import CYCLE_HELP
+    from opensdv.physics import SHIPPED_CYCLES
     from opensdv.vehicle.broker import DEFAULT_AUDIENCE as BROKER_AUDIENCE
-    from opensdv.vehicle.twin import SHIPPED_CYCLES
 
     assert DEFAULT_AUDIENCE == BROKER_AUDIENCE
     assert f"a shipped cycle ({', '.join(SHIPPED_CYCLES)}) or a CSV file" == CYCLE_HELP

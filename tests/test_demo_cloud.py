@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
-from opensdv.demo_cloud import start_demo_cloud
-from opensdv.demo_energy import start_demo_site
-from opensdv.demo_ota import start_demo_ota
+from opensdv.demo.cloud import start_demo_cloud
+from opensdv.demo.energy import start_demo_site
+from opensdv.demo.ota import start_demo_ota
+from opensdv.demo.vehicles import start_demo_vehicles, stop_demo_vehicles
 from opensdv.model.vehicles import load_catalog
 from opensdv.vehicle.broker import ALLOW_ALL
 from opensdv.vehicle.ota.primary import VehicleConditions

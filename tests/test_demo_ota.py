@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
-from opensdv.demo_ota import APP_CAMPAIGN, DEMO_CAMPAIGN, broker_conditions, start_demo_ota
+from opensdv.demo.ota import APP_CAMPAIGN, DEMO_CAMPAIGN, broker_conditions, start_demo_ota
+from opensdv.demo.vehicles import start_demo_vehicles, stop_demo_vehicles
 from opensdv.model.vehicles import load_catalog
 from opensdv.vehicle.ota.primary import VehicleConditions
 

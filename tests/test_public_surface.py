@@ -22,7 +22,7 @@ ROOTS = {  # package -> its error root
     "opensdv.vehicle.can": "opensdv.vehicle.can._errors.CanError",
     "opensdv.vehicle.ota": "opensdv.vehicle.ota.errors.UpdateError",
     "opensdv.vehicle.apps": "opensdv.vehicle.apps.errors.AppError",
-    "opensdv.vehicle.twin": "opensdv.vehicle.twin.cycles.CycleError",
+    "opensdv.vehicle.twin": "opensdv.physics.cycles.CycleError",
     "opensdv.cloud.energy": "opensdv.cloud.energy.errors.EnergyError",
     "opensdv.cloud.ota": "opensdv.cloud.ota.errors.OtaRepositoryError",
     "opensdv.cloud.fleet": "opensdv.cloud.fleet.operators.AuthError",

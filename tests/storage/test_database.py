@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import inspect, text
 
+from opensdv.cloud.fleet.registry import VehicleRegistry, validate_vin
 from opensdv.model import load_catalog
-from opensdv.storage import Database, StorageError, VehicleRegistry, validate_vin
+from opensdv.storage import Database, StorageError
 from tests.conftest import need
 
 LEAF_VIN = "SJNFAAZE1U0000001"

@@ -17,10 +17,10 @@ from rich.text import Text
 from opensdv.cli._common import component_catalog, console, table
 
 if TYPE_CHECKING:
-    from opensdv.demo import DemoVehicle
-    from opensdv.demo_cloud import DemoCloud
-    from opensdv.demo_energy import DemoSite
-    from opensdv.demo_ota import DemoOta
+    from opensdv.demo.cloud import DemoCloud
+    from opensdv.demo.energy import DemoSite
+    from opensdv.demo.ota import DemoOta
+    from opensdv.demo.vehicles import DemoVehicle
 
 EPILOG = (
     "Examples:\n\n  opensdv demo\n\n  opensdv demo --duration 10\n\n"
@@ -103,10 +103,10 @@ async def _until_fed(running: list[DemoVehicle], timeout_s: float = 10.0) -> Non
 async def _demo(
     ctx: typer.Context, duration: float | None, base_port: int, http_port: int, count: int
 ) -> None:
-    from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
-    from opensdv.demo_cloud import start_demo_cloud
-    from opensdv.demo_energy import start_demo_site
-    from opensdv.demo_ota import start_demo_ota
+    from opensdv.demo.cloud import start_demo_cloud
+    from opensdv.demo.energy import start_demo_site
+    from opensdv.demo.ota import start_demo_ota
+    from opensdv.demo.vehicles import start_demo_vehicles, stop_demo_vehicles
 
     models = component_catalog(ctx).all_vehicles()
     vehicles = [models[n % len(models)] for n in range(count or len(models))]

@@ -19,8 +19,8 @@ from opensdv.cli._common import component_catalog, console, settings, table
 from opensdv.model.components import Chemistry
 
 if TYPE_CHECKING:
-    from opensdv.cloud.energy.csms import Csms
-    from opensdv.cloud.energy.pack_age import AgedPack
+    from opensdv.cloud.energy.battery.pack_age import AgedPack
+    from opensdv.cloud.energy.ocpp.csms import Csms
 
 app = typer.Typer(
     name="energy",
@@ -72,9 +72,9 @@ def plan_(
     import numpy as np
 
     from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
-    from opensdv.cloud.energy.plots import plot_load_curves
-    from opensdv.cloud.energy.site_limits import SiteLimits, load_site
-    from opensdv.vehicle.twin import wear_cost_per_kwh
+    from opensdv.cloud.energy.planning.plots import plot_load_curves
+    from opensdv.cloud.energy.planning.site_limits import SiteLimits, load_site
+    from opensdv.physics import wear_cost_per_kwh
 
     sessions = load_sessions(sessions_file)
     if v2g_share:
@@ -158,8 +158,8 @@ def soh(
     modules: bool = typer.Option(False, "--modules", help="also estimate and grade each standard module"),
 ) -> None:
     """Estimate pack state of health from telemetry on a simulated, aged fleet and report the error."""
-    from opensdv.cloud.energy.grading import grade_module
-    from opensdv.cloud.energy.soh import evaluate_fleet, evaluate_modules
+    from opensdv.cloud.energy.battery.grading import grade_module
+    from opensdv.cloud.energy.battery.soh import evaluate_fleet, evaluate_modules
 
     chosen = component_catalog(ctx).vehicle(vehicle)
     result = evaluate_fleet(
@@ -201,8 +201,8 @@ def soh(
 
 
 def _aged(ctx: typer.Context, vehicle: str, years: float, daily_km: float, ambient: float) -> AgedPack:
-    from opensdv.cloud.energy.pack_age import age_pack
-    from opensdv.vehicle.twin import AgeingProfile
+    from opensdv.cloud.energy.battery.pack_age import age_pack
+    from opensdv.physics import AgeingProfile
 
     chosen = component_catalog(ctx).vehicle(vehicle)
     profile = AgeingProfile(daily_km=daily_km, ambient_c=ambient)
@@ -257,7 +257,7 @@ def passport(
     out: Path = typer.Option(Path("passport.json"), help="where the JSON goes"),
 ) -> None:
     """Write the pack's battery passport (EU 2023/1542 attributes) as JSON validated against its schema."""
-    from opensdv.cloud.energy.pack_age import pack_passport
+    from opensdv.cloud.energy.battery.pack_age import pack_passport
 
     document = pack_passport(
         _aged(ctx, vehicle, years, daily_km, ambient), vin=vin, serial=serial, status=status
@@ -273,7 +273,7 @@ def passport_check(
     file: Path = typer.Argument(..., metavar="FILE", help="a passport JSON file"),
 ) -> None:
     """Check a battery passport against the schema; every problem is listed with its path."""
-    from opensdv.cloud.energy.passport import PassportError, validate_passport
+    from opensdv.cloud.energy.battery.passport import PassportError, validate_passport
 
     try:
         document = json.loads(file.read_text())
@@ -325,8 +325,8 @@ def csms_serve(
 ) -> None:
     """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy. Stations
     and transactions are kept in the platform database, so a restart loses nothing."""
-    from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError
-    from opensdv.cloud.energy.csms_store import CsmsStore
+    from opensdv.cloud.energy.ocpp.csms import SUBPROTOCOL, Csms, CsmsError
+    from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
     from opensdv.storage import Database
 
     ids = _station_ids(count)
@@ -395,8 +395,8 @@ def stations_simulate(
     """Connect stations, start a transaction on each, meter simulated charging, then unplug."""
     from websockets.exceptions import InvalidStatus
 
-    from opensdv.cloud.energy.csms import CsmsError
-    from opensdv.cloud.energy.stations import StationSimulator
+    from opensdv.cloud.energy.ocpp.csms import CsmsError
+    from opensdv.cloud.energy.ocpp.stations import StationSimulator
 
     tls = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
 

@@ -41,8 +41,8 @@ def run(
     plot: Path | None = typer.Option(None, help="PNG file for the plot (default: twin_VEHICLE_CYCLE.png)"),
 ) -> None:
     """Drive one vehicle over a cycle: an energy table and a plot of speed, power and SoC."""
-    from opensdv.vehicle.twin import load_cycle, simulate
-    from opensdv.vehicle.twin.plots import plot_run
+    from opensdv.physics import load_cycle, simulate
+    from opensdv.physics.plots import plot_run
 
     chosen = component_catalog(ctx).vehicle(vehicle)
     drive = load_cycle(cycle)
@@ -93,8 +93,8 @@ def range_(
     combinations: bool = typer.Option(True, help="also every allowed standard pack / e-axle choice"),
 ) -> None:
     """EPA-style combined range (55 % UDDS, 45 % HWFET, x0.7), per vehicle and pack/e-axle choice."""
-    from opensdv.vehicle.twin import combined_range_km
-    from opensdv.vehicle.twin.combinations import allowed_combinations
+    from opensdv.physics import combined_range_km
+    from opensdv.physics.combinations import allowed_combinations
 
     catalog = component_catalog(ctx)
     chosen = _vehicles(ctx, vehicles)
@@ -132,7 +132,7 @@ def compare(
     cycle: str = typer.Option("udds", help=CYCLE_HELP),
 ) -> None:
     """Several vehicles on one cycle, side by side."""
-    from opensdv.vehicle.twin import load_cycle, simulate
+    from opensdv.physics import load_cycle, simulate
 
     chosen = _vehicles(ctx, vehicles)
     drive = load_cycle(cycle)
@@ -171,8 +171,8 @@ def age_(
     plot: Path | None = typer.Option(None, help="PNG file for the plot (default: twin_age_VEHICLE.png)"),
 ) -> None:
     """Project the pack's state of health over years of use (consumption from the twin, EPA-style)."""
-    from opensdv.vehicle.twin import AgeingProfile, age, combined_range_km
-    from opensdv.vehicle.twin.plots import plot_ageing
+    from opensdv.physics import AgeingProfile, age, combined_range_km
+    from opensdv.physics.plots import plot_ageing
 
     chosen = component_catalog(ctx).vehicle(vehicle)
     _, consumption = combined_range_km([chosen])

@@ -18,9 +18,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from opensdv.cli import app
-from opensdv.cloud.energy.csms import SUBPROTOCOL, Csms, CsmsError, listening_url
-from opensdv.cloud.energy.csms_store import CsmsStore
-from opensdv.cloud.energy.stations import StationSimulator
+from opensdv.cloud.energy.ocpp.csms import SUBPROTOCOL, Csms, CsmsError, listening_url
+from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
+from opensdv.cloud.energy.ocpp.stations import StationSimulator
 from opensdv.storage.database import Database
 from opensdv.vehicle.broker import write_dev_pki
 

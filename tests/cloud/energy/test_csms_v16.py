@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from opensdv.cloud.energy.csms import Csms, CsmsError, listening_url
-from opensdv.cloud.energy.stations import StationSimulator, StationSimulator21
-from opensdv.cloud.energy.stations_v16 import StationSimulator16
+from opensdv.cloud.energy.ocpp.csms import Csms, CsmsError, listening_url
+from opensdv.cloud.energy.ocpp.stations import StationSimulator, StationSimulator21
+from opensdv.cloud.energy.ocpp.stations_v16 import StationSimulator16
 
 
 @contextlib.asynccontextmanager

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opensdv.cloud.energy.csms import Csms, listening_url
 from opensdv.cloud.energy.dispatch import ProfileDispatcher
-from opensdv.cloud.energy.optimiser import RollingPlanner
-from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.ocpp.csms import Csms, listening_url
+from opensdv.cloud.energy.ocpp.stations import StationSimulator
+from opensdv.cloud.energy.planning.optimiser import RollingPlanner
+from opensdv.cloud.energy.planning.sessions import Session
+from opensdv.cloud.energy.planning.tariff import Tariff
 from opensdv.cloud.energy.site import ChargingSite
-from opensdv.cloud.energy.stations import StationSimulator
-from opensdv.cloud.energy.tariff import Tariff
 
 SLOT_H = 1.0
 

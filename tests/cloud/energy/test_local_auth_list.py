@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opensdv.cloud.energy.stations import LocalAuthList
+from opensdv.cloud.energy.ocpp.stations import LocalAuthList
 
 tokens = st.sampled_from(["04A1B2C3", "0BADCAFE", "11112222", "DEADBEEF"])
 updates = st.lists(

@@ -20,10 +20,10 @@ from opensdv.cloud.energy import (
     schedule_greedy,
     time_of_use,
 )
-from opensdv.cloud.energy.network_planner import NetworkPlanner
-from opensdv.cloud.energy.optimiser import ENERGY_VALUE, RollingPlanner
 from opensdv.cloud.energy.planning import Method
-from opensdv.cloud.energy.tariff import Tariff
+from opensdv.cloud.energy.planning.network_planner import NetworkPlanner
+from opensdv.cloud.energy.planning.optimiser import ENERGY_VALUE, RollingPlanner
+from opensdv.cloud.energy.planning.tariff import Tariff
 
 SLOT_H = 1.0
 METHODS = pytest.mark.parametrize("method", ["network", "lp"])

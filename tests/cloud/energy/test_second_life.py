@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from opensdv.cli import app
-from opensdv.cloud.energy.grading import RECYCLE, SECOND_LIFE, STAY, grade_module, module_health
-from opensdv.cloud.energy.passport import PassportError, build_passport, validate_passport
+from opensdv.cloud.energy.battery.grading import RECYCLE, SECOND_LIFE, STAY, grade_module, module_health
+from opensdv.cloud.energy.battery.passport import PassportError, build_passport, validate_passport
 from opensdv.config import GradingSettings
 from opensdv.model import load_catalog
-from opensdv.vehicle.twin import AgeingProfile, age
+from opensdv.physics import AgeingProfile, age
 
 RULES = GradingSettings()
 VIN = "JN1NSSANL0D000001"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from opensdv.cloud.energy import plan, time_of_use
-from opensdv.cloud.energy.grading import ModuleGrade
-from opensdv.cloud.energy.second_life import second_life_storage
-from opensdv.cloud.energy.sessions import Session
+from opensdv.cloud.energy.battery.grading import ModuleGrade
+from opensdv.cloud.energy.battery.second_life import second_life_storage
+from opensdv.cloud.energy.planning.sessions import Session
 from opensdv.model.vehicles import load_catalog
 
 TARIFF = time_of_use(96, 15, start_hour=6)

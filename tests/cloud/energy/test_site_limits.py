@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from opensdv.cli import app
 from opensdv.cloud.energy import BASELINES, PlanError, Session, plan, schedule_greedy
-from opensdv.cloud.energy.network_planner import NetworkPlanner
-from opensdv.cloud.energy.optimiser import ENERGY_VALUE, RollingPlanner
 from opensdv.cloud.energy.planning import Method
-from opensdv.cloud.energy.schedule import Schedule
-from opensdv.cloud.energy.site_limits import Circuit, load_site, phase_kw
-from opensdv.cloud.energy.tariff import Tariff
+from opensdv.cloud.energy.planning.network_planner import NetworkPlanner
+from opensdv.cloud.energy.planning.optimiser import ENERGY_VALUE, RollingPlanner
+from opensdv.cloud.energy.planning.schedule import Schedule
+from opensdv.cloud.energy.planning.site_limits import Circuit, load_site, phase_kw
+from opensdv.cloud.energy.planning.tariff import Tariff
 from opensdv.model import CatalogError
 
 SLOTS, SLOT_H = 8, 0.25

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opensdv.cli import app
-from opensdv.cloud.energy.soh import (
+from opensdv.cloud.energy.battery.soh import (
     estimate_capacity_ah,
     estimate_resistance_ohm,
     evaluate_fleet,

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from opensdv.cloud.energy.passport import validate_passport
+from opensdv.cloud.energy.battery.passport import validate_passport
 from opensdv.cloud.fleet.api import FleetCloud, create_api
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operators
+from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.telemetry.store import TelemetryStore
-from opensdv.demo import demo_vin
+from opensdv.demo.vehicles import demo_vin
 from opensdv.link.fleet import Command, Sample, TelemetryBatch, VehicleEvent, VehicleStatus
 from opensdv.model.vehicles import load_catalog
+from opensdv.physics import VehicleParams, simulate
 from opensdv.storage.database import Database
-from opensdv.storage.registry import VehicleRegistry
-from opensdv.vehicle.twin import VehicleParams, simulate
 from tests.ota_world import make_world
 
 SECRET = "correct horse battery"

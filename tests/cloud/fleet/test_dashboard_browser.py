@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from opensdv.cloud.energy.csms import Csms
+from opensdv.cloud.energy.ocpp.csms import Csms
 from opensdv.cloud.energy.site import ChargingSite
-from opensdv.demo import start_demo_vehicles, stop_demo_vehicles
-from opensdv.demo_cloud import start_demo_cloud
-from opensdv.demo_energy import start_demo_site
-from opensdv.demo_ota import APP_CAMPAIGN, start_demo_ota
+from opensdv.demo.cloud import start_demo_cloud
+from opensdv.demo.energy import start_demo_site
+from opensdv.demo.ota import APP_CAMPAIGN, start_demo_ota
+from opensdv.demo.vehicles import start_demo_vehicles, stop_demo_vehicles
 from opensdv.model.vehicles import load_catalog
 from tests.conftest import need
 

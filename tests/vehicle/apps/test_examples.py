@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from opensdv.demo import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
+from opensdv.demo.vehicles import DemoVehicle, start_demo_vehicles, stop_demo_vehicles
 from opensdv.model.vehicles import load_catalog
 from opensdv.vehicle.apps import VehicleApp, VehicleClient
 from opensdv.vehicle.apps.examples import EXAMPLES

@@ -6,13 +6,13 @@ flow, or the same programme as an LP solved by HiGHS); ``schedule_greedy`` runs 
 laxity first, round robin) for comparison.
 """
 
-from opensdv.cloud.energy.baselines import BASELINES, schedule_greedy
 from opensdv.cloud.energy.errors import EnergyError
-from opensdv.cloud.energy.optimiser import PlanError
 from opensdv.cloud.energy.planning import plan
-from opensdv.cloud.energy.schedule import Schedule
-from opensdv.cloud.energy.sessions import Session, SessionError, load_sessions, with_v2g
-from opensdv.cloud.energy.tariff import Tariff, time_of_use
+from opensdv.cloud.energy.planning.baselines import BASELINES, schedule_greedy
+from opensdv.cloud.energy.planning.optimiser import PlanError
+from opensdv.cloud.energy.planning.schedule import Schedule
+from opensdv.cloud.energy.planning.sessions import Session, SessionError, load_sessions, with_v2g
+from opensdv.cloud.energy.planning.tariff import Tariff, time_of_use
 
 __all__ = [
     "BASELINES",

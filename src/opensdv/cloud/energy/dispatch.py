@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from opensdv.cloud.energy.csms import Csms, CsmsError
-from opensdv.cloud.energy.schedule import Schedule
+from opensdv.cloud.energy.ocpp.csms import Csms, CsmsError
+from opensdv.cloud.energy.planning.schedule import Schedule
 
 __all__ = ["ProfileDispatcher"]
 

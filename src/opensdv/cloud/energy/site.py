@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from opensdv.cloud.energy.csms import Csms
 from opensdv.cloud.energy.dispatch import ProfileDispatcher
-from opensdv.cloud.energy.network_planner import NetworkPlanner
-from opensdv.cloud.energy.schedule import Schedule
-from opensdv.cloud.energy.sessions import Session
-from opensdv.cloud.energy.tariff import time_of_use
+from opensdv.cloud.energy.ocpp.csms import Csms
+from opensdv.cloud.energy.planning.network_planner import NetworkPlanner
+from opensdv.cloud.energy.planning.schedule import Schedule
+from opensdv.cloud.energy.planning.sessions import Session
+from opensdv.cloud.energy.planning.tariff import time_of_use
 
 __all__ = ["ChargingSite"]
 

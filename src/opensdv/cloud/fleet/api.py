@@ -26,10 +26,11 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from opensdv.cloud.energy.pack_age import age_pack, pack_passport
+from opensdv.cloud.energy.battery.pack_age import age_pack, pack_passport
+from opensdv.cloud.energy.battery.soh import health_from_telemetry
 from opensdv.cloud.energy.site import ChargingSite
-from opensdv.cloud.energy.soh import health_from_telemetry
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operator, Operators
+from opensdv.cloud.fleet.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
 from opensdv.cloud.ota.backend import OtaBackend
 from opensdv.cloud.ota.campaigns import CampaignProgress, CampaignSpec
 from opensdv.cloud.telemetry.store import TelemetryStore
@@ -37,8 +38,7 @@ from opensdv.config import GradingSettings
 from opensdv.errors import OpenSDVError
 from opensdv.link.fleet import Command
 from opensdv.model.vehicles import Catalog, load_catalog
-from opensdv.storage.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
-from opensdv.vehicle.twin import AgeingProfile
+from opensdv.physics import AgeingProfile
 
 __all__ = ["FleetCloud", "create_api"]
 

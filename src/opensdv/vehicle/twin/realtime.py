@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from opensdv.model.vehicles import Vehicle
-from opensdv.vehicle.twin.cycles import DriveCycle, load_cycle
-from opensdv.vehicle.twin.params import VehicleParams
-from opensdv.vehicle.twin.physics import ScalarOps, mechanics, pack_stepper
-from opensdv.vehicle.twin.simulate import pack_parameters
+from opensdv.physics.cycles import DriveCycle, load_cycle
+from opensdv.physics.mechanics import ScalarOps, mechanics, pack_stepper
+from opensdv.physics.params import VehicleParams
+from opensdv.physics.simulate import pack_parameters
 
 __all__ = ["TwinRuntime"]
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from opensdv.model.vehicles import load_catalog
+from opensdv.physics.cycles import DriveCycle
+from opensdv.physics.simulate import simulate
 from opensdv.vehicle.apps import VehicleApp, on_change
-from opensdv.vehicle.twin.cycles import DriveCycle
-from opensdv.vehicle.twin.simulate import simulate
 
 SPEED = "Vehicle.Speed"
 VOLTAGE = "Vehicle.Powertrain.TractionBattery.CurrentVoltage"

@@ -1,0 +1,2 @@
+"""Battery health: state of health (from the twin and from telemetry), second-life grading and
+battery passports."""
