@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from opensdv.cli import app
+from opensdv.clock import FakeClock
 from opensdv.cloud.energy.ocpp.csms import SUBPROTOCOL, Csms, CsmsError, listening_url
 from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
 from opensdv.cloud.energy.ocpp.stations import StationSimulator
@@ -325,3 +326,21 @@ async def test_a_csms_restart_loses_nothing_and_resyncs_open_transactions(tmp_pa
     finally:
         server.close()  # type: ignore[attr-defined]
         await server.wait_closed()  # type: ignore[attr-defined]
+
+
+async def test_the_csms_and_stations_stamp_time_from_their_clock() -> None:
+    """Time is a parameter: with a clock of 2030, the transaction the CSMS records and the
+    station's own timestamps all say 2030."""
+    clock = FakeClock(epoch_s=1_893_456_000.0)  # 2030-01-01T00:00:00Z
+    system = Csms(["CS-CLOCK"], clock=clock)
+    server = await system.serve(port=0)
+    try:
+        async with StationSimulator.connected(listening_url(server), "CS-CLOCK", clock=clock) as station:
+            tid = await station.plug_in("RFID-1")
+            await station.unplug()
+        state = system.stations["CS-CLOCK"]
+        assert state.transactions[tid].started.startswith("2030-01-01T00:00:00")
+        assert state.transactions[tid].ended is not None and state.transactions[tid].ended.startswith("2030-01-01")
+    finally:
+        server.close()
+        await server.wait_closed()

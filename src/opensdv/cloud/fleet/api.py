@@ -9,7 +9,6 @@ brand answers 404 exactly like a VIN that does not exist.
 handlers' annotations at run time, and it is local to ``create_api``.)
 """
 
-import asyncio
 import json
 import time
 import uuid
@@ -26,6 +25,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.battery.pack_age import age_pack, pack_passport
 from opensdv.cloud.energy.battery.soh import health_from_telemetry
 from opensdv.cloud.energy.site import ChargingSite
@@ -63,6 +63,7 @@ class FleetCloud:
     sites: dict[str, ChargingSite] = field(default_factory=dict)  # charging sites by id
     catalog: Catalog = field(default_factory=load_catalog)
     grading: GradingSettings = field(default_factory=GradingSettings)
+    clock: Clock = SYSTEM_CLOCK
 
 
 class VehicleSummary(BaseModel):
@@ -163,7 +164,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
     def fleet(caller: Caller) -> list[VehicleSummary]:
         statuses, seen = cloud.telemetry.statuses(), cloud.telemetry.last_seen()
         latest = cloud.telemetry.latest_of([SOC, SPEED])
-        alerts = cloud.telemetry.event_counts(time.time() - ALERT_WINDOW_S)
+        alerts = cloud.telemetry.event_counts(cloud.clock.time() - ALERT_WINDOW_S)
         brand = None if caller.tenant == PLATFORM else caller.tenant
         return [
             summary(v, statuses, latest.get(v.vin, {}), seen.get(v.vin), alerts.get(v.vin, 0))
@@ -198,7 +199,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
                 latest = cloud.telemetry.latest(vin)
                 payload = {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())}
                 yield f"event: signals\ndata: {json.dumps(payload)}\n\n"
-                await asyncio.sleep(max(0.2, period_s))
+                await cloud.clock.sleep(max(0.2, period_s))
 
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -210,7 +211,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         bucket_s: float | None = None,
     ) -> list[tuple[float, Any]]:  # fmt: skip
         visible(caller, vin)
-        end = time.time() + 1 if end is None else end
+        end = cloud.clock.time() + 1 if end is None else end
         start = end - 600 if start is None else start
         if bucket_s is not None and bucket_s <= 0:
             raise HTTPException(422, "bucket_s must be positive")
@@ -226,7 +227,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
             operator=caller.name,
             path=body.path,
             value=body.value,
-            issued_at=time.time(),
+            issued_at=cloud.clock.time(),
         )
         await cloud.send_command(vin, sent)
         return {"id": sent.id, "status": "sent; the vehicle's safety guard decides"}
@@ -278,7 +279,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         twin's ageing over ``years`` of use (default: since the model year) and every module graded."""
         found = visible(caller, vin)
         if years is None:
-            years = max(time.gmtime().tm_year - found.model_year, 0.1)
+            years = max(time.gmtime(cloud.clock.time()).tm_year - found.model_year, 0.1)
         if not 0 < years <= 30 or daily_km < 0:
             raise HTTPException(422, "years must be in (0, 30] and daily_km >= 0")
         return aged_passport(found.definition_id, vin, years, daily_km, ambient_c)
@@ -292,7 +293,7 @@ def create_api(cloud: FleetCloud) -> FastAPI:
         found = visible(caller, vin)
         if not 0 < hours <= 744:
             raise HTTPException(422, "hours must be in (0, 744]")
-        end = time.time() + 1
+        end = cloud.clock.time() + 1
         columns = [
             {p.ts: float(p.value) for p in cloud.telemetry.series(vin, path, end - hours * 3600, end, 1.0)}
             for path in (CURRENT, VOLTAGE, SOC)

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.ocpp.csms_state import (
     CsmsError,
     SessionBasics,
@@ -79,7 +80,7 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
         self.state.firmware = charging_station.get("firmware_version")
         self._persist()
         return call_result.BootNotification(
-            current_time=utc_now(), interval=self._heartbeat_s, status=e.RegistrationStatusEnumType.accepted
+            current_time=utc_now(self.clock), interval=self._heartbeat_s, status=e.RegistrationStatusEnumType.accepted
         )
 
     @after(e.Action.boot_notification)
@@ -91,13 +92,13 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
                 continue
             reply = await self.call(call.GetTransactionStatus(transaction_id=transaction.transaction_id))
             if not reply.ongoing_indicator:
-                transaction.ended, transaction.stopped_reason = utc_now(), "EndedWhileCsmsAway"
+                transaction.ended, transaction.stopped_reason = utc_now(self.clock), "EndedWhileCsmsAway"
                 self._persist(transaction)
         self.synced.set()
 
     @on(e.Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        self.state.last_heartbeat = utc_now()
+        self.state.last_heartbeat = utc_now(self.clock)
         return call_result.Heartbeat(current_time=self.state.last_heartbeat)
 
     @on(e.Action.status_notification)
@@ -173,7 +174,7 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
             charging_schedule=[
                 dt.ChargingScheduleType(
                     id=profile_id,
-                    start_schedule=utc_now(),
+                    start_schedule=utc_now(self.clock),
                     charging_rate_unit=e.ChargingRateUnitEnumType.watts,
                     charging_schedule_period=[dt.ChargingSchedulePeriodType(start_period=0, limit=watts)],
                 )
@@ -220,7 +221,7 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
         reply = await self.call(
             call.UpdateFirmware(
                 request_id=request_id,
-                firmware=dt.FirmwareType(location=location, retrieve_date_time=retrieve_at or utc_now()),
+                firmware=dt.FirmwareType(location=location, retrieve_date_time=retrieve_at or utc_now(self.clock)),
             )
         )
         if reply.status != e.UpdateFirmwareStatusEnumType.accepted:
@@ -267,6 +268,7 @@ class Csms:
         heartbeat_s: int = 60,
         store: StatePersistence | None = None,
         id_tokens: Iterable[str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``stations``: ids, or ids with passwords for OCPP security profile 1 (HTTP Basic auth,
         the station id as user name). With a ``store`` the state survives restarts: what it holds
@@ -282,6 +284,7 @@ class Csms:
         self._sessions: dict[str, _StationSession | StationSession16] = {}  # 2.1 sessions are 2.0.1 ones
         self._heartbeat_s = heartbeat_s
         self._profile_ids = 0
+        self.clock = clock
 
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         station_id = _station_id(request.path)
@@ -310,7 +313,9 @@ class Csms:
             SUBPROTOCOL_21: StationSession21,
         }
         kind = kinds.get(connection.subprotocol or SUBPROTOCOL, _StationSession)
-        session = kind(self.stations[station_id], connection, self._heartbeat_s, self._store, self._id_tokens)
+        session = kind(
+            self.stations[station_id], connection, self._heartbeat_s, self._store, self._id_tokens, self.clock
+        )
         self._sessions[station_id] = session
         try:
             with contextlib.suppress(ConnectionError, ConnectionClosed):  # the station went away

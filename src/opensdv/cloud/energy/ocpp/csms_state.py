@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.errors import EnergyError
 
 __all__ = [
@@ -60,9 +61,9 @@ class StationState:
         return self.vendor is not None
 
 
-def utc_now() -> str:
-    """An OCPP timestamp (RFC 3339, UTC, whole seconds)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def utc_now(clock: Clock = SYSTEM_CLOCK) -> str:
+    """An OCPP timestamp (RFC 3339, UTC, whole seconds) of ``clock``'s time."""
+    return datetime.fromtimestamp(clock.time(), UTC).isoformat(timespec="seconds")
 
 
 def energy_and_power(meter_values: Iterable[dict[str, Any]]) -> tuple[float | None, float | None]:
@@ -98,8 +99,10 @@ class SessionBasics:
         heartbeat_s: int,
         store: StatePersistence | None,
         id_tokens: AbstractSet[str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(state.station_id, connection)  # type: ignore[call-arg]  # the ChargePoint's
+        self.clock = clock
         self.state = state
         self._heartbeat_s = heartbeat_s
         self._store = store

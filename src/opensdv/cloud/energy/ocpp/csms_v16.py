@@ -61,7 +61,7 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
         self.state.firmware = extra.get("firmware_version")
         self._persist()
         return call_result.BootNotification(
-            current_time=utc_now(), interval=self._heartbeat_s, status=e16.RegistrationStatus.accepted
+            current_time=utc_now(self.clock), interval=self._heartbeat_s, status=e16.RegistrationStatus.accepted
         )
 
     @after(e16.Action.boot_notification)
@@ -72,7 +72,7 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
 
     @on(e16.Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        self.state.last_heartbeat = utc_now()
+        self.state.last_heartbeat = utc_now(self.clock)
         return call_result.Heartbeat(current_time=self.state.last_heartbeat)
 
     @on(e16.Action.status_notification)
@@ -144,7 +144,7 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
             charging_profile_kind=e16.ChargingProfileKindType.absolute,
             charging_schedule=dt16.ChargingSchedule(
                 charging_rate_unit=e16.ChargingRateUnitType.watts,
-                start_schedule=utc_now(),
+                start_schedule=utc_now(self.clock),
                 charging_schedule_period=[dt16.ChargingSchedulePeriod(start_period=0, limit=watts)],
             ),
         )
@@ -181,7 +181,7 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
             )
 
     async def update_firmware(self, location: str, request_id: int, retrieve_at: str | None = None) -> None:
-        await self.call(call.UpdateFirmware(location=location, retrieve_date=retrieve_at or utc_now()))
+        await self.call(call.UpdateFirmware(location=location, retrieve_date=retrieve_at or utc_now(self.clock)))
 
     async def local_list_version(self) -> int:
         version = int((await self.call(call.GetLocalListVersion())).list_version)

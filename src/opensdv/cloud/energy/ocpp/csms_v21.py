@@ -17,6 +17,7 @@ from ocpp.v21 import datatypes as dt21
 from ocpp.v21 import enums as e21
 from websockets.typing import Subprotocol
 
+from opensdv.clock import Clock
 from opensdv.cloud.energy.ocpp.csms_state import CsmsError, utc_now
 
 __all__ = ["SUBPROTOCOL_21", "V2xMixin"]
@@ -26,6 +27,8 @@ SUBPROTOCOL_21 = Subprotocol("ocpp2.1")
 
 class V2xMixin:
     """Mixed into the 2.0.1 session class to make the 2.1 one (see ``csms.StationSession21``)."""
+
+    clock: Clock  # the session's (SessionBasics)
 
     _ocpp_version = "2.1"
     _call = call
@@ -66,7 +69,7 @@ class V2xMixin:
             charging_schedule=[
                 dt21.ChargingScheduleType(
                     id=profile_id,
-                    start_schedule=utc_now(),
+                    start_schedule=utc_now(self.clock),
                     charging_rate_unit=e21.ChargingRateUnitEnumType.w,
                     charging_schedule_period=[period],
                 )

@@ -24,6 +24,7 @@ from ocpp.v201 import datatypes as dt
 from ocpp.v201 import enums as e
 from websockets.asyncio.client import ClientConnection, connect
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.ocpp.csms import SUBPROTOCOL
 from opensdv.cloud.energy.ocpp.csms_state import utc_now
 from opensdv.cloud.energy.ocpp.csms_v21 import SUBPROTOCOL_21
@@ -72,9 +73,11 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         connection: ClientConnection,
         max_power_w: float = 11_000,
         transaction_id: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``transaction_id``: a transaction still running from before a reconnect."""
         super().__init__(station_id, connection)
+        self.clock = clock
         self.max_power_w = max_power_w
         self.limit_w: float | None = None
         self.transaction_id = transaction_id
@@ -125,7 +128,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
 
     async def _status(self, status: e.ConnectorStatusEnumType) -> None:
         await self.call(
-            call.StatusNotification(timestamp=utc_now(), connector_status=status, evse_id=1, connector_id=1)
+            call.StatusNotification(timestamp=utc_now(self.clock), connector_status=status, evse_id=1, connector_id=1)
         )
 
     @property
@@ -195,7 +198,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         await self.call(
             call.TransactionEvent(
                 event_type=event_type,
-                timestamp=utc_now(),
+                timestamp=utc_now(self.clock),
                 trigger_reason=trigger,
                 seq_no=next(self._seq),
                 transaction_info=dt.TransactionType(
@@ -205,7 +208,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
                 ),
                 evse=dt.EVSEType(id=1, connector_id=1),
                 id_token=id_token,
-                meter_value=[dt.MeterValueType(timestamp=utc_now(), sampled_value=sampled)],
+                meter_value=[dt.MeterValueType(timestamp=utc_now(self.clock), sampled_value=sampled)],
             )
         )
 
@@ -248,7 +251,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
         schedule = dt.CompositeScheduleType(
             evse_id=evse_id,
             duration=duration,
-            schedule_start=utc_now(),
+            schedule_start=utc_now(self.clock),
             charging_rate_unit=e.ChargingRateUnitEnumType.watts,
             charging_schedule_period=[dt.ChargingSchedulePeriodType(start_period=0, limit=limit)],
         )

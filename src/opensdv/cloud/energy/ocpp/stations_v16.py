@@ -13,6 +13,7 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16 import enums as e16
 from websockets.asyncio.client import ClientConnection, connect
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.ocpp.csms_state import utc_now
 from opensdv.cloud.energy.ocpp.csms_v16 import SUBPROTOCOL_16
 from opensdv.cloud.energy.ocpp.stations import LocalAuthList
@@ -21,8 +22,11 @@ __all__ = ["StationSimulator16"]
 
 
 class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
-    def __init__(self, station_id: str, connection: ClientConnection, max_power_w: float = 7_400) -> None:
+    def __init__(
+        self, station_id: str, connection: ClientConnection, max_power_w: float = 7_400, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         super().__init__(station_id, connection)
+        self.clock = clock
         self.max_power_w = max_power_w
         self.limit_w: float | None = None
         self.transaction_id: int | None = None
@@ -58,7 +62,7 @@ class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package
     async def plug_in(self, id_tag: str) -> None:
         reply = await self.call(
             call.StartTransaction(
-                connector_id=1, id_tag=id_tag, meter_start=int(self.register_wh), timestamp=utc_now()
+                connector_id=1, id_tag=id_tag, meter_start=int(self.register_wh), timestamp=utc_now(self.clock)
             )
         )
         self.transaction_id = reply.transaction_id
@@ -74,7 +78,7 @@ class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package
         await self.call(
             call.MeterValues(
                 connector_id=1, transaction_id=self.transaction_id,
-                meter_value=[{"timestamp": utc_now(), "sampled_value": sampled}],
+                meter_value=[{"timestamp": utc_now(self.clock), "sampled_value": sampled}],
             )
         )  # fmt: skip
 
@@ -84,7 +88,7 @@ class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package
         await self.call(
             call.StopTransaction(
                 meter_stop=int(self.register_wh),
-                timestamp=utc_now(),
+                timestamp=utc_now(self.clock),
                 transaction_id=self.transaction_id,
                 reason=reason,
             )
