@@ -1,9 +1,13 @@
 # Sourced by `make test` and .ci/run: starts the servers the integration tests talk to and exports
 # their URLs. It installs them from Debian's packages when it runs as root and they are missing;
 # otherwise the tests that need them are skipped locally (and fail under CI=true).
-# Idempotent: a server already started by an earlier run is reused.
+# Idempotent: a server already started by an earlier run is reused. A second copy of the suite on
+# the same machine gets servers of its own with OPENSDV_SERVICES_DIR, OPENSDV_PG_PORT and
+# OPENSDV_MQTT_PORT (the link tests' ingests subscribe to every vehicle on their broker).
 
 _opensdv_state=${OPENSDV_SERVICES_DIR:-/tmp/opensdv-services}
+_opensdv_pg_port=${OPENSDV_PG_PORT:-55432}
+_opensdv_mqtt_port=${OPENSDV_MQTT_PORT:-18883}
 mkdir -p "$_opensdv_state"
 
 _opensdv_apt() {
@@ -14,7 +18,7 @@ _opensdv_apt() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# ---- PostgreSQL on 127.0.0.1:55432, trust auth, database opensdv_test -------------------------
+# ---- PostgreSQL on 127.0.0.1:$_opensdv_pg_port (55432), trust auth, database opensdv_test -------------------------
 _opensdv_pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$_opensdv_pg_bin" ]; then
   _opensdv_apt postgresql && _opensdv_pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
@@ -24,29 +28,29 @@ if [ -n "$_opensdv_pg_bin" ] && [ "$(id -u)" = 0 ]; then
   if ! su postgres -c "$_opensdv_pg_bin/pg_ctl -D $_opensdv_pg_data status" >/dev/null 2>&1; then
     rm -rf "$_opensdv_pg_data" && mkdir -p "$_opensdv_pg_data" && chown postgres "$_opensdv_pg_data"
     su postgres -c "$_opensdv_pg_bin/initdb -D $_opensdv_pg_data -A trust -U postgres" >/dev/null
-    su postgres -c "$_opensdv_pg_bin/pg_ctl -D $_opensdv_pg_data -o '-p 55432 -k /tmp -c listen_addresses=127.0.0.1' -l $_opensdv_pg_data/log -w start" >/dev/null
-    su postgres -c "$_opensdv_pg_bin/createdb -h 127.0.0.1 -p 55432 -U postgres opensdv_test"
+    su postgres -c "$_opensdv_pg_bin/pg_ctl -D $_opensdv_pg_data -o '-p $_opensdv_pg_port -k /tmp -c listen_addresses=127.0.0.1' -l $_opensdv_pg_data/log -w start" >/dev/null
+    su postgres -c "$_opensdv_pg_bin/createdb -h 127.0.0.1 -p $_opensdv_pg_port -U postgres opensdv_test"
   fi
-  export OPENSDV_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:55432/opensdv_test
-  echo "services: PostgreSQL at 127.0.0.1:55432"
+  export OPENSDV_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:$_opensdv_pg_port/opensdv_test
+  echo "services: PostgreSQL at 127.0.0.1:$_opensdv_pg_port"
 else
   echo "services: PostgreSQL not available (run as root to install it); its tests will be skipped"
 fi
 
-# ---- Mosquitto (MQTT 5) on 127.0.0.1:18883, anonymous, for the link tests --------------------------
+# ---- Mosquitto (MQTT 5) on 127.0.0.1:$_opensdv_mqtt_port (18883), anonymous, for the link tests --------------------------
 if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ]; then
   _opensdv_apt mosquitto || true
 fi
 _opensdv_mosquitto=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
 if [ -n "$_opensdv_mosquitto" ]; then
-  if ! (exec 3<>/dev/tcp/127.0.0.1/18883) 2>/dev/null; then
+  if ! (exec 3<>/dev/tcp/127.0.0.1/$_opensdv_mqtt_port) 2>/dev/null; then
     # queue deep for slow subscribers: Mosquitto drops QoS 1 messages beyond max_queued_messages (1000)
-    printf 'listener 18883 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n' > "$_opensdv_state/mosquitto.conf"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n' "$_opensdv_mqtt_port" > "$_opensdv_state/mosquitto.conf"
     "$_opensdv_mosquitto" -c "$_opensdv_state/mosquitto.conf" -d
-    for _ in 1 2 3 4 5 6 7 8 9 10; do (exec 3<>/dev/tcp/127.0.0.1/18883) 2>/dev/null && break; sleep 0.2; done
+    for _ in 1 2 3 4 5 6 7 8 9 10; do (exec 3<>/dev/tcp/127.0.0.1/$_opensdv_mqtt_port) 2>/dev/null && break; sleep 0.2; done
   fi
-  export OPENSDV_TEST_MQTT_URL=mqtt://127.0.0.1:18883
-  echo "services: Mosquitto at 127.0.0.1:18883"
+  export OPENSDV_TEST_MQTT_URL=mqtt://127.0.0.1:$_opensdv_mqtt_port
+  echo "services: Mosquitto at 127.0.0.1:$_opensdv_mqtt_port"
 else
   echo "services: Mosquitto not available (run as root to install it); its link tests will be skipped"
 fi
