@@ -195,3 +195,15 @@ def test_generated_and_generic_decoders_agree(case: tuple[str, tuple[int, bool]]
     else:
         assert fast == slow.values
         assert not slow.dropped
+
+
+def test_a_corrupt_frame_on_the_bus_does_not_break_later_encoding() -> None:
+    """Signals a frame carried out of their DBC range are not kept as the message's template."""
+    adapter = Adapter(load_mapping("honda-e-advance-2020"), CATALOG)
+    status = adapter.messages["BMS_PACK_STATUS"]
+    adapter.observe(status.frame_id, status.is_extended_frame, b"\xff" * status.length)
+    (frame,) = adapter.encode_signals({"Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 50.0})
+    decoded = status.decode(frame.data, decode_choices=False)
+    assert decoded["SOC"] == 50.0
+    voltage = status.get_signal_by_name("PACK_VOLTAGE")
+    assert voltage.maximum is not None and decoded["PACK_VOLTAGE"] <= voltage.maximum

@@ -265,9 +265,8 @@ class Adapter:
     # ------------------------------------------------------------------------------- encode
 
     def _defaults(self, message: Message) -> dict[str, Any]:
-        last = self._last_data.get(message.name)
-        if last is not None:
-            return dict(message.decode(last, decode_choices=False))  # type: ignore[arg-type]
+        """The message's other signals as last seen on the bus, each within its DBC range; a signal
+        the last frame carried out of range (a corrupt or fuzzed frame) takes its initial value."""
         defaults: dict[str, Any] = {}
         for signal in message.signals:
             low = signal.minimum if signal.minimum is not None else 0
@@ -277,6 +276,13 @@ class Adapter:
             defaults[signal.name] = (
                 initial if (signal.maximum is None or low <= initial <= signal.maximum) else low
             )
+        last = self._last_data.get(message.name)
+        if last is not None:
+            seen = message.decode(last, decode_choices=False)
+            for signal in message.signals:
+                value = seen.get(signal.name)  # type: ignore[union-attr]
+                if isinstance(value, int | float) and _within(signal, float(value)):
+                    defaults[signal.name] = value
         return defaults
 
     def _frame(self, message: Message, data: dict[str, Any]) -> can.Message:
@@ -345,3 +351,9 @@ class Adapter:
     @property
     def actuator_paths(self) -> list[str]:
         return list(self.actuators)
+
+
+def _within(signal: Any, value: float) -> bool:
+    return (signal.minimum is None or value >= signal.minimum) and (
+        signal.maximum is None or value <= signal.maximum
+    )
