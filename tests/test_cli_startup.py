@@ -9,7 +9,7 @@ import sys
 
 from opensdv.cli import SUBCOMMANDS
 
-HEAVY = ("grpc", "fastapi", "duckdb", "numpy", "matplotlib", "alembic", "ocpp", "sqlalchemy", "amqtt")
+HEAVY = ("grpc", "fastapi", "duckdb", "numpy", "matplotlib", "alembic", "ocpp", "sqlalchemy", "amqtt", "yaml")
 
 _PROBE = """
 import json, sys
@@ -49,9 +49,12 @@ def test_a_command_that_runs_imports_its_part() -> None:
 
 def test_help_texts_written_out_match_their_sources() -> None:
     from opensdv.cli.broker import DEFAULT_AUDIENCE
+    from opensdv.cli.energy import CellChemistry
     from opensdv.cli.twin import CYCLE_HELP
+    from opensdv.model.components import Chemistry
     from opensdv.physics import SHIPPED_CYCLES
     from opensdv.vehicle.broker import DEFAULT_AUDIENCE as BROKER_AUDIENCE
 
     assert DEFAULT_AUDIENCE == BROKER_AUDIENCE
+    assert [c.value for c in CellChemistry] == [c.value for c in Chemistry]
     assert f"a shipped cycle ({', '.join(SHIPPED_CYCLES)}) or a CSV file" == CYCLE_HELP

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import CATALOG_OPTION, component_catalog, console, table
-from opensdv.model.vehicles import catalog_from_documents
 
 if TYPE_CHECKING:
     from opensdv.model import Catalog, CheckResult, Vehicle
@@ -134,4 +133,4 @@ def check(
     raise typer.Exit(1 if failed else 0)
 
 
-__all__ = ["app", "catalog_from_documents", "checks_table"]
+__all__ = ["app", "checks_table"]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import ssl
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,11 +17,22 @@ from rich.table import Table
 
 from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import component_catalog, console, settings, table
-from opensdv.model.components import Chemistry
 
 if TYPE_CHECKING:
     from opensdv.cloud.energy.battery.pack_age import AgedPack
     from opensdv.cloud.energy.ocpp.csms import Csms
+
+class CellChemistry(StrEnum):
+    """``opensdv.model.components.Chemistry``, written out so that --help loads no catalog model
+    (tests/test_cli_startup.py checks that both list the same values)."""
+
+    NMC = "NMC"
+    NCA = "NCA"
+    LFP = "LFP"
+    LMFP = "LMFP"
+    LMO = "LMO"
+    SIB = "SIB"  # sodium-ion
+
 
 app = typer.Typer(
     name="energy",
@@ -56,8 +68,8 @@ def plan_(
         min=0,
         help="battery wear per kWh of throughput (default: the twin's ageing model for --chemistry)",
     ),
-    chemistry: Chemistry = typer.Option(
-        Chemistry.NMC, help="the V2G packs' cell chemistry, for the wear cost"
+    chemistry: CellChemistry = typer.Option(
+        CellChemistry.NMC, help="the V2G packs' cell chemistry, for the wear cost"
     ),
     pack_price: float | None = typer.Option(
         None, min=0, help="pack price per kWh, for the wear cost (default: the ageing model's, USD 115)"
@@ -74,6 +86,7 @@ def plan_(
     from opensdv.cloud.energy import BASELINES, load_sessions, plan, schedule_greedy, time_of_use, with_v2g
     from opensdv.cloud.energy.planning.plots import plot_load_curves
     from opensdv.cloud.energy.planning.site_limits import SiteLimits, load_site
+    from opensdv.model.components import Chemistry
     from opensdv.physics import wear_cost_per_kwh
 
     sessions = load_sessions(sessions_file)
@@ -83,7 +96,7 @@ def plan_(
     slot_h = slot_minutes / 60
     if wear_cost is None:
         priced = {} if pack_price is None else {"pack_price_per_kwh": pack_price}
-        wear_cost = wear_cost_per_kwh(chemistry, **priced)
+        wear_cost = wear_cost_per_kwh(Chemistry(chemistry.value), **priced)
     if (site_cap is None) == (site_file is None):
         raise typer.BadParameter("give --site-cap or --site (a site file), one of them")
     if site_file is not None:
