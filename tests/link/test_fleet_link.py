@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -49,6 +51,37 @@ async def _mosquitto() -> AsyncIterator[str]:
 @pytest.fixture(params=["embedded", "mosquitto"])
 def mqtt(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[str]:
     return embedded_mqtt_broker() if request.param == "embedded" else _mosquitto()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def _own_mosquitto(port: int, directory: Path) -> AsyncIterator[str]:
+    """A Mosquitto of this test's own (no persistence), to stop and start again on ``port``:
+    ready when it says it is running."""
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    need(binary is not None, "mosquitto (make test installs it)")
+    assert binary is not None
+    conf = directory / f"mosquitto-{port}.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n")
+    broker = await asyncio.create_subprocess_exec(binary, "-c", str(conf), stderr=asyncio.subprocess.PIPE)
+    assert broker.stderr is not None
+    try:
+        async with asyncio.timeout(10):
+            while b" running" not in await broker.stderr.readline():
+                pass
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        broker.terminate()
+        await broker.wait()
+
+
+def _broker(kind: str, port: int, directory: Path) -> AbstractAsyncContextManager[str]:
+    return embedded_mqtt_broker(port=port) if kind == "embedded" else _own_mosquitto(port, directory)
 
 
 def _status(vin: str = VIN) -> VehicleStatus:
@@ -119,8 +152,9 @@ def encode_batch(seq: int) -> bytes:
     return encode(TelemetryBatch(vin=VIN, seq=seq, samples=[]))
 
 
-async def test_vehicles_lose_nothing_while_the_broker_is_down(tmp_path: Path) -> None:
-    """Telemetry made while the embedded broker is down is spooled and arrives once, in order,
+@pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
+async def test_vehicles_lose_nothing_while_the_broker_is_down(kind: str, tmp_path: Path) -> None:
+    """Telemetry made while the broker is down is spooled and arrives once, in order,
     after the restart. The cars come back before the cloud, so the fresh broker (no persistence)
     acknowledges and drops their backlog; only the cloud's confirmation empties a spool, so they
     send it again. The cars record during the outage, so each notices it by a missing PUBACK
@@ -128,8 +162,8 @@ async def test_vehicles_lose_nothing_while_the_broker_is_down(tmp_path: Path) ->
     (The 30-s, 50-car version runs on the in-memory broker: test_link_logic.py.)"""
     vins = [f"JN1NSSAN0DD{n:06d}" for n in range(1, 6)]
     store = TelemetryStore()
-    async with embedded_mqtt_broker() as url:
-        port = int(url.split(":")[2].split("?")[0])
+    port = _free_port()
+    async with _broker(kind, port, tmp_path) as url:
         link = MqttConnector(url)
         uplinks = [
             Uplink(
@@ -151,12 +185,12 @@ async def test_vehicles_lose_nothing_while_the_broker_is_down(tmp_path: Path) ->
             u.record([Sample(path="Vehicle.Speed", value=0.0, ts=0.0)])
         await asyncio.wait_for(asyncio.gather(*(u.wait_confirmed() for u in uplinks)), 30)
         assert store.count() == len(vins)
-        cloud.cancel()  # the cloud goes down with the broker (the embedded broker lives in it)
+        cloud.cancel()  # the cloud goes down with the broker
         await asyncio.gather(cloud, return_exceptions=True)
     for k in range(1, OUTAGE_BATCHES + 1):
         for u in uplinks:
             u.record([Sample(path="Vehicle.Speed", value=float(k), ts=float(k))])
-    async with embedded_mqtt_broker(port=port):
+    async with _broker(kind, port, tmp_path):
         # the backlog reaches a broker nobody is subscribed at yet: acknowledged, then dropped
         await asyncio.wait_for(asyncio.gather(*(u.wait_sent(OUTAGE_BATCHES) for u in uplinks)), 60)
         ingest = Ingest(link, store, durable=False)

@@ -9,6 +9,7 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.ocpp.csms import Csms, listening_url
 from opensdv.cloud.energy.ocpp.stations import StationSimulator
 from opensdv.cloud.energy.planning.sessions import Session
@@ -35,6 +36,7 @@ class DemoSite:
     stations: list[StationSimulator]
     stack: AsyncExitStack
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    clock: Clock = SYSTEM_CLOCK
 
     async def run(self, tick_s: float = 2.0) -> None:
         """Each tick: send the slot's profiles, let every station charge a simulated quarter-hour."""
@@ -43,7 +45,7 @@ class DemoSite:
             for station in self.stations:
                 if station.transaction_id is not None:
                     await station.charge(self.site.slot_h * 3600)
-            await asyncio.sleep(tick_s)
+            await self.clock.sleep(tick_s)
 
     async def stop(self) -> None:
         for task in self.tasks:
