@@ -23,7 +23,7 @@ A breaking change to a payload means ``v2`` topics, served side by side.
 from __future__ import annotations
 
 import re
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_BUNDLE",
     "Command",
     "CommandResult",
+    "EpochSeconds",
     "LinkError",
     "Sample",
     "TelemetryAck",
@@ -69,6 +70,8 @@ _TOPIC = re.compile(
     rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/(telemetry|telemetry-acks|status|events|commands|command-results)"
 )
 M = TypeVar("M", bound=BaseModel)
+# Every time on the link is seconds since the epoch (UTC) as a JSON number; the type says so
+EpochSeconds = Annotated[float, Field(description="seconds since the epoch (UTC)")]
 # Strict: a JSON string is never coerced into a number (and strict unions validate faster)
 Value = (
     StrictBool | StrictInt | StrictFloat | StrictStr
@@ -91,7 +94,7 @@ class _Payload(BaseModel):
 class Sample(_Payload):
     path: str = Field(pattern=r"^Vehicle(\.[A-Za-z0-9_]+)+$")
     value: Value
-    ts: float = Field(description="seconds since the epoch, when the car measured it")
+    ts: EpochSeconds = Field(description="when the car measured it")
 
 
 class TelemetryBatch(_Payload):
@@ -122,7 +125,7 @@ class TelemetryAck(_Payload):
 class VehicleStatus(_Payload):
     vin: str
     online: bool
-    at: float
+    at: EpochSeconds
     brand: str = ""
     model: str = ""
     software: dict[str, str] = Field(default={}, description="ECU name -> installed version")
@@ -132,7 +135,7 @@ class VehicleEvent(_Payload):
     vin: str
     kind: str = Field(min_length=1, description="e.g. safety-denied, ota-installed, dtc")
     detail: str = ""
-    at: float
+    at: EpochSeconds
 
 
 class Command(_Payload):
@@ -140,7 +143,7 @@ class Command(_Payload):
     operator: str = Field(min_length=1)
     path: str = Field(pattern=r"^Vehicle(\.[A-Za-z0-9_]+)+$")
     value: Value
-    issued_at: float
+    issued_at: EpochSeconds
 
 
 class CommandResult(_Payload):
