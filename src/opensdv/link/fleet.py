@@ -94,7 +94,7 @@ class _Payload(BaseModel):
 class Sample(_Payload):
     path: str = Field(pattern=r"^Vehicle(\.[A-Za-z0-9_]+)+$")
     value: Value
-    ts: EpochSeconds = Field(description="when the car measured it")
+    ts: EpochSeconds = Field(description="seconds since the epoch (UTC), when the car measured it")
 
 
 class TelemetryBatch(_Payload):
