@@ -20,7 +20,17 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 from opensdv.errors import OpenSDVError
 from opensdv.model._files import describe_validation_error
 
-__all__ = ["BrokerSettings", "ConfigError", "EnergySettings", "GradingSettings", "Settings", "load_settings"]
+__all__ = [
+    "BrokerSettings",
+    "BusSettings",
+    "CloudSettings",
+    "ConfigError",
+    "EnergySettings",
+    "GradingSettings",
+    "Settings",
+    "VehicleSettings",
+    "load_settings",
+]
 
 DEFAULT_CONFIG_FILE = Path("opensdv.toml")
 
@@ -50,6 +60,63 @@ class BrokerSettings(BaseModel):
         default=None, gt=0, description="a signal not updated for this long is stale"
     )
     disable_v1: bool = False
+
+
+class BusSettings(BaseModel):
+    """The car's CAN bus for the brand adapter's feeder: any python-can interface and channel
+    (``socketcan``/``can0``, ``virtual``/any name), or a log file replayed instead of a live bus."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interface: str = Field(default="virtual", description="python-can interface: socketcan, virtual, ...")
+    channel: str = Field(default="opensdv", description="e.g. can0, vcan0; for virtual: any name")
+    log_file: Path | None = Field(default=None, description="replay this candump/BLF/ASC log instead of a bus")
+    simulate: bool = Field(
+        default=False, description="a twin drives the brand's ECUs on the bus (virtual interface only)"
+    )
+    simulated_cycle: str = Field(default="udds", description="the twin's drive cycle when simulating")
+
+
+class VehicleSettings(BaseModel):
+    """``opensdv vehicle run``: one car's platform. Paths default to places under ``state_dir``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vin: str | None = Field(default=None, pattern=r"^[A-HJ-NPR-Z0-9]{17}$")
+    model: str | None = Field(default=None, description="a vehicle id of the catalog, e.g. nissan-leaf-40")
+    state_dir: Path | None = Field(default=None, description="spool, OTA slots, apps, keys; default <data_dir>/vehicle")
+    bus: BusSettings = Field(default_factory=BusSettings)
+    mqtt_url: str | None = Field(default=None, description="the fleet link; none: the car runs unlinked")
+    telemetry_period_s: float = Field(default=1.0, gt=0)
+    ota_url: str | None = Field(default=None, description="the OTA back end (opensdv ota serve / cloud run)")
+    ota_period_s: float = Field(default=60.0, gt=0, description="how often the primary checks for updates")
+    apps: bool = Field(default=True, description="run the app sets installed on the APPS ECU")
+    health_file: Path | None = Field(default=None, description="JSON health for a supervisor; default <state_dir>/health.json")
+    health_period_s: float = Field(default=5.0, gt=0)
+
+
+class CloudSettings(BaseModel):
+    """``opensdv cloud run``: the back-end services, sharing ``database_url`` and ``mqtt_url``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="the fleet link's broker")
+    telemetry_file: Path | None = Field(default=None, description="DuckDB file; default <data_dir>/telemetry.duckdb")
+    ingest_id: str = Field(default="opensdv-cloud-ingest", description="the ingest's durable MQTT session")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    ota_dir: Path | None = Field(default=None, description="OTA repositories; default <data_dir>/ota")
+    ota_host: str = "127.0.0.1"
+    ota_port: int = Field(default=8081, ge=0, le=65535)
+    ota_refresh_s: float = Field(default=3600.0, gt=0, description="how often expiring metadata is checked")
+    ota_renew_before_s: float = Field(
+        default=6 * 3600.0, gt=0, description="re-sign metadata that expires within this"
+    )
+    csms_host: str = "127.0.0.1"
+    csms_port: int = Field(default=9000, ge=0, le=65535)
+    stations: list[str] = Field(default_factory=list, description="charging station ids the CSMS accepts")
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=9100, ge=0, le=65535, description="/healthz, /readyz, /metrics")
 
 
 class GradingSettings(BaseModel):
@@ -88,6 +155,8 @@ class Settings(BaseSettings):
     catalog: list[Path] = Field(default_factory=list, description="extra module / e-axle / vehicle files")
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     energy: EnergySettings = Field(default_factory=EnergySettings)
+    vehicle: VehicleSettings = Field(default_factory=VehicleSettings)
+    cloud: CloudSettings = Field(default_factory=CloudSettings)
 
     @property
     def effective_database_url(self) -> str:

@@ -32,6 +32,8 @@ SUBCOMMANDS: dict[str, str] = {  # name -> summary; each lives in opensdv.cli.<n
     "energy": "Energy services: charging stations (OCPP), smart charging and V2G, battery health and passports.",
     "db": "Create or upgrade the platform database and show its state.",
     "config": "Show the effective settings (file, environment and flags applied).",
+    "vehicle": "One car's platform on its computer: init a config, run it.",
+    "cloud": "The fleet cloud's services (API, ingest, OTA, energy): run them, add operators.",
     "demo": "Run the platform demo: every demo vehicle built from shared standard components.",
 }
 

@@ -17,8 +17,7 @@ from opensdv.cli._common import console, settings, vss_catalog
 from opensdv.errors import OpenSDVError
 
 if TYPE_CHECKING:
-    from opensdv.config import BrokerSettings
-    from opensdv.vehicle.broker import Broker, BrokerServer, StateFile, TlsConfig, TokenVerifier
+    from opensdv.vehicle.broker import Broker, BrokerServer, StateFile
 
 DEFAULT_AUDIENCE = "kuksa.val"  # the broker's; written out so that --help needs no gRPC (a test checks)
 
@@ -28,32 +27,6 @@ app = typer.Typer(name="broker", help=SUBCOMMANDS["broker"], no_args_is_help=Tru
 def _split(files: list[Path] | None) -> list[Path]:
     """``--vss a.json,b.yaml`` and ``--vss a.json --vss b.yaml`` mean the same."""
     return [Path(part) for f in files or [] for part in str(f).split(",") if part]
-
-
-def _tls(config: BrokerSettings) -> TlsConfig | None:
-    from opensdv.vehicle.broker import TlsConfig
-
-    if config.tls_cert is None and config.tls_key is None:
-        if config.tls_client_ca is not None:
-            raise OpenSDVError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS runs over TLS)")
-        return None
-    if config.tls_cert is None or config.tls_key is None:
-        raise OpenSDVError("TLS needs both --tls-cert and --tls-key")
-    return TlsConfig(config.tls_cert, config.tls_key, config.tls_client_ca)
-
-
-def _verifier(config: BrokerSettings) -> TokenVerifier | None:
-    from opensdv.vehicle.broker import TokenVerifier
-
-    if not config.jwt_public_keys:
-        return None
-    keys = []
-    for path in config.jwt_public_keys:
-        try:
-            keys.append(path.read_bytes())
-        except OSError as exc:
-            raise OpenSDVError(f"{path}: cannot read JWT public key: {exc.strerror}") from None
-    return TokenVerifier(keys, audience=config.jwt_audience or None)
 
 
 async def _serve(broker: Broker, server: BrokerServer, state: StateFile | None) -> None:
@@ -111,7 +84,7 @@ def serve(
     ),
 ) -> None:
     """Serve the data broker until Ctrl-C (or SIGTERM)."""
-    from opensdv.vehicle.broker import Broker, BrokerServer, StateFile
+    from opensdv.vehicle.broker import Broker, StateFile, server_from_settings
     from opensdv.vehicle.safety import ActuationGuard, load_policy
 
     base = settings(ctx).broker
@@ -143,13 +116,7 @@ def serve(
         state_file = StateFile(config.state_file, broker)
         for note in state_file.load():
             console.print(f"[yellow]state file:[/yellow] skipped {note}")
-    server = BrokerServer(
-        broker,
-        f"{host}:{port}",
-        authenticator=_verifier(config),
-        tls=_tls(config),
-        enable_v1=not config.disable_v1,
-    )
+    server = server_from_settings(broker, config.model_copy(update={"host": host, "port": port}))
     asyncio.run(_serve(broker, server, state_file))
 
 

@@ -70,6 +70,39 @@ def add_image(
     console.print(f"{info.name}: {info.length} bytes, sha256 {info.sha256[:16]}…, signed by role {info.role}")
 
 
+@app.command(
+    epilog="Examples:\n\n  opensdv ota enrol JN1NSSAN0DD000001 --model nissan-leaf-40 --vehicle-dir /var/lib/opensdv/car\n\n"
+    "The vehicle directory is the one `opensdv vehicle init` made: its ECUs' public keys are read from it and "
+    "the repositories' trusted roots are written into it (at the factory, both sit on the same bench)."
+)
+def enrol(
+    ctx: typer.Context,
+    vin: str = typer.Argument(..., help="the car's VIN"),
+    model: str = typer.Option(..., "--model", help="its vehicle id (opensdv vehicles list)"),
+    vehicle_dir: Path = typer.Option(..., "--vehicle-dir", help="the car's state directory"),
+    market: str | None = typer.Option(None, help="where it is sold (default: its model's first market)"),
+    rxswin: str = typer.Option("", help="its UN R156 software identification number"),
+    directory: Path | None = DIR_OPTION,
+) -> None:
+    """Enrol a car: register it, record its ECUs' keys, give it the repositories' trusted roots."""
+    from opensdv.cloud.fleet.registry import VehicleRegistry
+    from opensdv.durable import write_atomically
+    from opensdv.model.vehicles import load_catalog
+    from opensdv.vehicle.process import PRIMARY_ECU, VehicleLayout
+    from opensdv.vehicle.provision import ecu_public_keys
+
+    backend = _ready(ctx, directory)
+    vehicle = load_catalog(settings(ctx).catalog).vehicle(model)
+    registry = VehicleRegistry(backend.database)
+    if vin not in {v.vin for v in registry.vehicles()}:  # enrolling again (new keys) keeps the record
+        registry.register(vin, vehicle, market or vehicle.definition.markets[0])
+    layout = VehicleLayout(vehicle_dir)
+    backend.enrol(vin, ecu_public_keys(vin, vehicle, layout.ota), primary=PRIMARY_ECU, rxswin=rxswin)
+    write_atomically(layout.director_root, (backend.path / "director" / "root" / "1.root.json").read_bytes())
+    write_atomically(layout.image_root, backend.images.repo.file("1.root.json").read_bytes())
+    console.print(f"{vin} enrolled ({len(vehicle.ecus)} ECUs); trusted roots written to {layout.ota}")
+
+
 @app.command(epilog="Examples:\n\n  opensdv ota images")
 def images(ctx: typer.Context, directory: Path | None = DIR_OPTION) -> None:
     """List the images of the image repository."""

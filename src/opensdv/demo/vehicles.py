@@ -21,7 +21,7 @@ from opensdv.vehicle.attributes import vehicle_attributes
 from opensdv.vehicle.broker import ALLOW_ALL, Broker, BrokerServer, InvalidArgument
 from opensdv.vehicle.can import Adapter, BrokerSink, EcuSimulator, Feeder, bus_frames, load_mapping
 from opensdv.vehicle.safety import ActuationGuard, SafetyPolicy, load_policy
-from opensdv.vehicle.twin import TwinRuntime
+from opensdv.vehicle.twin import TwinRuntime, drive_bus
 
 __all__ = ["DemoVehicle", "demo_vin", "start_demo_vehicles", "stop_demo_vehicles"]
 
@@ -52,20 +52,6 @@ TICK_S = 0.01  # the twin steps at 100 Hz
 START_S = 200.0  # begin where the cycles are moving, not in their opening idle
 
 
-async def _drive(twin: TwinRuntime, car_bus: can.BusABC, simulator: EcuSimulator) -> None:
-    """Step the twin in real time and put its signals on the car's bus as the brand's frames."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    ticks = 0
-    while True:
-        twin.step(TICK_S)
-        simulator.update(twin.vss_values())
-        for frame in simulator.frames_due(ticks * TICK_S):
-            car_bus.send(frame)
-        ticks += 1
-        await asyncio.sleep(max(0.0, started + ticks * TICK_S - loop.time()))
-
-
 async def _attach_powertrain(item: DemoVehicle) -> None:
     mapping = item.vehicle.definition.can_adapter
     if mapping is None:
@@ -82,7 +68,7 @@ async def _attach_powertrain(item: DemoVehicle) -> None:
         asyncio.create_task(item.feeder.run(bus_frames(gateway), BrokerSink(item.broker), bus=gateway))
     )
     await item.feeder.ready.wait()
-    item.tasks.append(asyncio.create_task(_drive(twin, car_bus, EcuSimulator(adapter))))
+    item.tasks.append(asyncio.create_task(drive_bus(twin, car_bus, EcuSimulator(adapter), TICK_S)))
 
 
 async def start_demo_vehicles(vehicles: list[Vehicle], base_port: int = 55555) -> list[DemoVehicle]:

@@ -86,7 +86,7 @@ def test_serve_with_tls_certificates_from_the_cli(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--tls-cert", "x.pem"], "TLS needs both --tls-cert and --tls-key"),
+        (["--tls-cert", "x.pem"], "TLS needs both a certificate and a key (--tls-cert and --tls-key"),
         (["--jwt-public-key", "missing.pub"], "missing.pub: cannot read JWT public key"),
         (["--vss", "nope.json"], "nope.json: file not found"),
         (["--address", "nonsense"], "--address must be host:port"),

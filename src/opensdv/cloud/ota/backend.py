@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from securesystemslib.signer import Key
@@ -56,6 +56,14 @@ class OtaBackend:
     ) -> None:
         self.images.initialise(image_keys)
         self.director.initialise(director_keys)
+
+    def renew_metadata(self, before: timedelta) -> dict[str, list[str]]:
+        """Re-sign what expires within ``before``: the image repository's online roles and every
+        vehicle's director metadata (timestamp after a day, snapshot after a week, targets after
+        90 days by default). The OTA service calls it periodically; returns repository -> roles."""
+        renewed = {"image repository": self.images.repo.renew(before)} if self.initialised else {}
+        renewed |= {f"director ({vin})": roles for vin, roles in self.director.renew(before).items()}
+        return {name: roles for name, roles in renewed.items() if roles}
 
     def enrol(self, vin: str, keys: Mapping[str, Key], primary: str, rxswin: str = "") -> None:
         """Record the vehicle's ECU keys and give it its (empty) director metadata."""

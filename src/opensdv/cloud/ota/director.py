@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,15 @@ class Director:
             repo = self.repository(directory.name, create=False)
             repo.forget_cache()
             repo.resign(role)
+
+    def renew(self, before: timedelta) -> dict[str, list[str]]:
+        """Every vehicle's metadata that expires within ``before``, re-signed (VIN -> roles)."""
+        renewed = {}
+        for directory in sorted((self.path / "vehicles").glob("*")):
+            roles = self.repository(directory.name, create=False).renew(before)
+            if roles:
+                renewed[directory.name] = roles
+        return renewed
 
     def repository(self, vin: str, create: bool = True) -> SignedRepository:
         if vin not in self._repos:

@@ -247,5 +247,31 @@ class SignedRepository:
         elif role in (Snapshot.type, Timestamp.type):
             self._publish_snapshot(self.snapshot().signed)
 
+    def renew(self, before: timedelta) -> list[str]:
+        """Re-sign every online role that expires within ``before`` (targets roles, snapshot,
+        timestamp), so clients never see expired metadata; returns the roles re-signed. The root
+        is signed offline and is not renewed here."""
+        self.forget_cache()  # another process may have published since
+        if not self.exists():
+            return []
+        due = self.clock() + before
+        snapshot = self.snapshot().signed
+        expiring = {}
+        for name in snapshot.meta:
+            role = name.removesuffix(".json")
+            targets = self.targets(role).signed
+            if targets.expires <= due:
+                expiring[role] = targets
+        if expiring:
+            self.publish(expiring)  # new targets versions, snapshot and timestamp
+            return [*sorted(expiring), Snapshot.type, Timestamp.type]
+        if snapshot.expires <= due:
+            self._publish_snapshot(snapshot)
+            return [Snapshot.type, Timestamp.type]
+        if self.timestamp().signed.expires <= due:
+            self.refresh_timestamp()
+            return [Timestamp.type]
+        return []
+
     def forget_cache(self) -> None:
         self._cache.clear()

@@ -24,6 +24,7 @@ from opensdv.vehicle.broker._errors import (
 )
 from opensdv.vehicle.broker._permissions import ALLOW_ALL, Action, Permissions
 from opensdv.vehicle.broker._pki import DevPki, write_dev_pki
+from opensdv.vehicle.broker._settings import server_from_settings
 from opensdv.vehicle.broker._state import StateFile, StateFileError
 from opensdv.vehicle.broker._subscription import Datapoint, Subscription
 from opensdv.vehicle.broker.grpc._server import BrokerServer, TlsConfig
@@ -59,5 +60,6 @@ __all__ = [
     "Unavailable",
     "generate_key_pair",
     "mint_token",
+    "server_from_settings",
     "write_dev_pki",
 ]

@@ -2,6 +2,6 @@
 The physics it steps (cycles, parameters, mechanics, ageing) is ``opensdv.physics``, shared with
 the cloud."""
 
-from opensdv.vehicle.twin.realtime import TwinRuntime
+from opensdv.vehicle.twin.realtime import TwinRuntime, drive_bus
 
-__all__ = ["TwinRuntime"]
+__all__ = ["TwinRuntime", "drive_bus"]

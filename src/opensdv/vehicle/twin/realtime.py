@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import can
 import numpy as np
 
+from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.model.vehicles import Vehicle
 from opensdv.physics.cycles import DriveCycle, load_cycle
 from opensdv.physics.mechanics import ScalarOps, mechanics, pack_stepper
 from opensdv.physics.params import VehicleParams
 from opensdv.physics.simulate import pack_parameters
+from opensdv.vehicle.can import EcuSimulator
 
-__all__ = ["TwinRuntime"]
+__all__ = ["TwinRuntime", "drive_bus"]
 
 ROW = np.array([0])
 
@@ -115,3 +118,23 @@ class TwinRuntime:
             "Vehicle.Powertrain.TractionBattery.Temperature.Max": round(s["temp_c"]) + 1,
             "Vehicle.TraveledDistance": int(self.distance_m),
         }
+
+
+async def drive_bus(
+    twin: TwinRuntime,
+    bus: can.BusABC,
+    simulator: EcuSimulator,
+    tick_s: float = 0.01,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    """Step the twin in real time and put its signals on ``bus`` as the brand's ECUs would: a
+    simulated car for the demo, benches and ``vehicle run`` with ``bus.simulate``."""
+    started = clock.monotonic()
+    ticks = 0
+    while True:
+        twin.step(tick_s)
+        simulator.update(twin.vss_values())
+        for frame in simulator.frames_due(ticks * tick_s):
+            bus.send(frame)
+        ticks += 1
+        await clock.sleep(max(0.0, started + ticks * tick_s - clock.monotonic()))

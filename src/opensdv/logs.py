@@ -1,0 +1,41 @@
+"""Logs for the long-running programs: readable lines, or one JSON object a line for collectors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from opensdv.errors import OpenSDVError
+
+__all__ = ["JsonFormatter", "configure_logging"]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
+    """Log to stderr as ``text`` or ``json``."""
+    if log_format not in ("text", "json"):
+        raise OpenSDVError(f"--log-format must be text or json, got {log_format!r}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("amqtt", "transitions", "websockets", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
