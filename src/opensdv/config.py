@@ -74,7 +74,9 @@ class BusSettings(BaseModel):
     simulate: bool = Field(
         default=False, description="a twin drives the brand's ECUs on the bus (virtual interface only)"
     )
-    simulated_cycle: str = Field(default="udds", description="the twin's drive cycle when simulating")
+    simulated_cycle: str = Field(
+        default="udds", description="the twin's drive cycle when simulating: a shipped one, parked, or a CSV"
+    )
 
 
 class VehicleSettings(BaseModel):

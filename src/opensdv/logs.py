@@ -37,5 +37,5 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("amqtt", "transitions", "websockets", "uvicorn.access"):
+    for noisy in ("amqtt", "transitions", "websockets", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

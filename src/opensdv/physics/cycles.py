@@ -66,8 +66,16 @@ def _shipped(name: str) -> Path:
     return Path(str(resources.files("opensdv.physics") / "data" / "cycles" / f"{name}.csv"))
 
 
+def parked(duration_s: float = 60.0) -> DriveCycle:
+    """A car standing still: what a twin on a bench or at a depot drives."""
+    zeros = np.zeros(2)
+    return DriveCycle("parked", "standing still", np.array([0.0, duration_s]), zeros, zeros.copy())
+
+
 def load_cycle(name_or_path: str | Path) -> DriveCycle:
-    """A shipped cycle by name (see ``SHIPPED_CYCLES``) or a CSV file."""
+    """A shipped cycle by name (see ``SHIPPED_CYCLES``), ``parked``, or a CSV file."""
+    if str(name_or_path) == "parked":
+        return parked()
     if str(name_or_path) in SHIPPED_CYCLES:
         return _load_shipped(str(name_or_path))
     return _load_file(Path(name_or_path))

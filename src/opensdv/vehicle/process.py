@@ -263,9 +263,9 @@ class VehicleProcess:
             await self.server.stop()
             for bus in self._buses:
                 bus.shutdown()
+            self._write_health(running=False)
             if self.agent is not None:
                 self.agent.uplink.spool.close()
-            self._write_health(running=False)
             log.info("vehicle %s stopped", self.vin)
 
     async def _update_every(self, period_s: float) -> None:
@@ -289,7 +289,7 @@ class VehicleProcess:
             self.ota_status = f"error: {exc}"
             log.warning("OTA: %s", exc)
             return
-        self.ota_status = outcome.status
+        self.ota_status = f"{outcome.status}: {outcome.detail}" if outcome.detail else outcome.status
 
     async def _sync_apps(self) -> None:
         """Run the app set the APPS ECU has active (after an install or a rollback)."""

@@ -70,6 +70,11 @@ class Operators:
             raise AuthError(f"operator {name} already exists") from None
         return Operator(name, tenant, can_command)
 
+    def all(self) -> list[Operator]:
+        with self._db.session() as session:
+            rows = session.query(OperatorRow).order_by(OperatorRow.name).all()
+            return [Operator(row.name, row.tenant, row.can_command) for row in rows]
+
     def authenticate(self, name: str, secret: str) -> Operator:
         with self._db.session() as session:
             row = session.get(OperatorRow, name)

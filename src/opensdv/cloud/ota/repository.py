@@ -84,6 +84,19 @@ class SignedRepository:
         self.clock = clock
         self.expiry = {**DEFAULT_EXPIRY, **(expiry or {})}
         self._cache: dict[str, Metadata[Any]] = {}
+        self._seen: tuple[int, int] | None = None  # timestamp.json (mtime, size) the cache belongs to
+
+    def _fresh(self) -> None:
+        """Forget what was read when another process (``opensdv ota add-image`` beside a running
+        service) has published since: every publication writes a new timestamp.json."""
+        try:
+            stat = (self.directory / "timestamp.json").stat()
+        except FileNotFoundError:
+            return
+        seen = (stat.st_mtime_ns, stat.st_size)
+        if seen != self._seen:
+            self._cache.clear()
+            self._seen = seen
 
     # -- reading -------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -105,17 +118,20 @@ class SignedRepository:
         return self._cache["root"]
 
     def timestamp(self) -> Metadata[Timestamp]:
+        self._fresh()
         if "timestamp" not in self._cache:
             self._cache["timestamp"] = self._read(self.directory / "timestamp.json")
         return self._cache["timestamp"]
 
     def snapshot(self) -> Metadata[Snapshot]:
+        self._fresh()
         if "snapshot" not in self._cache:
             version = self.timestamp().signed.snapshot_meta.version
             self._cache["snapshot"] = self._read(self.directory / f"{version}.snapshot.json")
         return self._cache["snapshot"]
 
     def targets(self, role: str = Targets.type) -> Metadata[Targets]:
+        self._fresh()
         if role not in self._cache:
             meta = self.snapshot().signed.meta.get(f"{role}.json")
             if meta is None:

@@ -286,6 +286,10 @@ class Csms:
         self._profile_ids = 0
         self.clock = clock
 
+    def connected(self) -> list[str]:
+        """The stations connected now."""
+        return sorted(self._sessions)
+
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         station_id = _station_id(request.path)
         if station_id not in self.stations:

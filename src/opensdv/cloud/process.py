@@ -1,0 +1,285 @@
+"""``opensdv cloud run``: the fleet cloud's services, all in one process or each in its own.
+
+``api`` (REST API and dashboard), ``ingest`` (telemetry from the link into the store, confirmed
+back to each car), ``ota`` (the Uptane back end over HTTP, its metadata renewed ahead of expiry)
+and ``energy`` (the OCPP CSMS for the charging sites) share one database URL and one MQTT URL.
+Every process serves ``/healthz``, ``/readyz`` and Prometheus ``/metrics`` on its ops port.
+
+The embedded telemetry store is a DuckDB file, which one process owns: ``api`` and ``ingest`` then
+run together (PostgreSQL telemetry, which lets them part, is the scale-out work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from opensdv.clock import SYSTEM_CLOCK, Clock
+from opensdv.config import Settings
+from opensdv.durable import write_atomically
+from opensdv.errors import OpenSDVError
+from opensdv.link.fleet import Command, encode, topic
+from opensdv.link.mqtt import MqttConnector
+from opensdv.storage import Database
+
+__all__ = ["SERVICES", "CloudProcess", "CloudProcessError", "token_key"]
+
+log = logging.getLogger("opensdv.cloud")
+SERVICES = ("api", "ingest", "ota", "energy")
+
+
+class CloudProcessError(OpenSDVError):
+    """The services asked for cannot run as configured (the message says which and why)."""
+
+
+def token_key(data_dir: Path) -> bytes:
+    """The key the API signs operators' tokens with: made once, shared by every API process."""
+    path = data_dir / "keys" / "api-token.key"
+    if not path.exists():
+        write_atomically(path, secrets.token_bytes(32))
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+def _listener(host: str, port: int) -> socket.socket:
+    """A bound socket handed to uvicorn, so the address is known before it serves (port 0: any)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CloudProcessError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    return sock
+
+
+@dataclass
+class CloudProcess:
+    settings: Settings
+    only: frozenset[str] = frozenset(SERVICES)
+    clock: Clock = SYSTEM_CLOCK
+    ready: dict[str, bool] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)  # service -> URL it serves on
+    _parts: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.only) - set(SERVICES))
+        if unknown or not self.only:
+            raise CloudProcessError(f"--only: {', '.join(unknown) or 'nothing'}; the services are {', '.join(SERVICES)}")
+        if len({"api", "ingest"} & self.only) == 1:
+            raise CloudProcessError(
+                "api and ingest share the embedded DuckDB telemetry file, which one process owns: "
+                "run them in one process (--only api,ingest)"
+            )
+        self.ready = dict.fromkeys(sorted(self.only), False)
+
+    # ------------------------------------------------------------------------------ services
+
+    def _database(self) -> Database:
+        if "database" not in self._parts:
+            self._parts["database"] = Database(self.settings.effective_database_url)
+            self._parts["database"].migrate()
+        found: Database = self._parts["database"]
+        return found
+
+    def _ota_backend(self) -> Any:
+        from opensdv.cloud.ota.backend import OtaBackend
+
+        if "ota_backend" not in self._parts:
+            backend = OtaBackend(self.settings.cloud.ota_dir or self.settings.data_dir / "ota", self._database())
+            if not backend.initialised:
+                log.info("OTA: new repositories in %s", backend.path)
+                backend.initialise()
+            self._parts["ota_backend"] = backend
+        return self._parts["ota_backend"]
+
+    async def _serve_http(self, name: str, app: Any, host: str, port: int, stack: AsyncExitStack) -> asyncio.Task[None]:
+        sock = _listener(host, port)
+        stack.callback(sock.close)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        bound = sock.getsockname()
+        self.addresses[name] = f"http://{bound[0]}:{bound[1]}"
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+
+        async def shutdown() -> None:
+            server.should_exit = True  # a clean stop: requests in flight are answered
+            await asyncio.wait_for(asyncio.shield(task), 10)
+
+        stack.push_async_callback(shutdown)
+        return task
+
+    async def _start_ingest_and_api(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
+        from opensdv.cloud.fleet.api import FleetCloud, create_api
+        from opensdv.cloud.fleet.operators import Operators
+        from opensdv.cloud.fleet.registry import VehicleRegistry
+        from opensdv.cloud.telemetry.ingest import Ingest
+        from opensdv.cloud.telemetry.store import TelemetryStore
+
+        cloud = self.settings.cloud
+        store = TelemetryStore(cloud.telemetry_file or self.settings.data_dir / "telemetry.duckdb")
+        stack.callback(store.close)
+        link = MqttConnector(cloud.mqtt_url)
+        ingest = Ingest(link, store, cloud.ingest_id, clock=self.clock)
+        self._parts["ingest"] = ingest
+        tasks.append(asyncio.create_task(ingest.run()))
+
+        async def send_command(vin: str, command: Command) -> None:
+            async with link.connect(f"opensdv-cloud-commands-{secrets.token_hex(4)}") as connection:
+                await connection.publish(topic(vin, "commands"), encode(command), qos=1)
+
+        database = self._database()
+        ota = self._ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
+        fleet = FleetCloud(
+            VehicleRegistry(database), store, Operators(database, token_key(self.settings.data_dir)),
+            send_command, ota, clock=self.clock,
+        )  # fmt: skip
+        await self._serve_http("api", create_api(fleet), cloud.api_host, cloud.api_port, stack)
+        self.ready["api"] = True
+
+        async def subscribed() -> None:
+            await ingest.subscribed.wait()
+            self.ready["ingest"] = True
+
+        tasks.append(asyncio.create_task(subscribed()))
+
+    async def _start_ota(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
+        from opensdv.cloud.ota.server import create_app
+
+        backend = self._ota_backend()
+        cloud = self.settings.cloud
+        await self._serve_http("ota", create_app(backend), cloud.ota_host, cloud.ota_port, stack)
+        tasks.append(asyncio.create_task(self._renew_every(backend, cloud.ota_refresh_s, cloud.ota_renew_before_s)))
+        self.ready["ota"] = True
+
+    async def _renew_every(self, backend: Any, period_s: float, before_s: float) -> None:
+        while True:
+            renewed = await asyncio.to_thread(backend.renew_metadata, timedelta(seconds=before_s))
+            for repository, roles in renewed.items():
+                log.info("OTA: renewed %s of %s", ", ".join(roles), repository)
+            self._parts["ota_renewals"] = self._parts.get("ota_renewals", 0) + len(renewed)
+            await self.clock.sleep(period_s)
+
+    async def _start_energy(self, stack: AsyncExitStack) -> None:
+        from opensdv.cloud.energy.ocpp.csms import Csms, listening_url
+        from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
+
+        cloud = self.settings.cloud
+        csms = Csms(cloud.stations, store=CsmsStore(self._database()), clock=self.clock)
+        server = await csms.serve(cloud.csms_host, cloud.csms_port)
+        self._parts["csms"] = csms
+
+        async def close() -> None:
+            server.close()
+            await server.wait_closed()
+
+        stack.push_async_callback(close)
+        self.addresses["energy"] = listening_url(server)
+        self.ready["energy"] = True
+
+    # ------------------------------------------------------------------------------ running
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start the services, serve until ``stop`` is set, then stop them in reverse order."""
+        tasks: list[asyncio.Task[Any]] = []
+        async with AsyncExitStack() as stack:
+            try:
+                if "ingest" in self.only:
+                    await self._start_ingest_and_api(stack, tasks)
+                if "ota" in self.only:
+                    await self._start_ota(stack, tasks)
+                if "energy" in self.only:
+                    await self._start_energy(stack)
+                cloud = self.settings.cloud
+                await self._serve_http("ops", ops_app(self), cloud.ops_host, cloud.ops_port, stack)
+                log.info("cloud: %s", ", ".join(f"{k} {v}" for k, v in self.addresses.items()))
+                await stop.wait()
+            finally:
+                for task in reversed(tasks):  # the ingest writes what it received before it stops
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+    def metrics(self) -> Iterable[Any]:
+        """Prometheus metric families read from each service at scrape time (no hot-path counting)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        up = GaugeMetricFamily("opensdv_service_ready", "1 when the service is ready", labels=["service"])
+        for name, ready in self.ready.items():
+            up.add_metric([name], 1.0 if ready else 0.0)
+        yield up
+        ingest = self._parts.get("ingest")
+        if ingest is not None:
+            stats = ingest.statistics()
+            yield CounterMetricFamily("opensdv_ingest_batches_stored", "telemetry batches written", value=stats.stored)
+            yield CounterMetricFamily(
+                "opensdv_ingest_duplicates", "batches already stored (QoS 1 repeats, resends)", value=stats.duplicates
+            )
+            dropped = CounterMetricFamily("opensdv_ingest_dropped", "messages refused", labels=["reason"])
+            for reason in ("topic", "payload"):
+                dropped.add_metric([reason], stats.dropped.get(reason, 0))
+            yield dropped
+            yield GaugeMetricFamily("opensdv_ingest_waiting", "messages received, not yet written", value=stats.waiting)
+        backend = self._parts.get("ota_backend")
+        if backend is not None and "ota" in self.only:
+            states = GaugeMetricFamily("opensdv_ota_campaigns", "campaigns by state", labels=["state"])
+            counts: dict[str, int] = {}
+            for progress in backend.campaigns.all():
+                counts[progress.state] = counts.get(progress.state, 0) + 1
+            for state, count in sorted(counts.items()):
+                states.add_metric([state], count)
+            yield states
+            yield CounterMetricFamily(
+                "opensdv_ota_metadata_renewals", "repositories re-signed ahead of expiry",
+                value=self._parts.get("ota_renewals", 0),
+            )  # fmt: skip
+        csms = self._parts.get("csms")
+        if csms is not None:
+            yield GaugeMetricFamily(
+                "opensdv_csms_stations_connected", "charging stations connected now", value=len(csms.connected())
+            )
+
+
+def ops_app(process: CloudProcess) -> Any:
+    """``/healthz`` (the process answers), ``/readyz`` (every service is ready) and ``/metrics``."""
+    from fastapi import FastAPI, Response
+    from fastapi.responses import JSONResponse
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    registry = CollectorRegistry()
+
+    class _Collector:
+        def collect(self) -> Iterable[Any]:
+            return process.metrics()
+
+    registry.register(_Collector())
+    app = FastAPI(title="OpenSDV cloud operations", docs_url=None, redoc_url=None, openapi_url=None)
+
+    # (the handlers return responses themselves: this module's annotations are strings FastAPI
+    # would resolve in the module, where the names imported here do not exist)
+    def healthz():  # type: ignore[no-untyped-def]
+        return JSONResponse({"status": "ok", "services": sorted(process.ready)})
+
+    def readyz():  # type: ignore[no-untyped-def]
+        ready = all(process.ready.values())
+        body = {"ready": ready, "services": process.ready, "addresses": process.addresses}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    def metrics():  # type: ignore[no-untyped-def]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/readyz", readyz, methods=["GET"])
+    app.add_api_route("/metrics", metrics, methods=["GET"])
+
+    return app
