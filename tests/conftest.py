@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -43,3 +48,39 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("OPENSDV_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def own_mosquitto(port: int, directory: Path) -> AsyncIterator[str]:
+    """A Mosquitto of this test's own (no persistence), to stop and start again on ``port``:
+    ready when it says it is running."""
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    need(binary is not None, "mosquitto (make test installs it)")
+    assert binary is not None
+    conf = directory / f"mosquitto-{port}.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n")
+    broker = await asyncio.create_subprocess_exec(binary, "-c", str(conf), stderr=asyncio.subprocess.PIPE)
+    assert broker.stderr is not None
+    drain: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(10):
+            while b" running" not in await broker.stderr.readline():
+                pass
+        drain = asyncio.create_task(_drain(broker.stderr))  # a full pipe would stall the broker
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        broker.terminate()
+        await broker.wait()
+        if drain is not None:
+            drain.cancel()
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -34,7 +32,7 @@ from opensdv.link.memory import MemoryBroker
 from opensdv.link.mqtt import MqttConnector, end_session
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
-from tests.conftest import need
+from tests.conftest import free_port, need, own_mosquitto
 
 VIN = "JN1NSSAN0DD000001"
 OUTAGE_BATCHES = 5
@@ -53,35 +51,8 @@ def mqtt(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[str]:
     return embedded_mqtt_broker() if request.param == "embedded" else _mosquitto()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def _own_mosquitto(port: int, directory: Path) -> AsyncIterator[str]:
-    """A Mosquitto of this test's own (no persistence), to stop and start again on ``port``:
-    ready when it says it is running."""
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    need(binary is not None, "mosquitto (make test installs it)")
-    assert binary is not None
-    conf = directory / f"mosquitto-{port}.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n")
-    broker = await asyncio.create_subprocess_exec(binary, "-c", str(conf), stderr=asyncio.subprocess.PIPE)
-    assert broker.stderr is not None
-    try:
-        async with asyncio.timeout(10):
-            while b" running" not in await broker.stderr.readline():
-                pass
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        broker.terminate()
-        await broker.wait()
-
-
 def _broker(kind: str, port: int, directory: Path) -> AbstractAsyncContextManager[str]:
-    return embedded_mqtt_broker(port=port) if kind == "embedded" else _own_mosquitto(port, directory)
+    return embedded_mqtt_broker(port=port) if kind == "embedded" else own_mosquitto(port, directory)
 
 
 def _status(vin: str = VIN) -> VehicleStatus:
@@ -162,7 +133,7 @@ async def test_vehicles_lose_nothing_while_the_broker_is_down(kind: str, tmp_pat
     (The 30-s, 50-car version runs on the in-memory broker: test_link_logic.py.)"""
     vins = [f"JN1NSSAN0DD{n:06d}" for n in range(1, 6)]
     store = TelemetryStore()
-    port = _free_port()
+    port = free_port()
     async with _broker(kind, port, tmp_path) as url:
         link = MqttConnector(url)
         uplinks = [

@@ -1,0 +1,272 @@
+"""One cloud and two cars as a user deploys them: real processes (`opensdv cloud run`, two
+`opensdv vehicle run`), generated configs, a Mosquitto of the test's own. Both cars' telemetry
+reaches the API; a command reaches a car through its safety guard; an OTA campaign installs on
+both; a kill -9 of one car and its restart, and a SIGTERM of the cloud and its restart, lose no
+telemetry the cars recorded.
+
+Every wait is on something the processes say: a log line, a retained status, a confirmation on
+the link, an event of the API's live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
+
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.link.fleet import CommandResult, TelemetryAck, VehicleStatus, decode, topic, wildcard
+from opensdv.link.mqtt import MqttConnector
+from opensdv.model.vehicles import load_catalog
+from opensdv.notify import Notifier
+from opensdv.vehicle.agent.spool import Spool
+from tests.conftest import free_port, own_mosquitto
+
+CARS = {"JN1NSSAN0DD000001": "nissan-leaf-40", "JHMHNDAE0ED000002": "honda-e-advance"}
+LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
+OPENSDV = [sys.executable, "-m", "opensdv"]
+
+
+def _env() -> dict[str, str]:
+    """The processes read their config files, not the suite's isolated data directory."""
+    return {k: v for k, v in os.environ.items() if k != "OPENSDV_DATA_DIR"}
+
+
+@dataclass
+class Running:
+    """A process of the test, with what it has printed so far (stdout and stderr together)."""
+
+    process: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    printed: Notifier = field(default_factory=Notifier)
+    ended: bool = False
+    reader: asyncio.Task[None] | None = None  # held, so the task is not collected
+
+    async def read(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            self.lines.append(line.decode(errors="replace"))
+            self.printed.notify()
+        self.ended = True
+        self.printed.notify()
+
+    async def wait_for_line(self, pattern: str, timeout_s: float = 60) -> None:
+        """Until the process prints a line matching ``pattern``."""
+        found = re.compile(pattern)
+        async with asyncio.timeout(timeout_s):
+            await self.printed.wait_until(lambda: self.ended or any(found.search(line) for line in self.lines))
+        assert any(found.search(line) for line in self.lines), f"ended before {pattern!r}:\n" + "".join(self.lines)
+
+
+async def _start(*args: str) -> Running:
+    process = await asyncio.create_subprocess_exec(
+        *OPENSDV, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_env()
+    )
+    running = Running(process)
+    running.reader = asyncio.create_task(running.read())
+    return running
+
+
+async def _run(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *OPENSDV, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_env()
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
+    return out.decode()
+
+
+async def _stop(running: Running, sig: int = signal.SIGTERM) -> int:
+    running.process.send_signal(sig)
+    code = await asyncio.wait_for(running.process.wait(), 30)
+    await running.printed.wait_until(lambda: running.ended)
+    return code
+
+
+@asynccontextmanager
+async def _messages(url: str, *patterns: str) -> AsyncIterator[AsyncIterator[Any]]:
+    async with MqttConnector(url).connect(f"e2e-test-{os.getpid()}-{id(patterns)}") as connection:
+        for pattern in patterns:
+            await connection.subscribe(pattern)
+        yield connection.messages()
+
+
+async def _until(messages: AsyncIterator[Any], done: Callable[[Any], bool], timeout_s: float = 90) -> None:
+    async with asyncio.timeout(timeout_s):
+        async for message in messages:
+            if done(message):
+                return
+
+
+def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    with urlopen(Request(url, data=body, method=method, headers=headers or {}), timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+async def _signals_arrive(api: str, token: str, vin: str) -> dict[str, Any]:
+    """The API's live stream for ``vin`` until it carries the car's speed and state of charge."""
+
+    def read() -> dict[str, Any]:
+        with urlopen(f"{api}/api/v1/vehicles/{vin}/live?{urlencode({'token': token, 'period_s': 0.2})}", timeout=60) as stream:
+            for raw in stream:
+                line = raw.decode()
+                if line.startswith("data: "):
+                    signals = json.loads(line[6:])
+                    if "Vehicle.Speed" in signals and "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" in signals:
+                        return dict(signals)
+        raise AssertionError("the live stream ended")
+
+    return await asyncio.wait_for(asyncio.to_thread(read), 90)
+
+
+def _cloud_config(directory: Path, mqtt_url: str) -> tuple[Path, dict[str, int]]:
+    ports = {name: free_port() for name in ("api", "ota", "csms", "ops")}
+    config = directory / "cloud.toml"
+    config.write_text(
+        f'data_dir = "{directory / "cloud-data"}"\n[cloud]\nmqtt_url = "{mqtt_url}"\n'
+        + "".join(f"{name}_port = {port}\n" for name, port in ports.items())
+    )
+    return config, ports
+
+
+async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> None:
+    port = free_port()
+    async with own_mosquitto(port, tmp_path) as mqtt_url:
+        cloud_config, ports = _cloud_config(tmp_path, mqtt_url)
+        api, ota = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['ota']}"
+        cloud = await _start("cloud", "run", "--config", str(cloud_config), "--only", "api,ingest,ota")
+        cars: dict[str, Running] = {}
+        try:
+            await cloud.wait_for_line(r"cloud: api http")
+            secret = re.search(
+                r"secret \(shown once\): (\S+)",
+                await _run("cloud", "operator", "add", "ops", "--tenant", "*", "--can-command", "--generate",
+                           "--config", str(cloud_config)),
+            )  # fmt: skip
+            assert secret is not None
+            ota_dir = tmp_path / "cloud-data" / "ota"
+            configs = {}
+            for vin, model in CARS.items():
+                configs[vin] = tmp_path / f"{vin}.toml"
+                await _run(
+                    "vehicle", "init", vin, "--model", model, "--dir", str(tmp_path / vin), "-o", str(configs[vin]),
+                    "--bus", f"virtual:{vin}", "--simulate", "--broker-address", "127.0.0.1:0",
+                    "--mqtt-url", mqtt_url, "--ota-url", ota,
+                )  # fmt: skip
+                text = configs[vin].read_text().replace("simulate = true", 'simulate = true\nsimulated_cycle = "parked"')
+                configs[vin].write_text(text.replace("ota_period_s = 60.0", "ota_period_s = 1.0"))
+                await _run("--config", str(cloud_config), "ota", "enrol", vin, "--model", model,
+                           "--vehicle-dir", str(tmp_path / vin), "--dir", str(ota_dir))  # fmt: skip
+                cars[vin] = await _start("vehicle", "run", "--config", str(configs[vin]))
+            for running in cars.values():
+                await running.wait_for_line(r"broker on 127\.0\.0\.1:\d+")
+
+            # telemetry of both cars reaches the API
+            form = urlencode({"grant_type": "password", "username": "ops", "password": secret[1]}).encode()
+            token = (await asyncio.to_thread(_http, "POST", f"{api}/api/v1/token", form,
+                                             {"Content-Type": "application/x-www-form-urlencoded"}))["access_token"]  # fmt: skip
+            for vin in CARS:
+                signals = await _signals_arrive(api, token, vin)
+                assert signals["Vehicle.Speed"]["value"] == 0.0  # parked
+            fleet = await asyncio.to_thread(_http, "GET", f"{api}/api/v1/fleet", None, {"Authorization": f"Bearer {token}"})
+            assert {car["vin"] for car in fleet if car["online"]} == set(CARS)
+
+            # a command reaches the Leaf through its broker and safety guard; a refused one says why
+            leaf = next(iter(CARS))
+            async with _messages(mqtt_url, topic(leaf, "command-results")) as results:
+                headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+                for path, value in ((LIMIT, 80), ("Vehicle.Speed", 0)):
+                    body = json.dumps({"path": path, "value": value}).encode()
+                    await asyncio.to_thread(_http, "POST", f"{api}/api/v1/vehicles/{leaf}/commands", body, headers)
+                outcomes: list[CommandResult] = []
+
+                def two_results(message: Any) -> bool:
+                    outcomes.append(decode(CommandResult, message.payload, "test"))
+                    return len(outcomes) == 2
+
+                await _until(results, two_results)
+            assert outcomes[0].accepted, outcomes[0]
+            assert not outcomes[1].accepted and "actuator" in outcomes[1].reason, outcomes[1]
+
+            # an OTA campaign for every inverter of both cars installs on both
+            catalog = load_catalog()
+            hardware = sorted({
+                ecu.hardware_id for model in CARS.values() for name, ecu in catalog.vehicle(model).ecus.items()
+                if name.startswith("EAXLE_")
+            })  # fmt: skip
+            image = tmp_path / "inverter.bin"
+            image.write_bytes(os.urandom(64 * 1024))
+            common = ["--config", str(cloud_config)]
+            await _run(*common, "ota", "add-image", str(image), "--name", "eaxle/inverter-2.4.0.bin", "--version",
+                       "2.4.0", "--release-counter", "24", *(f"--hardware={h}" for h in hardware), "--dir", str(ota_dir))  # fmt: skip
+            spec = tmp_path / "campaign.yaml"
+            spec.write_text("id: inverters-24\nimage: eaxle/inverter-2.4.0.bin\nstages: [100]\nmode: forced\n")
+            async with _messages(mqtt_url, wildcard("status")) as statuses:
+                await _run(*common, "ota", "campaign", "create", str(spec), "--dir", str(ota_dir))
+                updated: set[str] = set()
+
+                def both_updated(message: Any) -> bool:
+                    status = decode(VehicleStatus, message.payload, "test")
+                    if status.software and all(v == "2.4.0" for k, v in status.software.items() if k.startswith("EAXLE_")):
+                        updated.add(status.vin)
+                    return updated == set(CARS)
+
+                await _until(statuses, both_updated, timeout_s=120)
+
+            # kill -9 of the Honda, telemetry it recorded meanwhile is not lost after its restart
+            honda = list(CARS)[1]
+            await _stop(cars[honda], signal.SIGKILL)
+            recorded = _recorded(tmp_path / honda)
+            cars[honda] = await _start("vehicle", "run", "--config", str(configs[honda]))
+            await _confirmed_up_to(mqtt_url, honda, recorded + 2)  # the backlog and new batches
+
+            # SIGTERM of the cloud: the cars go on recording; after the restart nothing is missing
+            assert await _stop(cloud) == 0
+            marks = {vin: _recorded(tmp_path / vin) + 3 for vin in CARS}
+            cloud = await _start("cloud", "run", "--config", str(cloud_config), "--only", "api,ingest,ota")
+            await cloud.wait_for_line(r"cloud: api http")
+            for vin, mark in marks.items():
+                await _confirmed_up_to(mqtt_url, vin, mark)
+        finally:
+            for running in cars.values():
+                if running.process.returncode is None:
+                    await _stop(running)
+            if cloud.process.returncode is None:
+                assert await _stop(cloud) == 0, "".join(cloud.lines)
+
+    store = TelemetryStore(tmp_path / "cloud-data" / "telemetry.duckdb")
+    try:
+        for vin in CARS:
+            spool = Spool(tmp_path / vin / "spool.db")
+            waiting = {seq for seq, _ in spool.oldest(1_000_000)}
+            stored = set(store.sequences(vin))
+            assert stored | waiting == set(range(spool.next_seq)), vin  # every recorded batch: stored or still spooled
+            assert len(stored) > 10
+            spool.close()
+    finally:
+        store.close()
+
+
+def _recorded(state_dir: Path) -> int:
+    """The highest sequence number the car has recorded (its spool, read while it is stopped or running)."""
+    spool = Spool(state_dir / "spool.db")
+    try:
+        return spool.next_seq - 1
+    finally:
+        spool.close()
+
+
+async def _confirmed_up_to(mqtt_url: str, vin: str, seq: int) -> None:
+    """Until the cloud confirms to ``vin`` a batch at or past ``seq``."""
+    async with _messages(mqtt_url, topic(vin, "telemetry-acks")) as acks:
+        await _until(acks, lambda m: max(last for _, last in decode(TelemetryAck, m.payload, "test").stored) >= seq)
+
