@@ -179,6 +179,12 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
                 assert signals["Vehicle.Speed"]["value"] == 0.0  # parked
             fleet = await asyncio.to_thread(_http, "GET", f"{api}/api/v1/fleet", None, {"Authorization": f"Bearer {token}"})
             assert {car["vin"] for car in fleet if car["online"]} == set(CARS)
+            ops = f"http://127.0.0.1:{ports['ops']}"
+            ready = await asyncio.to_thread(_http, "GET", f"{ops}/readyz")
+            assert ready["ready"] and set(ready["services"]) == {"api", "ingest", "ota"}
+            metrics = await asyncio.to_thread(lambda: urlopen(f"{ops}/metrics", timeout=30).read().decode())
+            stored = re.search(r"^opensdv_ingest_batches_stored_total (\S+)$", metrics, re.M)
+            assert stored is not None and float(stored[1]) > 0 and 'opensdv_ota_campaigns' in metrics
 
             # a command reaches the Leaf through its broker and safety guard; a refused one says why
             leaf = next(iter(CARS))
