@@ -44,3 +44,14 @@ def test_shared_parts_import_neither_half(shared: str) -> None:
         if any(n.startswith(("opensdv.vehicle", "opensdv.cloud", "opensdv.demo")) for n in names)
     }
     assert crossing == {}
+
+
+def test_no_function_is_longer_than_120_lines() -> None:
+    long = [
+        f"{path.relative_to(SRC)}:{node.name} ({node.end_lineno - node.lineno + 1})"  # type: ignore[operator]
+        for path in SRC.rglob("*.py")
+        if path.name != "vehicle_model.py"  # generated
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 120  # type: ignore[operator]
+    ]
+    assert long == []

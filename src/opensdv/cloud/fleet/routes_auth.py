@@ -1,0 +1,42 @@
+"""Logging in (OAuth2 password and client-credentials grants) and the dashboard page."""
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse
+
+from opensdv.cloud.fleet.operators import AuthError
+from opensdv.cloud.fleet.service import FleetCloud
+
+__all__ = ["auth_routes"]
+
+
+def auth_routes(cloud: FleetCloud) -> APIRouter:
+    """``POST /api/v1/token`` gives a bearer token; ``/`` is the dashboard."""
+    app = APIRouter()
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        """The dashboard: one static page (no build step) that polls this API every second."""
+        return FileResponse(Path(__file__).with_name("static") / "index.html", media_type="text/html")
+
+    @app.post("/api/v1/token")
+    async def token(request: Request) -> dict[str, Any]:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        grant = form.get("grant_type")
+        if grant == "password":
+            name, secret = form.get("username", ""), form.get("password", "")
+        elif grant == "client_credentials":
+            name, secret = form.get("client_id", ""), form.get("client_secret", "")
+        else:
+            raise HTTPException(400, {"error": "unsupported_grant_type"})
+        try:
+            who = cloud.operators.authenticate(name, secret)
+        except AuthError:
+            raise HTTPException(400, {"error": "invalid_client"}) from None
+        return {"access_token": cloud.operators.token(who), "token_type": "bearer",
+                "expires_in": int(cloud.operators.token_lifetime_s), "tenant": who.tenant}  # fmt: skip
+
+    return app

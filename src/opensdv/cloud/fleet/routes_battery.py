@@ -1,0 +1,73 @@
+"""A vehicle's battery: its passport (the twin's ageing) and its health measured from telemetry."""
+
+import time
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException
+
+from opensdv.cloud.energy.battery.pack_age import age_pack, pack_passport
+from opensdv.cloud.energy.battery.soh import health_from_telemetry
+from opensdv.cloud.fleet.service import CURRENT, SOC, VOLTAGE, FleetCloud
+from opensdv.cloud.fleet.service import visible as visible_to
+from opensdv.physics import AgeingProfile
+
+__all__ = ["battery_routes"]
+
+
+def battery_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
+    """The battery endpoints, each answering only for the caller's tenant."""
+    app = APIRouter()
+
+    def visible(caller: Any, vin: str) -> Any:
+        return visible_to(cloud, caller, vin)
+
+    @lru_cache(maxsize=256)
+    def aged_passport(
+        definition: str, vin: str, years: float, daily_km: float, ambient_c: float
+    ) -> dict[str, Any]:
+        """Passports take the twin a second to age; the same question gets the same answer."""
+        profile = AgeingProfile(daily_km=daily_km, ambient_c=ambient_c)
+        aged = age_pack(cloud.catalog.vehicle(definition), years, profile, cloud.grading)
+        return pack_passport(aged, vin=vin, serial=f"{vin}-PACK")
+
+    @app.get("/api/v1/vehicles/{vin}/passport")
+    def passport(
+        vin: str, caller: Caller, years: float | None = None, daily_km: float = 40.0, ambient_c: float = 15.0
+    ) -> dict[str, Any]:
+        """The pack's battery passport (EU 2023/1542 attributes, validated against the schema): the
+        twin's ageing over ``years`` of use (default: since the model year) and every module graded."""
+        found = visible(caller, vin)
+        if years is None:
+            years = max(time.gmtime(cloud.clock.time()).tm_year - found.model_year, 0.1)
+        if not 0 < years <= 30 or daily_km < 0:
+            raise HTTPException(422, "years must be in (0, 30] and daily_km >= 0")
+        return aged_passport(found.definition_id, vin, years, daily_km, ambient_c)
+
+    @app.get("/api/v1/vehicles/{vin}/health")
+    def health(vin: str, caller: Caller, hours: float = 24.0) -> dict[str, Any]:
+        """The pack's state of health and internal resistance measured from its own telemetry of
+        the last ``hours`` (current, voltage and state of charge, second by second): capacity from
+        the charge counted between state-of-charge points, resistance from current steps. An
+        estimate the data cannot support is null, with the reason in ``notes``."""
+        found = visible(caller, vin)
+        if not 0 < hours <= 744:
+            raise HTTPException(422, "hours must be in (0, 744]")
+        end = cloud.clock.time() + 1
+        columns = [
+            {p.ts: float(p.value) for p in cloud.telemetry.series(vin, path, end - hours * 3600, end, 1.0)}
+            for path in (CURRENT, VOLTAGE, SOC)
+        ]
+        seconds = sorted(set(columns[0]).intersection(*columns[1:]))
+        current, voltage, soc = (np.array([c[t] for t in seconds]) for c in columns)
+        vehicle = cloud.catalog.vehicle(found.definition_id)
+        measured = health_from_telemetry(vehicle, np.array(seconds), current, voltage, soc / 100)
+        rounded = {name: None if value is None else round(value, digits) for name, value, digits in (
+            ("capacity_ah", measured.capacity_ah, 2), ("soh_percent", measured.soh and measured.soh * 100, 2),
+            ("resistance_ohm", measured.resistance_ohm, 4), ("resistance_factor", measured.resistance_factor, 3),
+        )}  # fmt: skip
+        return {"vin": vin, "hours": hours, "samples": measured.samples, "window_s": round(measured.window_s, 1),
+                "rated_capacity_ah": round(vehicle.pack.capacity_ah, 2), **rounded, "notes": list(measured.notes)}  # fmt: skip
+
+    return app

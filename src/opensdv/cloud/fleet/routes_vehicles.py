@@ -1,0 +1,107 @@
+"""The fleet and its vehicles: summaries, signals, live values, time series, remote commands,
+battery passports and pack health measured from telemetry."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import StreamingResponse
+
+from opensdv.cloud.fleet.operators import PLATFORM, AuthError
+from opensdv.cloud.fleet.service import (
+    ALERT_WINDOW_S,
+    SOC,
+    SPEED,
+    CommandRequest,
+    FleetCloud,
+    VehicleSummary,
+    summary,
+)
+from opensdv.cloud.fleet.service import visible as visible_to
+from opensdv.link.fleet import Command
+
+__all__ = ["vehicle_routes"]
+
+
+def vehicle_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
+    """The vehicle endpoints, each answering only for the caller's tenant."""
+    app = APIRouter()
+
+    def visible(caller: Any, vin: str) -> Any:
+        return visible_to(cloud, caller, vin)
+
+    @app.get("/api/v1/fleet")
+    def fleet(caller: Caller) -> list[VehicleSummary]:
+        statuses, seen = cloud.telemetry.statuses(), cloud.telemetry.last_seen()
+        latest = cloud.telemetry.latest_of([SOC, SPEED])
+        alerts = cloud.telemetry.event_counts(cloud.clock.time() - ALERT_WINDOW_S)
+        brand = None if caller.tenant == PLATFORM else caller.tenant
+        return [
+            summary(v, statuses, latest.get(v.vin, {}), seen.get(v.vin), alerts.get(v.vin, 0))
+            for v in cloud.registry.entries(brand=brand)
+        ]
+
+    @app.get("/api/v1/vehicles/{vin}")
+    def vehicle(vin: str, caller: Caller) -> dict[str, Any]:
+        found = visible(caller, vin)
+        latest = cloud.telemetry.latest(vin)
+        return {
+            **summary(
+                found, cloud.telemetry.statuses(), latest, cloud.telemetry.last_seen().get(vin)
+            ).model_dump(),
+            "ecus": [{"name": e.name, "hardware_id": e.hardware_id, "serial": e.serial} for e in found.ecus],
+            "signals": {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())},
+            "events": [e.model_dump() for e in cloud.telemetry.events(vin)],
+        }
+
+    @app.get("/api/v1/vehicles/{vin}/live")
+    async def live(vin: str, token: str, period_s: float = 1.0) -> StreamingResponse:
+        """Server-sent events: the vehicle's latest signals every ``period_s``. The token comes as a
+        query parameter because browsers' EventSource cannot send an Authorization header."""
+        try:
+            caller = cloud.operators.verify(token)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from None
+        visible(caller, vin)
+
+        async def events() -> AsyncIterator[str]:
+            while True:
+                latest = cloud.telemetry.latest(vin)
+                payload = {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())}
+                yield f"event: signals\ndata: {json.dumps(payload)}\n\n"
+                await cloud.clock.sleep(max(0.2, period_s))
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    @app.get("/api/v1/vehicles/{vin}/series")
+    def series(
+        vin: str, path: str, caller: Caller, start: float | None = None, end: float | None = None,
+        bucket_s: float | None = None,
+    ) -> list[tuple[float, Any]]:  # fmt: skip
+        visible(caller, vin)
+        end = cloud.clock.time() + 1 if end is None else end
+        start = end - 600 if start is None else start
+        if bucket_s is not None and bucket_s <= 0:
+            raise HTTPException(422, "bucket_s must be positive")
+        return [(p.ts, p.value) for p in cloud.telemetry.series(vin, path, start, end, bucket_s)]
+
+    @app.post("/api/v1/vehicles/{vin}/commands", status_code=202)
+    async def command(vin: str, body: CommandRequest, caller: Caller) -> dict[str, str]:
+        visible(caller, vin)
+        if not caller.can_command:
+            raise HTTPException(403, f"operator {caller.name} may not command vehicles")
+        sent = Command(
+            id=uuid.uuid4().hex[:16],
+            operator=caller.name,
+            path=body.path,
+            value=body.value,
+            issued_at=cloud.clock.time(),
+        )
+        await cloud.send_command(vin, sent)
+        return {"id": sent.id, "status": "sent; the vehicle's safety guard decides"}
+
+    return app
