@@ -28,27 +28,17 @@ def run(
 ) -> None:
     """Run the cloud's services until SIGTERM: API and dashboard, ingest, OTA, energy (CSMS)."""
     import asyncio
-    import contextlib
-    import signal
 
     from opensdv.cloud.process import CloudProcess
     from opensdv.config import load_settings
-    from opensdv.logs import configure_logging
+    from opensdv.programs import configure_logging, run_until_signalled
 
     configure_logging(log_format)
     chosen = load_settings(config) if config else settings(ctx)
     process = CloudProcess(chosen, frozenset(s.strip() for s in only.split(",") if s.strip()))
 
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await process.run(stop)
-
     console.print(f"cloud: {', '.join(sorted(process.only))}; data in {chosen.data_dir}")
-    asyncio.run(serve())
+    asyncio.run(run_until_signalled(process.run))
 
 
 def _operators(ctx: typer.Context, config: Path | None):  # type: ignore[no-untyped-def]

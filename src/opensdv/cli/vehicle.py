@@ -70,12 +70,12 @@ def run(
     import asyncio
 
     from opensdv.config import load_settings
-    from opensdv.logs import configure_logging
-    from opensdv.vehicle.process import VehicleProcess, serve_until_signalled
+    from opensdv.programs import configure_logging, run_until_signalled
+    from opensdv.vehicle.process import VehicleProcess
 
     configure_logging(log_format)
     overrides = {k: v for k, v in {"mqtt_url": mqtt_url, "ota_url": ota_url}.items() if v is not None}
     chosen = load_settings(config, vehicle=overrides) if config or overrides else settings(ctx)
     process = VehicleProcess(chosen)
     console.print(f"vehicle {process.vin} ({process.vehicle.id}): state in {process.layout.root}")
-    asyncio.run(serve_until_signalled(process))
+    asyncio.run(run_until_signalled(process.run))

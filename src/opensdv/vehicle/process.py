@@ -14,7 +14,6 @@ written). It writes a health file a supervisor can watch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -342,15 +341,3 @@ def ecu_specs(vin: str, vehicle: Vehicle) -> list[Any]:
     from opensdv.vehicle.ota.setup import EcuSpec
 
     return [EcuSpec(name, f"{vin}-{name}", ecu.hardware_id) for name, ecu in vehicle.ecus.items()]
-
-
-async def serve_until_signalled(process: VehicleProcess) -> None:
-    """Run ``process`` until SIGTERM or SIGINT."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await process.run(stop)

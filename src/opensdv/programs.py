@@ -1,14 +1,19 @@
-"""Logs for the long-running programs: readable lines, or one JSON object a line for collectors."""
+"""What the long-running programs (``vehicle run``, ``cloud run``) share: logs as readable lines or
+one JSON object a line for collectors, and a clean stop on SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 
 from opensdv.errors import OpenSDVError
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "configure_logging", "run_until_signalled"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,3 +44,13 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     root.setLevel(level)
     for noisy in ("amqtt", "transitions", "websockets", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """``run(stop)``, with ``stop`` set by SIGTERM or SIGINT: the program then stops in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await run(stop)
