@@ -105,6 +105,9 @@ class CloudSettings(BaseModel):
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="the fleet link's broker")
     telemetry_file: Path | None = Field(default=None, description="DuckDB file; default <data_dir>/telemetry.duckdb")
     ingest_id: str = Field(default="opensdv-cloud-ingest", description="the ingest's durable MQTT session")
+    confirm_s: float = Field(
+        default=2.0, gt=0, description="each car hears which batches were stored this long after the first"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     ota_dir: Path | None = Field(default=None, description="OTA repositories; default <data_dir>/ota")

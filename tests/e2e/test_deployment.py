@@ -132,7 +132,7 @@ def _cloud_config(directory: Path, mqtt_url: str) -> tuple[Path, dict[str, int]]
     ports = {name: free_port() for name in ("api", "ota", "csms", "ops")}
     config = directory / "cloud.toml"
     config.write_text(
-        f'data_dir = "{directory / "cloud-data"}"\n[cloud]\nmqtt_url = "{mqtt_url}"\n'
+        f'data_dir = "{directory / "cloud-data"}"\n[cloud]\nmqtt_url = "{mqtt_url}"\nconfirm_s = 0.5\n'
         + "".join(f"{name}_port = {port}\n" for name, port in ports.items())
     )
     return config, ports
@@ -154,19 +154,22 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             )  # fmt: skip
             assert secret is not None
             ota_dir = tmp_path / "cloud-data" / "ota"
-            configs = {}
-            for vin, model in CARS.items():
-                configs[vin] = tmp_path / f"{vin}.toml"
+            configs = {vin: tmp_path / f"{vin}.toml" for vin in CARS}
+
+            async def provision_and_start(vin: str, model: str) -> None:
                 await _run(
                     "vehicle", "init", vin, "--model", model, "--dir", str(tmp_path / vin), "-o", str(configs[vin]),
                     "--bus", f"virtual:{vin}", "--simulate", "--broker-address", "127.0.0.1:0",
                     "--mqtt-url", mqtt_url, "--ota-url", ota,
                 )  # fmt: skip
                 text = configs[vin].read_text().replace("simulate = true", 'simulate = true\nsimulated_cycle = "parked"')
+                text = text.replace("telemetry_period_s = 1.0", "telemetry_period_s = 0.5")
                 configs[vin].write_text(text.replace("ota_period_s = 60.0", "ota_period_s = 1.0"))
                 await _run("--config", str(cloud_config), "ota", "enrol", vin, "--model", model,
                            "--vehicle-dir", str(tmp_path / vin), "--dir", str(ota_dir))  # fmt: skip
                 cars[vin] = await _start("vehicle", "run", "--config", str(configs[vin]))
+
+            await asyncio.gather(*(provision_and_start(vin, model) for vin, model in CARS.items()))
             for running in cars.values():
                 await running.wait_for_line(r"broker on 127\.0\.0\.1:\d+")
 

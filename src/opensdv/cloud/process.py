@@ -132,7 +132,7 @@ class CloudProcess:
         link = MqttConnector(cloud.mqtt_url)
         ingest = Ingest(link, store, cloud.ingest_id, clock=self.clock)
         self._parts["ingest"] = ingest
-        tasks.append(asyncio.create_task(ingest.run()))
+        tasks.append(asyncio.create_task(ingest.run(confirm_s=cloud.confirm_s)))
 
         async def send_command(vin: str, command: Command) -> None:
             async with link.connect(f"opensdv-cloud-commands-{secrets.token_hex(4)}") as connection:
