@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
+from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
+from opensdv.cloud.energy.ocpp.stations import StationSimulator
 from opensdv.cloud.process import CloudProcess, CloudProcessError, ops_app
 from opensdv.config import load_settings
+from opensdv.storage import Database
 
 
 @pytest.mark.parametrize(
@@ -34,3 +40,26 @@ def test_ops_endpoints_say_what_is_ready_and_export_metrics() -> None:
     metrics = client.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'opensdv_service_ready{service="ota"} 1.0' in metrics.text
+
+
+async def test_the_energy_service_takes_its_stations_and_keeps_them_across_a_restart(tmp_path: Path) -> None:
+    """`cloud run --only energy`: a station boots against the CSMS and runs a transaction; after a
+    restart of the service the CSMS still knows it (its state is in the database)."""
+    settings = load_settings(
+        data_dir=tmp_path, cloud={"stations": ["CS-1"], "csms_port": 0, "ops_port": 0}
+    )
+    for attempt in range(2):
+        process = CloudProcess(settings, frozenset({"energy"}))
+        stop = asyncio.Event()
+        running = asyncio.create_task(process.run(stop))
+        await asyncio.wait_for(process.started.wait(), 30)
+        assert process.ready == {"energy": True}
+        async with StationSimulator.connected(process.addresses["energy"], "CS-1") as station:
+            if attempt == 0:
+                tid = await station.plug_in("RFID-1")
+                await station.charge(600)
+                await station.unplug()
+        stop.set()
+        await running
+    state = CsmsStore(Database(settings.effective_database_url)).load()["CS-1"]
+    assert state.booted and state.transactions[tid].ended is not None

@@ -71,6 +71,7 @@ class CloudProcess:
     clock: Clock = SYSTEM_CLOCK
     ready: dict[str, bool] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)  # service -> URL it serves on
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # every service is serving
     _parts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -203,6 +204,7 @@ class CloudProcess:
                 cloud = self.settings.cloud
                 await self._serve_http("ops", ops_app(self), cloud.ops_host, cloud.ops_port, stack)
                 log.info("cloud: %s", ", ".join(f"{k} {v}" for k, v in self.addresses.items()))
+                self.started.set()
                 await stop.wait()
             finally:
                 for task in reversed(tasks):  # the ingest writes what it received before it stops
