@@ -34,3 +34,27 @@ def test_json_logs_are_one_object_a_line(capsys: pytest.CaptureFixture[str]) -> 
 def test_an_unknown_log_format_is_refused() -> None:
     with pytest.raises(OpenSDVError, match="--log-format must be text or json, got 'xml'"):
         configure_logging("xml")
+
+
+async def test_work_in_a_thread_finishes_before_a_cancellation_takes_effect() -> None:
+    import asyncio
+    import threading
+
+    from opensdv.programs import to_thread_to_the_end
+
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def install() -> None:
+        started.set()
+        release.wait(10)
+        done.append("installed")
+
+    task = asyncio.create_task(to_thread_to_the_end(install))
+    await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    await asyncio.wait({task}, timeout=0.2)  # the cancellation is delivered; the install still runs
+    assert not task.done() and done == []
+    await asyncio.to_thread(release.set)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert done == ["installed"]  # the cancellation waited for the install to end

@@ -10,10 +10,13 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from opensdv.errors import OpenSDVError
 
-__all__ = ["JsonFormatter", "configure_logging", "run_until_signalled"]
+T = TypeVar("T")
+
+__all__ = ["JsonFormatter", "configure_logging", "run_until_signalled", "to_thread_to_the_end"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,3 +57,14 @@ async def run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await run(stop)
+
+
+async def to_thread_to_the_end(work: Callable[[], T]) -> T:
+    """``work()`` in a thread; a cancellation waits for it to finish before it takes effect (an OTA
+    install under way completes, so the A/B slots stay consistent when the program stops)."""
+    running = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await running
+        raise

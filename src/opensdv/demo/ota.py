@@ -11,6 +11,7 @@ install while stopped (their speed comes from their data broker, as in a real ca
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import shutil
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from opensdv.cloud.ota.backend import OtaBackend
 from opensdv.cloud.ota.campaigns import CampaignProgress, CampaignSpec
 from opensdv.demo.vehicles import DemoVehicle
 from opensdv.model.vehicles import APP_RUNTIME_HARDWARE_ID, Vehicle
+from opensdv.programs import to_thread_to_the_end
 from opensdv.storage.database import Database
 from opensdv.vehicle.apps.errors import AppError
 from opensdv.vehicle.apps.examples import EXAMPLES
@@ -100,12 +102,7 @@ class DemoOta:
         try:
             while True:
                 snapshots = {vin: self.conditions(item) for vin, (item, _p) in self.vehicles.items()}
-                cycle = asyncio.ensure_future(asyncio.to_thread(self.cycle, snapshots))
-                try:
-                    await asyncio.shield(cycle)
-                except asyncio.CancelledError:  # an install under way finishes first: slots stay consistent
-                    await cycle
-                    raise
+                await to_thread_to_the_end(functools.partial(self.cycle, snapshots))
                 await self.sync_apps()
                 await asyncio.sleep(period_s)
         finally:

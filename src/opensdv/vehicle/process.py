@@ -33,6 +33,7 @@ from opensdv.link.fleet import VehicleStatus
 from opensdv.link.mqtt import MqttConnector
 from opensdv.model.vehicles import Vehicle, load_catalog
 from opensdv.model.vss import load_default_vss, load_vss
+from opensdv.programs import to_thread_to_the_end
 from opensdv.vehicle.agent.agent import VehicleAgent
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
@@ -269,12 +270,7 @@ class VehicleProcess:
 
     async def _update_every(self, period_s: float) -> None:
         while True:
-            cycle = asyncio.ensure_future(asyncio.to_thread(self._update_once))
-            try:
-                await asyncio.shield(cycle)
-            except asyncio.CancelledError:  # an install under way finishes first: slots stay consistent
-                await cycle
-                raise
+            await to_thread_to_the_end(self._update_once)
             await self._sync_apps()
             if self.agent is not None:
                 self.agent.uplink.set_software(self._software())
