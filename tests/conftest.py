@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
-import shutil
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.fleet_identities import Fleet, mosquitto_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -56,31 +54,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@asynccontextmanager
-async def own_mosquitto(port: int, directory: Path) -> AsyncIterator[str]:
-    """A Mosquitto of this test's own (no persistence), to stop and start again on ``port``:
-    ready when it says it is running."""
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    need(binary is not None, "mosquitto (make test installs it)")
-    assert binary is not None
-    conf = directory / f"mosquitto-{port}.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n")
-    broker = await asyncio.create_subprocess_exec(binary, "-c", str(conf), stderr=asyncio.subprocess.PIPE)
-    assert broker.stderr is not None
-    drain: asyncio.Task[None] | None = None
-    try:
-        async with asyncio.timeout(10):
-            while b" running" not in await broker.stderr.readline():
-                pass
-        drain = asyncio.create_task(_drain(broker.stderr))  # a full pipe would stall the broker
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        broker.terminate()
-        await broker.wait()
-        if drain is not None:
-            drain.cancel()
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """The session's fleet CA and identities (see tests/fleet_identities.py)."""
+    return Fleet(tmp_path_factory.mktemp("fleet"))
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.read(65536):
-        pass
+def need_mosquitto() -> None:
+    need(mosquitto_binary() is not None, "mosquitto (make test installs it)")

@@ -102,9 +102,16 @@ class CloudSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="the fleet link's broker")
+    mqtt_url: str = Field(default="mqtts://127.0.0.1:8883", description="the fleet link's broker (TLS only)")
+    identities_dir: Path | None = Field(
+        default=None,
+        description="ca.pem, opensdv-<role>.pem/.key, command-signer.pem/.key, revoked.json; "
+        "default <data_dir>/identities (opensdv fleet provision-service / command-key write them)",
+    )
     telemetry_file: Path | None = Field(default=None, description="DuckDB file; default <data_dir>/telemetry.duckdb")
-    ingest_id: str = Field(default="opensdv-cloud-ingest", description="the ingest's durable MQTT session")
+    ingest_id: str = Field(
+        default="opensdv-ingest", description="the ingest's durable MQTT session (its identity, or identity-suffix)"
+    )
     confirm_s: float = Field(
         default=2.0, gt=0, description="each car hears which batches were stored this long after the first"
     )

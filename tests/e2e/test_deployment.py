@@ -1,5 +1,6 @@
 """One cloud and two cars as a user deploys them: real processes (`opensdv cloud run`, two
-`opensdv vehicle run`), generated configs, a Mosquitto of the test's own. Both cars' telemetry
+`opensdv vehicle run`), identities from `opensdv fleet`, generated configs, a Mosquitto of the
+test's own configured by `opensdv fleet mosquitto-config` (mutual TLS, the link's ACL). Both cars' telemetry
 reaches the API; a command reaches a car through its safety guard; an OTA campaign installs on
 both; a kill -9 of one car and its restart, and a SIGTERM of the cloud and its restart, lose no
 telemetry the cars recorded.
@@ -25,11 +26,13 @@ from urllib.request import Request, urlopen
 
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.link.fleet import CommandResult, TelemetryAck, VehicleStatus, decode, topic, wildcard
+from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
 from opensdv.model.vehicles import load_catalog
 from opensdv.notify import Notifier
 from opensdv.vehicle.agent.spool import Spool
-from tests.conftest import free_port, own_mosquitto
+from tests.conftest import free_port, need_mosquitto
+from tests.fleet_identities import run_mosquitto
 
 CARS = {"JN1NSSAN0DD000001": "nissan-leaf-40", "JHMHNDAE0ED000002": "honda-e-advance"}
 LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
@@ -63,8 +66,12 @@ class Running:
         """Until the process prints a line matching ``pattern``."""
         found = re.compile(pattern)
         async with asyncio.timeout(timeout_s):
-            await self.printed.wait_until(lambda: self.ended or any(found.search(line) for line in self.lines))
-        assert any(found.search(line) for line in self.lines), f"ended before {pattern!r}:\n" + "".join(self.lines)
+            await self.printed.wait_until(
+                lambda: self.ended or any(found.search(line) for line in self.lines)
+            )
+        assert any(found.search(line) for line in self.lines), f"ended before {pattern!r}:\n" + "".join(
+            self.lines
+        )
 
 
 async def _start(*args: str) -> Running:
@@ -93,8 +100,10 @@ async def _stop(running: Running, sig: int = signal.SIGTERM) -> int:
 
 
 @asynccontextmanager
-async def _messages(url: str, *patterns: str) -> AsyncIterator[AsyncIterator[Any]]:
-    async with MqttConnector(url).connect(f"e2e-test-{os.getpid()}-{id(patterns)}") as connection:
+async def _messages(url: str, who: tuple[str, IdentityFiles], *patterns: str) -> AsyncIterator[AsyncIterator[Any]]:
+    """Messages on ``patterns``, read as the identity ``who`` (name, files) may read them."""
+    name, identity = who
+    async with MqttConnector(url, identity).connect(f"{name}-e2e-{os.getpid()}-{id(patterns)}") as connection:
         for pattern in patterns:
             await connection.subscribe(pattern)
         yield connection.messages()
@@ -116,12 +125,17 @@ async def _signals_arrive(api: str, token: str, vin: str) -> dict[str, Any]:
     """The API's live stream for ``vin`` until it carries the car's speed and state of charge."""
 
     def read() -> dict[str, Any]:
-        with urlopen(f"{api}/api/v1/vehicles/{vin}/live?{urlencode({'token': token, 'period_s': 0.2})}", timeout=60) as stream:
+        with urlopen(
+            f"{api}/api/v1/vehicles/{vin}/live?{urlencode({'token': token, 'period_s': 0.2})}", timeout=60
+        ) as stream:
             for raw in stream:
                 line = raw.decode()
                 if line.startswith("data: "):
                     signals = json.loads(line[6:])
-                    if "Vehicle.Speed" in signals and "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" in signals:
+                    if (
+                        "Vehicle.Speed" in signals
+                        and "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" in signals
+                    ):
                         return dict(signals)
         raise AssertionError("the live stream ended")
 
@@ -138,9 +152,29 @@ def _cloud_config(directory: Path, mqtt_url: str) -> tuple[Path, dict[str, int]]
     return config, ports
 
 
+async def _provision(tmp_path: Path, port: int) -> Path:
+    """The fleet's identities as an operator makes them; the Mosquitto configuration."""
+    ca = ["--ca-dir", str(tmp_path / "fleet-ca")]
+    identities = tmp_path / "cloud-data" / "identities"
+    await _run("fleet", "ca", "init", *ca)
+    await asyncio.gather(
+        _run("fleet", "provision-service", "broker", "--host", "127.0.0.1", "--out", str(tmp_path / "broker"), *ca),
+        _run("fleet", "provision-service", "ingest", "--out", str(identities), *ca),
+        _run("fleet", "provision-service", "api", "--out", str(identities), *ca),
+        *(_run("fleet", "provision", vin, "--vehicle-dir", str(tmp_path / vin), *ca) for vin in CARS),
+    )
+    await _run("fleet", "command-key", "--out", str(identities), *ca)
+    await _run("fleet", "mosquitto-config", "--identity-dir", str(tmp_path / "broker"), "--out", str(tmp_path / "broker"),
+               "--port", str(port), "--bind", "127.0.0.1", *(["--run-as", "me"] if os.geteuid() == 0 else []))  # fmt: skip
+    return tmp_path / "broker" / "mosquitto.conf"
+
+
 async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> None:
+    need_mosquitto()
     port = free_port()
-    async with own_mosquitto(port, tmp_path) as mqtt_url:
+    mqtt_url = f"mqtts://127.0.0.1:{port}"
+    ingest = ("opensdv-ingest", IdentityFiles.under(tmp_path / "cloud-data" / "identities", "opensdv-ingest"))
+    async with run_mosquitto(await _provision(tmp_path, port)):
         cloud_config, ports = _cloud_config(tmp_path, mqtt_url)
         api, ota = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['ota']}"
         cloud = await _start("cloud", "run", "--config", str(cloud_config), "--only", "api,ingest,ota")
@@ -162,7 +196,11 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
                     "--bus", f"virtual:{vin}", "--simulate", "--broker-address", "127.0.0.1:0",
                     "--mqtt-url", mqtt_url, "--ota-url", ota,
                 )  # fmt: skip
-                text = configs[vin].read_text().replace("simulate = true", 'simulate = true\nsimulated_cycle = "parked"')
+                text = (
+                    configs[vin]
+                    .read_text()
+                    .replace("simulate = true", 'simulate = true\nsimulated_cycle = "parked"')
+                )
                 text = text.replace("telemetry_period_s = 1.0", "telemetry_period_s = 0.5")
                 configs[vin].write_text(text.replace("ota_period_s = 60.0", "ota_period_s = 1.0"))
                 await _run("--config", str(cloud_config), "ota", "enrol", vin, "--model", model,
@@ -180,22 +218,26 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             for vin in CARS:
                 signals = await _signals_arrive(api, token, vin)
                 assert signals["Vehicle.Speed"]["value"] == 0.0  # parked
-            fleet = await asyncio.to_thread(_http, "GET", f"{api}/api/v1/fleet", None, {"Authorization": f"Bearer {token}"})
+            fleet = await asyncio.to_thread(
+                _http, "GET", f"{api}/api/v1/fleet", None, {"Authorization": f"Bearer {token}"}
+            )
             assert {car["vin"] for car in fleet if car["online"]} == set(CARS)
             ops = f"http://127.0.0.1:{ports['ops']}"
             ready = await asyncio.to_thread(_http, "GET", f"{ops}/readyz")
             assert ready["ready"] and set(ready["services"]) == {"api", "ingest", "ota"}
             metrics = await asyncio.to_thread(lambda: urlopen(f"{ops}/metrics", timeout=30).read().decode())
             stored = re.search(r"^opensdv_ingest_batches_stored_total (\S+)$", metrics, re.M)
-            assert stored is not None and float(stored[1]) > 0 and 'opensdv_ota_campaigns' in metrics
+            assert stored is not None and float(stored[1]) > 0 and "opensdv_ota_campaigns" in metrics
 
             # a command reaches the Leaf through its broker and safety guard; a refused one says why
             leaf = next(iter(CARS))
-            async with _messages(mqtt_url, topic(leaf, "command-results")) as results:
+            async with _messages(mqtt_url, ingest, topic(leaf, "command-results")) as results:
                 headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
                 for path, value in ((LIMIT, 80), ("Vehicle.Speed", 0)):
                     body = json.dumps({"path": path, "value": value}).encode()
-                    await asyncio.to_thread(_http, "POST", f"{api}/api/v1/vehicles/{leaf}/commands", body, headers)
+                    await asyncio.to_thread(
+                        _http, "POST", f"{api}/api/v1/vehicles/{leaf}/commands", body, headers
+                    )
                 outcomes: list[CommandResult] = []
 
                 def two_results(message: Any) -> bool:
@@ -218,14 +260,18 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             await _run(*common, "ota", "add-image", str(image), "--name", "eaxle/inverter-2.4.0.bin", "--version",
                        "2.4.0", "--release-counter", "24", *(f"--hardware={h}" for h in hardware), "--dir", str(ota_dir))  # fmt: skip
             spec = tmp_path / "campaign.yaml"
-            spec.write_text("id: inverters-24\nimage: eaxle/inverter-2.4.0.bin\nstages: [100]\nmode: forced\n")
-            async with _messages(mqtt_url, wildcard("status")) as statuses:
+            spec.write_text(
+                "id: inverters-24\nimage: eaxle/inverter-2.4.0.bin\nstages: [100]\nmode: forced\n"
+            )
+            async with _messages(mqtt_url, ingest, wildcard("status")) as statuses:
                 await _run(*common, "ota", "campaign", "create", str(spec), "--dir", str(ota_dir))
                 updated: set[str] = set()
 
                 def both_updated(message: Any) -> bool:
                     status = decode(VehicleStatus, message.payload, "test")
-                    if status.software and all(v == "2.4.0" for k, v in status.software.items() if k.startswith("EAXLE_")):
+                    if status.software and all(
+                        v == "2.4.0" for k, v in status.software.items() if k.startswith("EAXLE_")
+                    ):
                         updated.add(status.vin)
                     return updated == set(CARS)
 
@@ -236,7 +282,7 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             await _stop(cars[honda], signal.SIGKILL)
             recorded = _recorded(tmp_path / honda)
             cars[honda] = await _start("vehicle", "run", "--config", str(configs[honda]))
-            await _confirmed_up_to(mqtt_url, honda, recorded + 2)  # the backlog and new batches
+            await _confirmed_up_to(mqtt_url, tmp_path, honda, recorded + 2)  # the backlog and new batches
 
             # SIGTERM of the cloud: the cars go on recording; after the restart nothing is missing
             assert await _stop(cloud) == 0
@@ -244,7 +290,7 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             cloud = await _start("cloud", "run", "--config", str(cloud_config), "--only", "api,ingest,ota")
             await cloud.wait_for_line(r"cloud: api http")
             for vin, mark in marks.items():
-                await _confirmed_up_to(mqtt_url, vin, mark)
+                await _confirmed_up_to(mqtt_url, tmp_path, vin, mark)
         finally:
             for running in cars.values():
                 if running.process.returncode is None:
@@ -258,7 +304,9 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             spool = Spool(tmp_path / vin / "spool.db")
             waiting = {seq for seq, _ in spool.oldest(1_000_000)}
             stored = set(store.sequences(vin))
-            assert stored | waiting == set(range(spool.next_seq)), vin  # every recorded batch: stored or still spooled
+            assert stored | waiting == set(range(spool.next_seq)), (
+                vin
+            )  # every recorded batch: stored or still spooled
             assert len(stored) > 10
             spool.close()
     finally:
@@ -274,8 +322,10 @@ def _recorded(state_dir: Path) -> int:
         spool.close()
 
 
-async def _confirmed_up_to(mqtt_url: str, vin: str, seq: int) -> None:
-    """Until the cloud confirms to ``vin`` a batch at or past ``seq``."""
-    async with _messages(mqtt_url, topic(vin, "telemetry-acks")) as acks:
-        await _until(acks, lambda m: max(last for _, last in decode(TelemetryAck, m.payload, "test").stored) >= seq)
-
+async def _confirmed_up_to(mqtt_url: str, tmp_path: Path, vin: str, seq: int) -> None:
+    """Until the cloud confirms to ``vin`` a batch at or past ``seq`` (heard as the car: only it may)."""
+    car = (vin, IdentityFiles.under(tmp_path / vin / "link", "vehicle"))
+    async with _messages(mqtt_url, car, topic(vin, "telemetry-acks")) as acks:
+        await _until(
+            acks, lambda m: max(last for _, last in decode(TelemetryAck, m.payload, "test").stored) >= seq
+        )

@@ -1,21 +1,18 @@
-"""The vehicle<->cloud link over real MQTT brokers (embedded amqtt and Mosquitto): telemetry in
-order and exactly once, store-and-forward across a broker outage, status with last will, commands,
-and bad messages counted, never fatal."""
+"""The vehicle<->cloud link over real MQTT brokers (embedded amqtt and Mosquitto, both mutual TLS
+with the fleet's identities): telemetry in order and exactly once, store-and-forward across a broker
+outage, status with last will, signed commands, and bad messages counted, never fatal."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
 from opensdv.cloud.telemetry.ingest import Ingest
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.link.fleet import (
@@ -29,30 +26,26 @@ from opensdv.link.fleet import (
     topic,
 )
 from opensdv.link.memory import MemoryBroker
-from opensdv.link.mqtt import MqttConnector, end_session
+from opensdv.link.mqtt import end_session
+from opensdv.link.signing import CommandVerifier
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
-from tests.conftest import free_port, need, own_mosquitto
+from tests.conftest import free_port, need_mosquitto
+from tests.fleet_identities import Fleet
 
 VIN = "JN1NSSAN0DD000001"
 OUTAGE_BATCHES = 5
 
 
-@asynccontextmanager
-async def _mosquitto() -> AsyncIterator[str]:
-    url = os.environ.get("OPENSDV_TEST_MQTT_URL")
-    need(url is not None, "OPENSDV_TEST_MQTT_URL (Mosquitto; make test starts it)")
-    assert url is not None
-    yield url
-
-
 @pytest.fixture(params=["embedded", "mosquitto"])
-def mqtt(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[str]:
-    return embedded_mqtt_broker() if request.param == "embedded" else _mosquitto()
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "mosquitto":
+        need_mosquitto()
+    return str(request.param)
 
 
-def _broker(kind: str, port: int, directory: Path) -> AbstractAsyncContextManager[str]:
-    return embedded_mqtt_broker(port=port) if kind == "embedded" else own_mosquitto(port, directory)
+def _broker(fleet: Fleet, kind: str, port: int, directory: Path) -> AbstractAsyncContextManager[str]:
+    return fleet.embedded(port) if kind == "embedded" else fleet.mosquitto(port, directory)
 
 
 def _status(vin: str = VIN) -> VehicleStatus:
@@ -64,19 +57,25 @@ async def _running(coro: object) -> asyncio.Task[None]:
 
 
 async def test_telemetry_arrives_once_in_order_with_status_and_commands(
-    mqtt: AbstractAsyncContextManager[str], tmp_path: Path
+    fleet: Fleet, broker_kind: str, tmp_path: Path
 ) -> None:
-    async with mqtt as url:
+    async with _broker(fleet, broker_kind, free_port(), tmp_path) as url:
         store = TelemetryStore(tmp_path / "t.duckdb")
-        link = MqttConnector(url)
-        ingest = Ingest(link, store, identifier=f"ingest-{time.time_ns()}", durable=False)
+        ingest = Ingest(
+            fleet.connector(url, "ingest"),
+            store,
+            identifier=f"opensdv-ingest-{time.time_ns()}",
+            durable=False,
+        )
         seen: list[Command] = []
+        verifier = CommandVerifier(VIN, fleet.identity(VIN).ca_file)
 
-        async def obey(command: Command) -> CommandResult:
+        async def obey(payload: bytes) -> CommandResult:
+            command = verifier.verify(payload)
             seen.append(command)
             return CommandResult(id=command.id, vin=VIN, accepted=True)
 
-        uplink = Uplink(link, _status(), Spool(tmp_path / "spool.db"), on_command=obey)
+        uplink = Uplink(fleet.connector(url, VIN), _status(), Spool(tmp_path / "spool.db"), on_command=obey)
         tasks = [asyncio.create_task(ingest.run()), asyncio.create_task(uplink.run())]
         try:
             await asyncio.wait_for(ingest.subscribed.wait(), 10)
@@ -92,18 +91,19 @@ async def test_telemetry_arrives_once_in_order_with_status_and_commands(
             assert store.statuses()[VIN].online and store.statuses()[VIN].brand == "Nissan"
 
             await asyncio.wait_for(uplink.connected.wait(), 10)
-            async with link.connect(f"operator-{time.time_ns()}") as cloud:
-                await cloud.subscribe(topic(VIN, "command-results"), qos=1)
-                command = Command(
-                    id="c1",
-                    operator="nissan-ops",
-                    path="Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit",
-                    value=80,
-                    issued_at=time.time(),
+            api = fleet.connector(url, "api")
+            async with (
+                api.connect(f"opensdv-api-{time.time_ns()}") as cloud,
+                fleet.connector(url, "ingest").connect(f"opensdv-ingest-results-{time.time_ns()}") as results,
+            ):
+                await results.subscribe(topic(VIN, "command-results"), qos=1)
+                signer = fleet.signer()
+                command = signer.command(
+                    VIN, "Nissan", "nissan-ops", "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit", 80
                 )
-                await cloud.publish(topic(VIN, "commands"), encode(command), qos=1)
-                async for message in cloud.messages():
-                    if message.topic == topic(VIN, "command-results"):  # amqtt also hands out retained others
+                await cloud.publish(topic(VIN, "commands"), signer.sign(command), qos=1)
+                async for message in results.messages():
+                    if message.topic == topic(VIN, "command-results"):
                         assert b'"accepted":true' in message.payload
                         break
             assert seen == [command]
@@ -123,8 +123,9 @@ def encode_batch(seq: int) -> bytes:
     return encode(TelemetryBatch(vin=VIN, seq=seq, samples=[]))
 
 
-@pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
-async def test_vehicles_lose_nothing_while_the_broker_is_down(kind: str, tmp_path: Path) -> None:
+async def test_vehicles_lose_nothing_while_the_broker_is_down(
+    fleet: Fleet, broker_kind: str, tmp_path: Path
+) -> None:
     """Telemetry made while the broker is down is spooled and arrives once, in order,
     after the restart. The cars come back before the cloud, so the fresh broker (no persistence)
     acknowledges and drops their backlog; only the cloud's confirmation empties a spool, so they
@@ -134,11 +135,10 @@ async def test_vehicles_lose_nothing_while_the_broker_is_down(kind: str, tmp_pat
     vins = [f"JN1NSSAN0DD{n:06d}" for n in range(1, 6)]
     store = TelemetryStore()
     port = free_port()
-    async with _broker(kind, port, tmp_path) as url:
-        link = MqttConnector(url)
+    async with _broker(fleet, broker_kind, port, tmp_path) as url:
         uplinks = [
             Uplink(
-                link,
+                fleet.connector(url, vin),
                 _status(vin),
                 Spool(tmp_path / f"{vin}.db"),
                 backoff_s=(0.05, 0.1, 0.2),
@@ -146,7 +146,7 @@ async def test_vehicles_lose_nothing_while_the_broker_is_down(kind: str, tmp_pat
             )
             for vin in vins
         ]
-        ingest = Ingest(link, store, durable=False)
+        ingest = Ingest(fleet.connector(url, "ingest"), store, durable=False)
         cloud = asyncio.create_task(ingest.run(backoff_s=0.05, confirm_s=0.2))
         cars = [asyncio.create_task(u.run()) for u in uplinks]
         await asyncio.wait_for(
@@ -161,10 +161,10 @@ async def test_vehicles_lose_nothing_while_the_broker_is_down(kind: str, tmp_pat
     for k in range(1, OUTAGE_BATCHES + 1):
         for u in uplinks:
             u.record([Sample(path="Vehicle.Speed", value=float(k), ts=float(k))])
-    async with _broker(kind, port, tmp_path):
+    async with _broker(fleet, broker_kind, port, tmp_path):
         # the backlog reaches a broker nobody is subscribed at yet: acknowledged, then dropped
         await asyncio.wait_for(asyncio.gather(*(u.wait_sent(OUTAGE_BATCHES) for u in uplinks)), 60)
-        ingest = Ingest(link, store, durable=False)
+        ingest = Ingest(fleet.connector(url, "ingest"), store, durable=False)
         cloud = asyncio.create_task(ingest.run(backoff_s=0.05, confirm_s=0.2))
         await asyncio.wait_for(asyncio.gather(*(u.wait_confirmed() for u in uplinks)), 60)
         for vin in vins:
@@ -178,21 +178,22 @@ async def test_vehicles_lose_nothing_while_the_broker_is_down(kind: str, tmp_pat
         await asyncio.gather(cloud, *cars, return_exceptions=True)
 
 
-async def test_a_cloud_restart_loses_nothing_stored_or_sent_meanwhile(tmp_path: Path) -> None:
+async def test_a_cloud_restart_loses_nothing_stored_or_sent_meanwhile(fleet: Fleet, tmp_path: Path) -> None:
     """The ingest stops (its store closed) while cars keep publishing; the new ingest process finds
     the old samples in the file and receives what was sent meanwhile from its broker session.
 
     Mosquitto only: the embedded broker lives in the cloud process, so there a cloud restart is a
     broker outage (the batches wait in the cars' spools: the outage test below); and amqtt does
     not hand a resumed session what was queued for it while it was away."""
-    mqtt = _mosquitto()
+    need_mosquitto()
     vins = [f"JN1NSSAN0DD{n:06d}" for n in range(1, 11)]
-    identifier = f"ingest-{time.time_ns()}"
-    async with mqtt as url:
+    identifier = f"opensdv-ingest-{time.time_ns()}"
+    async with fleet.mosquitto(free_port(), tmp_path) as url:
         # what the first ingest stored but had not confirmed yet is sent again after the timeout
-        link = MqttConnector(url)
+        link = fleet.connector(url, "ingest")
         uplinks = [
-            Uplink(link, _status(vin), Spool(tmp_path / f"{vin}.db"), ack_timeout_s=2.0) for vin in vins
+            Uplink(fleet.connector(url, vin), _status(vin), Spool(tmp_path / f"{vin}.db"), ack_timeout_s=2.0)
+            for vin in vins
         ]
         cars = [asyncio.create_task(u.run()) for u in uplinks]
         store = TelemetryStore(tmp_path / "cloud.duckdb")
@@ -228,7 +229,7 @@ async def test_a_cloud_restart_loses_nothing_stored_or_sent_meanwhile(tmp_path: 
                 task.cancel()
             await asyncio.gather(running, *cars, return_exceptions=True)
             store.close()
-            await end_session(url, identifier)  # or Mosquitto queues for it long after the test
+            await end_session(link, identifier)  # or Mosquitto queues for it long after the test
 
 
 def test_bad_messages_are_counted_and_dropped(tmp_path: Path) -> None:

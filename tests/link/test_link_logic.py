@@ -26,8 +26,10 @@ from opensdv.link.fleet import (
     topic,
 )
 from opensdv.link.memory import MemoryBroker
+from opensdv.link.signing import CommandVerifier
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
+from tests.fleet_identities import Fleet
 
 VIN = "JN1NSSAN0DD000001"
 
@@ -87,7 +89,9 @@ async def test_telemetry_arrives_once_in_order_and_is_confirmed(world: World) ->
         uplink.record(_speed(float(n), ts=float(n)))
     await world.clock.run(uplink.wait_confirmed(), within_s=5)
     assert world.store.sequences(VIN) == list(range(20))
-    assert [p.value for p in world.store.series(VIN, "Vehicle.Speed", -1, 100)] == [float(n) for n in range(20)]
+    assert [p.value for p in world.store.series(VIN, "Vehicle.Speed", -1, 100)] == [
+        float(n) for n in range(20)
+    ]
     assert uplink.statistics().confirmed == 20 and uplink.resent == 0 and len(uplink.spool) == 0
     assert world.store.statuses()[VIN].online
 
@@ -202,10 +206,12 @@ async def test_a_car_restart_resumes_from_its_spool(world: World) -> None:
     assert world.store.sequences(VIN) == list(range(6))
 
 
-async def test_commands_reach_the_car_and_results_come_back(world: World) -> None:
+async def test_signed_commands_reach_the_car_and_results_come_back(world: World, fleet: Fleet) -> None:
     seen: list[Command] = []
+    verifier = CommandVerifier(VIN, fleet.identity(VIN).ca_file)  # on the real clock: the CA's certificates are
 
-    async def obey(command: Command) -> CommandResult:
+    async def obey(payload: bytes) -> CommandResult:
+        command = verifier.verify(payload)
         seen.append(command)
         return CommandResult(id=command.id, vin=VIN, accepted=True)
 
@@ -213,13 +219,13 @@ async def test_commands_reach_the_car_and_results_come_back(world: World) -> Non
     uplink.on_command = obey
     world.start(uplink.run())
     await world.clock.run(uplink.connected.wait(), within_s=1)
-    command = Command(
-        id="c1", operator="nissan-ops", path="Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit",
-        value=80, issued_at=world.clock.time(),
-    )  # fmt: skip
+    signer = fleet.signer()
+    command = signer.command(
+        VIN, "Nissan", "nissan-ops", "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit", 80
+    )
     async with world.broker.connect("operator") as cloud:
         await cloud.subscribe(topic(VIN, "command-results"))
-        await cloud.publish(topic(VIN, "commands"), encode(command))
+        await cloud.publish(topic(VIN, "commands"), signer.sign(command))
         message = await world.clock.run(anext(cloud.messages()), within_s=1)
     assert seen == [command]
     assert decode(CommandResult, message.payload, "test").accepted
@@ -232,7 +238,7 @@ async def test_the_last_will_says_offline_when_the_car_vanishes(world: World) ->
     await world.clock.run(uplink.connected.wait(), within_s=1)
     await world.clock.advance(1)
     assert world.store.statuses()[VIN].online
-    world.broker.drop(f"opensdv-vehicle-{VIN}")
+    world.broker.drop(VIN)
     await world.clock.advance(1)
     assert not world.store.statuses()[VIN].online or uplink.connected.is_set()  # it may be back already
     await world.clock.run(uplink.connected.wait(), within_s=5)

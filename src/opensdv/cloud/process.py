@@ -28,7 +28,7 @@ from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.config import Settings
 from opensdv.durable import write_atomically
 from opensdv.errors import OpenSDVError
-from opensdv.link.fleet import Command, encode, topic
+from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
 from opensdv.storage import Database
 
@@ -87,6 +87,20 @@ class CloudProcess:
 
     # ------------------------------------------------------------------------------ services
 
+    @property
+    def identities_dir(self) -> Path:
+        return self.settings.cloud.identities_dir or self.settings.data_dir / "identities"
+
+    def _identity(self, role: str) -> IdentityFiles:
+        """A service's identity on the link, or an error saying how to provision it."""
+        files = IdentityFiles.under(self.identities_dir, f"opensdv-{role}")
+        if missing := files.missing():
+            raise CloudProcessError(
+                f"{role}: {missing[0]} is missing; provision the service first "
+                f"(opensdv fleet provision-service {role} --out {self.identities_dir})"
+            )
+        return files
+
     def _database(self) -> Database:
         if "database" not in self._parts:
             self._parts["database"] = Database(self.settings.effective_database_url)
@@ -122,22 +136,25 @@ class CloudProcess:
 
     async def _start_ingest_and_api(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
         from opensdv.cloud.fleet.api import FleetCloud, create_api
+        from opensdv.cloud.fleet.commands import CommandSender
+        from opensdv.cloud.fleet.identities import RevokedSubjects
         from opensdv.cloud.fleet.operators import Operators
         from opensdv.cloud.fleet.registry import VehicleRegistry
         from opensdv.cloud.telemetry.ingest import Ingest
         from opensdv.cloud.telemetry.store import TelemetryStore
+        from opensdv.link.signing import CommandSigner
 
         cloud = self.settings.cloud
         store = TelemetryStore(cloud.telemetry_file or self.settings.data_dir / "telemetry.duckdb")
         stack.callback(store.close)
-        link = MqttConnector(cloud.mqtt_url)
-        ingest = Ingest(link, store, cloud.ingest_id, clock=self.clock)
+        identities = self.identities_dir
+        revoked = RevokedSubjects(identities / "revoked.json", clock=self.clock)
+        link = MqttConnector(cloud.mqtt_url, self._identity("ingest"))
+        ingest = Ingest(link, store, cloud.ingest_id, clock=self.clock, revoked=revoked.current)
         self._parts["ingest"] = ingest
         tasks.append(asyncio.create_task(ingest.run(confirm_s=cloud.confirm_s)))
-
-        async def send_command(vin: str, command: Command) -> None:
-            async with link.connect(f"opensdv-cloud-commands-{secrets.token_hex(4)}") as connection:
-                await connection.publish(topic(vin, "commands"), encode(command), qos=1)
+        signer = CommandSigner(identities / "command-signer.key", identities / "command-signer.pem", clock=self.clock)
+        send_command = CommandSender(MqttConnector(cloud.mqtt_url, self._identity("api")), signer)
 
         database = self._database()
         ota = self._ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
@@ -227,7 +244,7 @@ class CloudProcess:
                 "opensdv_ingest_duplicates", "batches already stored (QoS 1 repeats, resends)", value=stats.duplicates
             )
             dropped = CounterMetricFamily("opensdv_ingest_dropped", "messages refused", labels=["reason"])
-            for reason in ("topic", "payload"):
+            for reason in ("topic", "payload", "revoked"):
                 dropped.add_metric([reason], stats.dropped.get(reason, 0))
             yield dropped
             yield GaugeMetricFamily("opensdv_ingest_waiting", "messages received, not yet written", value=stats.waiting)

@@ -3,6 +3,9 @@ dashboard on http://127.0.0.1:8000, and one vehicle agent per demo car linking i
 
 Operators are created with fresh random secrets each run (printed by the CLI): ``platform`` sees
 every brand and steers campaigns; ``nissan``, ``honda`` and ``mitsubishi`` see their own cars.
+
+The demo runs as securely as a deployment: a fleet CA of its own gives every car and service its
+identity, the link is mutual TLS with the link's access rules, and commands are signed and verified.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import uvicorn
 
 from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.fleet.api import FleetCloud, create_api
+from opensdv.cloud.fleet.commands import CommandSender
+from opensdv.cloud.fleet.identities import FleetCa, RevokedSubjects
 from opensdv.cloud.fleet.operators import PLATFORM, Operators
 from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
@@ -26,8 +31,9 @@ from opensdv.cloud.telemetry.ingest import Ingest
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.demo.ota import DemoOta
 from opensdv.demo.vehicles import DemoVehicle
-from opensdv.link.fleet import Command, VehicleStatus, encode, topic
+from opensdv.link.fleet import VehicleStatus
 from opensdv.link.mqtt import MqttConnector
+from opensdv.link.signing import CommandSigner, CommandVerifier
 from opensdv.vehicle.agent.agent import VehicleAgent
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
@@ -71,6 +77,11 @@ async def _report_software(ota: DemoOta, agents: dict[str, VehicleAgent], period
         await asyncio.sleep(period_s)
 
 
+def _command_key(ca: FleetCa, directory: Path) -> tuple[Path, Path]:
+    ca.command_key(directory)
+    return directory / "command-signer.key", directory / "command-signer.pem"
+
+
 def _listener(host: str, port: int) -> socket.socket:
     """A listening socket (port 0: any free one) handed to uvicorn, so the URL is known before it runs."""
     sock = socket.socket()
@@ -92,10 +103,15 @@ async def start_demo_cloud(
 ) -> DemoCloud:
     """Start the demo's cloud (embedded MQTT, ingest, API) and one agent per demo car."""
     stack = AsyncExitStack()
-    mqtt_url = await stack.enter_async_context(embedded_mqtt_broker())
-    link = MqttConnector(mqtt_url)
+    ca = FleetCa.init(directory / "fleet-ca")
+    services = directory / "identities"
+    broker_identity = ca.provision_service("broker", services, hosts=("127.0.0.1", "localhost"))
+    revoked = RevokedSubjects(ca.revoked_file)
+    mqtt_url = await stack.enter_async_context(
+        embedded_mqtt_broker(broker_identity, crl_file=ca.crl_file, revoked_file=ca.revoked_file)
+    )
     store = TelemetryStore(directory / "telemetry.duckdb")
-    ingest = Ingest(link, store)
+    ingest = Ingest(MqttConnector(mqtt_url, ca.provision_service("ingest", services)), store, revoked=revoked.current)
     operators = Operators(ota.backend.database, secrets.token_bytes(32))
     credentials = {}
     for name, tenant in (
@@ -106,11 +122,8 @@ async def start_demo_cloud(
     ):
         credentials[name] = secrets.token_urlsafe(12)
         operators.add(name, credentials[name], tenant, can_command=True)
-    commander = await stack.enter_async_context(link.connect("opensdv-cloud-commands"))
-
-    async def send_command(vin: str, command: Command) -> None:
-        await commander.publish(topic(vin, "commands"), encode(command), qos=1)
-
+    signer = CommandSigner(*_command_key(ca, services))
+    send_command = CommandSender(MqttConnector(mqtt_url, ca.provision_service("api", services)), signer)
     cloud = FleetCloud(
         VehicleRegistry(ota.backend.database), store, operators, send_command, ota.backend, sites or {}
     )
@@ -125,9 +138,10 @@ async def start_demo_cloud(
             vin=item.vin, online=True, at=time.time(), brand=item.vehicle.definition.brand,
             model=item.vehicle.definition.model, software=software,
         )  # fmt: skip
-        agent = VehicleAgent(
-            item.broker, Uplink(link, status, Spool(directory / "spool" / f"{item.vin}.db"))
-        )
+        identity = ca.provision(item.vin, directory / "cars" / item.vin)
+        uplink = Uplink(MqttConnector(mqtt_url, identity), status, Spool(directory / "spool" / f"{item.vin}.db"))
+        verifier = CommandVerifier(item.vin, identity.ca_file, directory / "cars" / item.vin / "seen-commands.json")
+        agent = VehicleAgent(item.broker, uplink, verifier=verifier)
         if isinstance(item.broker.guard, ActuationGuard):
             item.broker.guard.audit.add_listener(agent.audit)
         agents[item.vin] = agent

@@ -8,7 +8,7 @@ Topics (``{vin}`` is the vehicle's VIN):
 | ``opensdv/v1/vehicles/{vin}/telemetry-acks`` | cloud -> vehicle | 0 | ``TelemetryAck`` |
 | ``opensdv/v1/vehicles/{vin}/status`` | vehicle -> cloud, retained; the last will says offline | 1 | ``VehicleStatus`` |
 | ``opensdv/v1/vehicles/{vin}/events`` | vehicle -> cloud | 1 | ``VehicleEvent`` |
-| ``opensdv/v1/vehicles/{vin}/commands`` | cloud -> vehicle | 1 | ``Command`` |
+| ``opensdv/v1/vehicles/{vin}/commands`` | cloud -> vehicle | 1 | ``SignedCommand`` (``link.signing``) |
 | ``opensdv/v1/vehicles/{vin}/command-results`` | vehicle -> cloud | 1 | ``CommandResult`` |
 
 Payloads are JSON. Telemetry batches carry a per-vehicle sequence number that never repeats (the
@@ -48,6 +48,7 @@ __all__ = [
     "EpochSeconds",
     "LinkError",
     "Sample",
+    "StrictValue",
     "TelemetryAck",
     "TelemetryBatch",
     "TopicError",
@@ -73,10 +74,11 @@ M = TypeVar("M", bound=BaseModel)
 # Every time on the link is seconds since the epoch (UTC) as a JSON number; the type says so
 EpochSeconds = Annotated[float, Field(description="seconds since the epoch (UTC)")]
 # Strict: a JSON string is never coerced into a number (and strict unions validate faster)
-Value = (
+StrictValue = (
     StrictBool | StrictInt | StrictFloat | StrictStr
     | list[StrictBool] | list[StrictInt] | list[StrictFloat] | list[StrictStr] | None
 )  # fmt: skip
+Value = StrictValue
 
 
 class LinkError(OpenSDVError):
@@ -139,11 +141,18 @@ class VehicleEvent(_Payload):
 
 
 class Command(_Payload):
+    """What an operator asked one car to do; it travels signed (``link.signing.SignedCommand``)."""
+
     id: str = Field(min_length=1, max_length=64)
+    vin: str = Field(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")
+    tenant: str = Field(description="the operator's tenant (brand or fleet)")
     operator: str = Field(min_length=1)
     path: str = Field(pattern=r"^Vehicle(\.[A-Za-z0-9_]+)+$")
     value: Value
     issued_at: EpochSeconds
+    expires_at: EpochSeconds
+    nonce: str = Field(min_length=16, max_length=64, description="random; the car refuses one it has seen")
+    key_id: str = Field(min_length=1, max_length=64, description="the signer certificate's SHA-256, shortened")
 
 
 class CommandResult(_Payload):

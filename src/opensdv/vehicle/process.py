@@ -30,7 +30,9 @@ from opensdv.config import Settings
 from opensdv.durable import write_atomically
 from opensdv.errors import OpenSDVError
 from opensdv.link.fleet import VehicleStatus
+from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
+from opensdv.link.signing import CommandVerifier
 from opensdv.model.vehicles import Vehicle, load_catalog
 from opensdv.model.vss import load_default_vss, load_vss
 from opensdv.programs import to_thread_to_the_end
@@ -38,7 +40,7 @@ from opensdv.vehicle.agent.agent import VehicleAgent
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
 from opensdv.vehicle.attributes import vehicle_attributes
-from opensdv.vehicle.broker import ALLOW_ALL, Broker, BrokerServer, StateFile, server_from_settings
+from opensdv.vehicle.broker import Broker, BrokerServer, Permissions, StateFile, server_from_settings
 from opensdv.vehicle.can import (
     Adapter,
     BrokerSink,
@@ -58,6 +60,10 @@ Job = Callable[[], Coroutine[Any, Any, object]]
 PRIMARY_ECU = "TCU"  # the ECU that talks to the cloud: the Uptane primary
 SPEED = "Vehicle.Speed"
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+# each part of the process calls the broker with its own scope (least privilege in the car too)
+ATTRIBUTES = Permissions.from_scope("provide:data", subject="vehicle-attributes")
+FEEDER = Permissions.from_scope("provide", subject="can-feeder")  # provides values, actuates nothing
+OTA_CONDITIONS = Permissions.from_scope(f"read:{SPEED} read:{SOC}", subject="ota-primary")
 
 
 class VehicleProcessError(OpenSDVError):
@@ -85,6 +91,19 @@ class VehicleLayout:
     @property
     def jwt_public_key(self) -> Path:
         return self.root / "keys" / "broker-jwt.pub"
+
+    @property
+    def link(self) -> Path:
+        """The car's identity on the fleet link (``opensdv fleet provision`` writes it)."""
+        return self.root / "link"
+
+    @property
+    def link_identity(self) -> IdentityFiles:
+        return IdentityFiles.under(self.link, "vehicle")
+
+    @property
+    def seen_commands(self) -> Path:
+        return self.link / "seen-commands.json"
 
     @property
     def ota(self) -> Path:
@@ -149,7 +168,7 @@ class VehicleProcess:
         state = StateFile(self.settings.broker.state_file or self.layout.broker_state, self.broker)
         for note in state.load():
             log.warning("state file: skipped %s", note)
-        self.broker.publish(vehicle_attributes(self.vehicle, self.vin), ALLOW_ALL)
+        self.broker.publish(vehicle_attributes(self.vehicle, self.vin), ATTRIBUTES)
         self.server = server_from_settings(self.broker, self.settings.broker)
         return state
 
@@ -161,7 +180,7 @@ class VehicleProcess:
         bus_config = self.settings.vehicle.bus
         adapter = Adapter(load_mapping(mapping), self.broker.catalog)
         self.feeder = feeder = Feeder(adapter)
-        sink = BrokerSink(self.broker)
+        sink = BrokerSink(self.broker, FEEDER)
         if bus_config.log_file is not None:
             return [lambda: feeder.run(log_frames(bus_config.log_file), sink)]  # type: ignore[arg-type]
         if bus_config.simulate and bus_config.interface != "virtual":
@@ -189,8 +208,17 @@ class VehicleProcess:
             vin=self.vin, online=True, at=self.clock.time(), brand=self.vehicle.definition.brand,
             model=self.vehicle.definition.model, software=self._software(),
         )  # fmt: skip
-        uplink = Uplink(MqttConnector(url), status, Spool(self.layout.spool), clock=self.clock)
-        agent = VehicleAgent(self.broker, uplink, batch_s=self.settings.vehicle.telemetry_period_s, clock=self.clock)
+        identity = self.layout.link_identity
+        if missing := identity.missing():
+            raise VehicleProcessError(
+                f"vehicle.mqtt_url is set but {missing[0]} is missing: provision the car first "
+                f"(opensdv fleet provision {self.vin} --vehicle-dir {self.layout.root})"
+            )
+        verifier = CommandVerifier(self.vin, identity.ca_file, self.layout.seen_commands, clock=self.clock)
+        uplink = Uplink(MqttConnector(url, identity), status, Spool(self.layout.spool), clock=self.clock)
+        agent = VehicleAgent(
+            self.broker, uplink, batch_s=self.settings.vehicle.telemetry_period_s, clock=self.clock, verifier=verifier
+        )  # fmt: skip
         guard = self.broker.guard
         if isinstance(guard, ActuationGuard):
             guard.audit.add_listener(agent.audit)
@@ -211,7 +239,7 @@ class VehicleProcess:
         from opensdv.vehicle.ota.transport import HttpTransport
 
         def conditions() -> VehicleConditions:
-            speed, soc = self.broker.get(SPEED, ALLOW_ALL), self.broker.get(SOC, ALLOW_ALL)
+            speed, soc = self.broker.get(SPEED, OTA_CONDITIONS), self.broker.get(SOC, OTA_CONDITIONS)
             moving = speed is not None and speed.value is not None and abs(float(speed.value)) > 0.5
             level = float(soc.value) / 100 if soc is not None and soc.value is not None else 0.0
             return VehicleConditions(parked=not moving, battery_kwh=self.vehicle.pack.energy_kwh * level)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from opensdv.cloud.energy.battery.passport import validate_passport
 from opensdv.cloud.fleet.api import FleetCloud, create_api
+from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operators
 from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.telemetry.store import TelemetryStore
@@ -20,13 +21,14 @@ from opensdv.link.fleet import Command, Sample, TelemetryBatch, VehicleEvent, Ve
 from opensdv.model.vehicles import load_catalog
 from opensdv.physics import VehicleParams, simulate
 from opensdv.storage.database import Database
+from tests.fleet_identities import Fleet
 from tests.ota_world import make_world
 
 SECRET = "correct horse battery"
 
 
 @pytest.fixture
-def cloud(tmp_path: Path) -> tuple[TestClient, dict[str, str], list[tuple[str, Command]]]:
+def cloud(tmp_path: Path, fleet: Fleet) -> tuple[TestClient, dict[str, str], list[tuple[str, Command]]]:
     database = Database(f"sqlite:///{tmp_path / 'fleet.db'}")
     database.migrate()
     registry = VehicleRegistry(database)
@@ -60,8 +62,12 @@ def cloud(tmp_path: Path) -> tuple[TestClient, dict[str, str], list[tuple[str, C
     operators.add("platform", SECRET, PLATFORM, can_command=True)
     sent: list[tuple[str, Command]] = []
 
-    async def send(vin: str, command: Command) -> None:
-        sent.append((vin, command))
+    signer = fleet.signer()
+
+    async def send(order: CommandOrder) -> Command:
+        command = signer.command(order.vin, order.tenant, order.operator, order.path, order.value)
+        sent.append((order.vin, command))
+        return command
 
     client = TestClient(create_api(FleetCloud(registry, store, operators, send)))
     return client, vins, sent
@@ -211,7 +217,7 @@ def test_campaigns_are_created_and_steered_by_the_platform_only(tmp_path: Path) 
     operators.add("platform", SECRET, PLATFORM)
     operators.add("nissan-ops", SECRET, "Nissan")
 
-    async def send(vin: str, command: Command) -> None:
+    async def send(order: CommandOrder) -> Command:
         raise AssertionError("no commands here")
 
     cloud = FleetCloud(world.registry, TelemetryStore(), operators, send, world.backend)

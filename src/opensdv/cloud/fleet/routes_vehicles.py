@@ -2,13 +2,13 @@
 battery passports and pack health measured from telemetry."""
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
+from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError
 from opensdv.cloud.fleet.service import (
     ALERT_WINDOW_S,
@@ -20,7 +20,6 @@ from opensdv.cloud.fleet.service import (
     summary,
 )
 from opensdv.cloud.fleet.service import visible as visible_to
-from opensdv.link.fleet import Command
 
 __all__ = ["vehicle_routes"]
 
@@ -94,14 +93,7 @@ def vehicle_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         visible(caller, vin)
         if not caller.can_command:
             raise HTTPException(403, f"operator {caller.name} may not command vehicles")
-        sent = Command(
-            id=uuid.uuid4().hex[:16],
-            operator=caller.name,
-            path=body.path,
-            value=body.value,
-            issued_at=cloud.clock.time(),
-        )
-        await cloud.send_command(vin, sent)
+        sent = await cloud.send_command(CommandOrder(vin, caller.tenant, caller.name, body.path, body.value))
         return {"id": sent.id, "status": "sent; the vehicle's safety guard decides"}
 
     return app

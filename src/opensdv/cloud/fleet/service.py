@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.site import ChargingSite
+from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.operators import AuthError, Operator, Operators
 from opensdv.cloud.fleet.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
 from opensdv.cloud.ota.backend import OtaBackend
@@ -36,12 +37,12 @@ ALERT_WINDOW_S = 24 * 3600  # events this recent count as a vehicle's alerts on 
 
 @dataclass
 class FleetCloud:
-    """What the API serves from; ``send_command`` puts a command on the link."""
+    """What the API serves from; ``send_command`` signs an order and puts it on the link."""
 
     registry: VehicleRegistry
     telemetry: TelemetryStore
     operators: Operators
-    send_command: Callable[[str, Command], Awaitable[None]]
+    send_command: Callable[[CommandOrder], Awaitable[Command]]
     ota: OtaBackend | None = None
     sites: dict[str, ChargingSite] = field(default_factory=dict)  # charging sites by id
     catalog: Catalog = field(default_factory=load_catalog)

@@ -8,7 +8,10 @@ connection only costs a resend after the car's timeout, and at fleet scale each 
 costs CPU on both ends.
 
 A message that breaks the link contract (unknown topic, malformed payload, a VIN in the payload
-that is not the topic's) is counted by reason and logged, never allowed to stop ingest.
+that is not the topic's) is counted by reason and logged, never allowed to stop ingest. A message
+is stored only under the VIN of its topic, which the broker lets only that car's identity publish
+to (``link.identity``); the ingest checks the payload against the topic again, and drops whatever
+a revoked identity still gets through (a connection opened before the revocation).
 
 The ingest talks to a ``Connector`` and waits on a ``Clock``; ``subscribed`` and ``written`` (a
 ``Notifier`` after every write) are what a caller awaits.
@@ -47,7 +50,7 @@ from opensdv.notify import Notifier
 __all__ = ["Ingest", "IngestStatistics"]
 
 log = logging.getLogger("opensdv.ingest")
-DropReason = Literal["topic", "payload"]
+DropReason = Literal["topic", "payload", "revoked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +75,18 @@ class Ingest:
         self,
         connector: Connector,
         store: TelemetryStore,
-        identifier: str = "opensdv-cloud-ingest",
+        identifier: str = "opensdv-ingest",
         *,
         durable: bool = True,
         clock: Clock = SYSTEM_CLOCK,
         write_in_thread: bool = True,
+        revoked: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         """``durable``: the broker keeps this consumer's session (and queues for it) while it is
         away; one-off consumers (tests, benchmarks) should not leave such sessions behind.
         ``write_in_thread=False`` writes on the event loop (deterministic tests on a fake clock)."""
         self.connector = connector
+        self.revoked = revoked  # the identities no longer trusted (e.g. RevokedSubjects.current)
         self.clock = clock
         self._offload = _in_thread if write_in_thread else _inline
         self.durable = durable
@@ -135,6 +140,9 @@ class Ingest:
         """Take one message for the next write, or count why it was dropped."""
         try:
             vin, kind = parse_topic(name)
+            if vin in self.revoked():
+                self.dropped["revoked"] += 1
+                return
             messages: list[TelemetryBatch] | list[VehicleStatus] | list[VehicleEvent]
             if kind == "telemetry":
                 messages = decode_telemetry(payload, name)

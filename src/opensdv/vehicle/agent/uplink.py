@@ -24,7 +24,6 @@ from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.link.connection import Connection, Connector, LinkDown, Will
 from opensdv.link.fleet import (
     MAX_BUNDLE,
-    Command,
     CommandResult,
     LinkError,
     Sample,
@@ -42,7 +41,7 @@ from opensdv.vehicle.agent.spool import Spool
 __all__ = ["Uplink", "UplinkStatistics"]
 
 log = logging.getLogger("opensdv.agent")
-CommandHandler = Callable[[Command], Awaitable[CommandResult]]
+CommandHandler = Callable[[bytes], Awaitable[CommandResult]]  # a SignedCommand's bytes -> its result
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ class Uplink:
         will = Will(topic(self.vin, "status"), encode(offline), qos=1, retain=True)
         while True:
             try:
-                async with self.connector.connect(f"opensdv-vehicle-{self.vin}", will=will) as client:
+                async with self.connector.connect(self.vin, will=will) as client:
                     failures = 0
                     online = VehicleStatus(
                         **{**self.status.model_dump(), "online": True, "at": self.clock.time()}
@@ -239,17 +238,15 @@ class Uplink:
                         raise LinkError(f"{where}: confirmation is for vehicle {ack.vin}")
                     self._confirmed(ack)
                 elif message.topic == commands:  # some brokers hand out retained others too
-                    await self._obey(client, decode(Command, message.payload, where))
+                    await self._obey(client, message.payload)
             except LinkError as exc:
                 log.warning("dropped: %s", exc)
 
-    async def _obey(self, client: Connection, command: Command) -> None:
+    async def _obey(self, client: Connection, payload: bytes) -> None:
         if self.on_command is None:
-            result = CommandResult(
-                id=command.id, vin=self.vin, accepted=False, reason="this vehicle takes no commands"
-            )
-        else:
-            result = await self.on_command(command)
+            log.warning("%s: a command arrived; this vehicle takes no commands", self.vin)
+            return
+        result = await self.on_command(payload)
         await client.publish(topic(self.vin, "command-results"), encode(result), qos=1)
 
 
