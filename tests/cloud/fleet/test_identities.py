@@ -113,4 +113,4 @@ def test_the_fleet_command_line(tmp_path: Path) -> None:
     acl = (tmp_path / "m" / "fleet.acl").read_text()
     assert "pattern write opensdv/v1/vehicles/%u/telemetry" in acl and "user opensdv-api" in acl
     failed = runner.invoke(app, ["fleet", "ca", "init", *ca])
-    assert failed.exit_code != 0 and "already holds a fleet CA" in failed.output
+    assert failed.exit_code != 0 and "already holds a fleet CA" in str(failed.exception)
