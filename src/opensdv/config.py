@@ -116,6 +116,9 @@ class CloudSettings(BaseModel):
         default=2.0, gt=0, description="each car hears which batches were stored this long after the first"
     )
     api_host: str = "127.0.0.1"
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser; none: no CORS"
+    )
     api_port: int = Field(default=8000, ge=0, le=65535)
     ota_dir: Path | None = Field(default=None, description="OTA repositories; default <data_dir>/ota")
     ota_host: str = "127.0.0.1"

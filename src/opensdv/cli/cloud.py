@@ -91,3 +91,10 @@ def operator_list(ctx: typer.Context, config: Path | None = CONFIG_OPTION) -> No
     for operator in _operators(ctx, config).all():
         shown.add_row(operator.name, operator.tenant, "yes" if operator.can_command else "no")
     console.print(shown)
+
+
+@operator_app.command(name="remove", epilog="Examples:\n\n  opensdv cloud operator remove nissan-ops")
+def operator_remove(ctx: typer.Context, name: str, config: Path | None = CONFIG_OPTION) -> None:
+    """Remove an operator: its bearer tokens stop working at once."""
+    _operators(ctx, config).remove(name)
+    console.print(f"operator {name} removed; its tokens no longer work")

@@ -162,7 +162,7 @@ class CloudProcess:
             VehicleRegistry(database), store, Operators(database, token_key(self.settings.data_dir)),
             send_command, ota, clock=self.clock,
         )  # fmt: skip
-        await self._serve_http("api", create_api(fleet), cloud.api_host, cloud.api_port, stack)
+        await self._serve_http("api", create_api(fleet, cloud.api_cors_origins), cloud.api_host, cloud.api_port, stack)
         self.ready["api"] = True
 
         async def subscribed() -> None:

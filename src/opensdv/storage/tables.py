@@ -143,3 +143,17 @@ class CsmsTransactionRow(Base):
     power_w: Mapped[float | None] = mapped_column(Float)
     ended: Mapped[str | None] = mapped_column(String(40))
     stopped_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditRow(Base):
+    """One operator action that changes something (a command, a campaign step): who, which tenant, what."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    operator: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -150,6 +150,7 @@ class VehicleProcess:
     feeder: Feeder | None = field(init=False, default=None)
     agent: VehicleAgent | None = field(init=False, default=None)
     ota_status: str = field(init=False, default="off")
+    started: asyncio.Event = field(init=False, default_factory=asyncio.Event)  # the broker serves
     _buses: list[can.BusABC] = field(init=False, default_factory=list)
     _ota: Any = field(init=False, default=None)
     _apps: Any = field(init=False, default=None)
@@ -272,6 +273,7 @@ class VehicleProcess:
         self.agent = self._start_agent()
         bus_jobs = self._bus_tasks()
         await self.server.start()
+        self.started.set()
         log.info("vehicle %s (%s): broker on %s", self.vin, self.vehicle.id, self.server.target)
         tasks = [asyncio.create_task(job()) for job in bus_jobs]
         tasks.append(asyncio.create_task(state.run()))

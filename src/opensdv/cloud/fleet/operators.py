@@ -1,5 +1,7 @@
 """Who may use the fleet API: operators with a tenant (one brand, or ``*`` for the platform),
 secrets stored only as scrypt hashes, and short-lived bearer tokens (HS256 JWT) once they log in.
+A token is checked against the account on every call: removing an operator (or changing its
+rights) takes effect at once, not when its tokens expire.
 
 A tenant is the authorization: every query takes the caller's ``Operator`` and sees only its
 brand's vehicles, so another brand's VIN is simply not found (404), never forbidden (which would
@@ -70,6 +72,18 @@ class Operators:
             raise AuthError(f"operator {name} already exists") from None
         return Operator(name, tenant, can_command)
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    def remove(self, name: str) -> None:
+        """Delete the account; its tokens stop working at once (``verify`` looks the operator up)."""
+        with self._db.session() as session:
+            row = session.get(OperatorRow, name)
+            if row is None:
+                raise AuthError(f"no operator {name}")
+            session.delete(row)
+
     def all(self) -> list[Operator]:
         with self._db.session() as session:
             rows = session.query(OperatorRow).order_by(OperatorRow.name).all()
@@ -96,4 +110,8 @@ class Operators:
             claims = jwt.decode(token, self._key, algorithms=["HS256"], options={"require": ["exp", "sub"]})
         except jwt.PyJWTError as exc:
             raise AuthError(f"bad token: {exc}") from None
-        return Operator(str(claims["sub"]), str(claims["tenant"]), bool(claims.get("cmd", False)))
+        with self._db.session() as session:  # the account as it is now: removed or changed rights count at once
+            row = session.get(OperatorRow, str(claims["sub"]))
+            if row is None:
+                raise AuthError(f"bad token: operator {claims['sub']} no longer exists")
+            return Operator(row.name, row.tenant, row.can_command)

@@ -1,5 +1,7 @@
-"""Logging in (OAuth2 password and client-credentials grants) and the dashboard page."""
+"""Logging in (OAuth2 password and client-credentials grants, throttled per operator and per
+address) and the dashboard page."""
 
+import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,10 +34,17 @@ def auth_routes(cloud: FleetCloud) -> APIRouter:
             name, secret = form.get("client_id", ""), form.get("client_secret", "")
         else:
             raise HTTPException(400, {"error": "unsupported_grant_type"})
+        keys = (f"operator:{name}", f"address:{request.client.host if request.client else '?'}")
+        wait_s = cloud.throttle.retry_after_s(*keys)
+        if wait_s > 0:
+            raise HTTPException(429, {"error": "slow_down", "retry_after_s": round(wait_s, 1)},
+                                {"Retry-After": str(max(1, round(wait_s)))})  # fmt: skip
         try:
-            who = cloud.operators.authenticate(name, secret)
+            who = await asyncio.to_thread(cloud.operators.authenticate, name, secret)  # scrypt: off the loop
         except AuthError:
+            cloud.throttle.failed(*keys)
             raise HTTPException(400, {"error": "invalid_client"}) from None
+        cloud.throttle.succeeded(*keys)
         return {"access_token": cloud.operators.token(who), "token_type": "bearer",
                 "expires_in": int(cloud.operators.token_lifetime_s), "tenant": who.tenant}  # fmt: skip
 

@@ -31,9 +31,11 @@ def campaign_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         if caller.tenant != PLATFORM:
             raise HTTPException(403, "only the platform operator steers campaigns")
         try:
-            return vars(cloud.ota.campaigns.create(spec))
+            created = vars(cloud.ota.campaigns.create(spec))
         except OpenSDVError as exc:
             raise HTTPException(409, str(exc)) from None
+        cloud.audit.record(caller, "campaign-create", spec.id, f"image {spec.image}, stages {spec.stages}")
+        return created
 
     @app.post("/api/v1/campaigns/{campaign}/{action}")
     def campaign_action(campaign: str, action: str, caller: Caller) -> dict[str, Any]:
@@ -45,8 +47,15 @@ def campaign_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
             raise HTTPException(404, f"no action {action!r}")
         steer: Callable[[str], CampaignProgress] = getattr(cloud.ota.campaigns, action)
         try:
-            return vars(steer(campaign))
+            steered = vars(steer(campaign))
         except OpenSDVError as exc:
             raise HTTPException(409, str(exc)) from None
+        cloud.audit.record(caller, f"campaign-{action}", campaign)
+        return steered
+
+    @app.get("/api/v1/audit")
+    def audit(caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest commands and campaign actions (a brand's operator: its own tenant's)."""
+        return [vars(entry) for entry in cloud.audit.entries(caller, min(max(limit, 1), 1000))]
 
     return app

@@ -94,6 +94,7 @@ def vehicle_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         if not caller.can_command:
             raise HTTPException(403, f"operator {caller.name} may not command vehicles")
         sent = await cloud.send_command(CommandOrder(vin, caller.tenant, caller.name, body.path, body.value))
+        cloud.audit.record(caller, "command", vin, f"{body.path} = {body.value!r} (command {sent.id})")
         return {"id": sent.id, "status": "sent; the vehicle's safety guard decides"}
 
     return app

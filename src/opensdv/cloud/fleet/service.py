@@ -16,9 +16,11 @@ from pydantic import BaseModel
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.site import ChargingSite
+from opensdv.cloud.fleet.audit import AuditLog
 from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.operators import AuthError, Operator, Operators
 from opensdv.cloud.fleet.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
+from opensdv.cloud.fleet.throttle import LoginThrottle
 from opensdv.cloud.ota.backend import OtaBackend
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.config import GradingSettings
@@ -48,6 +50,12 @@ class FleetCloud:
     catalog: Catalog = field(default_factory=load_catalog)
     grading: GradingSettings = field(default_factory=GradingSettings)
     clock: Clock = SYSTEM_CLOCK
+    audit: AuditLog = field(init=False)
+    throttle: LoginThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditLog(self.operators.database, self.clock)
+        self.throttle = LoginThrottle(self.clock)
 
 
 class VehicleSummary(BaseModel):

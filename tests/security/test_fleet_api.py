@@ -1,0 +1,138 @@
+"""Attacks on the fleet API: guessing secrets, keeping a removed operator's token, framing or
+scripting the dashboard from elsewhere, and what the audit log must show afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from opensdv.clock import FakeClock
+from opensdv.cloud.fleet.api import create_api
+from opensdv.cloud.fleet.commands import CommandOrder
+from opensdv.cloud.fleet.operators import PLATFORM, Operators
+from opensdv.cloud.fleet.registry import VehicleRegistry
+from opensdv.cloud.fleet.service import FleetCloud
+from opensdv.cloud.fleet.throttle import LoginThrottle
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.link.fleet import Command
+from opensdv.model.vehicles import load_catalog
+from opensdv.storage import Database
+from tests.fleet_identities import Fleet
+
+SECRET = "correct horse battery"
+VIN = "JN1NSSAN0DD000001"
+
+
+@pytest.fixture
+def world(tmp_path: Path, fleet: Fleet) -> tuple[FleetCloud, TestClient, FakeClock]:
+    database = Database(f"sqlite:///{tmp_path / 'fleet.db'}")
+    database.migrate()
+    registry = VehicleRegistry(database)
+    registry.register(VIN, load_catalog().vehicle("nissan-leaf-40"), "JP")
+    operators = Operators(database, b"k" * 32)
+    operators.add("nissan-ops", SECRET, "Nissan", can_command=True)
+    operators.add("honda-ops", SECRET, "Honda", can_command=True)
+    operators.add("platform", SECRET, PLATFORM)
+    signer = fleet.signer()
+
+    async def send(order: CommandOrder) -> Command:
+        return signer.command(order.vin, order.tenant, order.operator, order.path, order.value)
+
+    clock = FakeClock()
+    cloud = FleetCloud(registry, TelemetryStore(), operators, send, clock=clock)
+    return cloud, TestClient(create_api(cloud)), clock
+
+
+def _login(client: TestClient, name: str, secret: str = SECRET) -> tuple[int, dict[str, object]]:
+    response = client.post(
+        "/api/v1/token", data={"grant_type": "password", "username": name, "password": secret}
+    )
+    return response.status_code, {**response.json(), "retry-after": response.headers.get("Retry-After")}
+
+
+async def test_guessing_a_secret_is_throttled_per_operator_and_per_address(
+    world: tuple[FleetCloud, TestClient, FakeClock],
+) -> None:
+    cloud, client, clock = world
+    for _ in range(cloud.throttle.free):
+        assert _login(client, "nissan-ops", "wrong guess!!")[0] == 400
+    status, body = _login(client, "nissan-ops")  # even the right secret must wait now
+    assert status == 429 and body["retry-after"] == "1"
+    status, _ = _login(client, "honda-ops")  # the same address is throttled for other names too
+    assert status == 429
+    await clock.advance(1.0)  # the wait is over: one more guess is allowed, and fails
+    assert _login(client, "nissan-ops", "wrong again!!")[0] == 400
+    assert _login(client, "nissan-ops")[1]["retry-after"] == "2"  # the wait doubles
+
+
+def test_the_back_off_doubles_is_capped_and_a_success_clears_it() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(clock, free=2, base_s=1.0, cap_s=8.0, max_keys=3)
+    throttle.failed("op:a")
+    assert throttle.retry_after_s("op:a") == 0
+    waits = []
+    for _ in range(6):
+        throttle.failed("op:a")
+        waits.append(throttle.retry_after_s("op:a"))
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    throttle.succeeded("op:a")
+    assert throttle.retry_after_s("op:a") == 0
+    for n in range(10):  # random names cannot grow the record without bound
+        throttle.failed(f"op:{n}")
+    assert len(throttle._failures) == 3
+
+
+def test_a_removed_operators_token_stops_working_at_once(
+    world: tuple[FleetCloud, TestClient, FakeClock],
+) -> None:
+    cloud, client, _ = world
+    token = _login(client, "nissan-ops")[1]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/fleet", headers=headers).status_code == 200
+    cloud.operators.remove("nissan-ops")
+    answer = client.get("/api/v1/fleet", headers=headers)
+    assert answer.status_code == 401 and "no longer exists" in answer.json()["detail"]
+
+
+def test_security_headers_and_no_cors(world: tuple[FleetCloud, TestClient, FakeClock]) -> None:
+    _, client, _ = world
+    page = client.get("/")
+    csp = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp and "script-src 'sha256-" in csp
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
+    api = client.get("/api/v1/fleet", headers={"Origin": "https://evil.example"})
+    assert api.headers["Cache-Control"] == "no-store" and "access-control-allow-origin" not in api.headers
+    preflight = client.options(
+        "/api/v1/fleet", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_configured_cors_origins_only(world: tuple[FleetCloud, TestClient, FakeClock]) -> None:
+    cloud, _, _ = world
+    client = TestClient(create_api(cloud, cors_origins=["https://ops.example"]))
+    ok = client.get("/api/v1/fleet", headers={"Origin": "https://ops.example"})
+    evil = client.get("/api/v1/fleet", headers={"Origin": "https://evil.example"})
+    assert ok.headers["access-control-allow-origin"] == "https://ops.example"
+    assert "access-control-allow-origin" not in evil.headers
+
+
+def test_every_command_is_audited_with_operator_and_tenant(
+    world: tuple[FleetCloud, TestClient, FakeClock],
+) -> None:
+    _, client, _ = world
+    nissan = {"Authorization": f"Bearer {_login(client, 'nissan-ops')[1]['access_token']}"}
+    body = {"path": "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit", "value": 80}
+    sent = client.post(f"/api/v1/vehicles/{VIN}/commands", json=body, headers=nissan)
+    assert sent.status_code == 202
+    entries = client.get("/api/v1/audit", headers=nissan).json()
+    assert [(e["operator"], e["tenant"], e["action"], e["target"]) for e in entries] == [
+        ("nissan-ops", "Nissan", "command", VIN)
+    ]
+    assert sent.json()["id"] in entries[0]["detail"] and "ChargeLimit = 80" in entries[0]["detail"]
+    honda = {"Authorization": f"Bearer {_login(client, 'honda-ops')[1]['access_token']}"}
+    assert client.get("/api/v1/audit", headers=honda).json() == []  # another tenant's actions stay hidden
+    platform = {"Authorization": f"Bearer {_login(client, 'platform')[1]['access_token']}"}
+    assert len(client.get("/api/v1/audit", headers=platform).json()) == 1

@@ -1,0 +1,70 @@
+"""The running vehicle process's data broker checks a token on every call: an app holds only what
+its manifest grants, and an app without ``actuate`` on a path cannot move that actuator."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+from kuksa.val.v2 import types_pb2 as t
+from kuksa.val.v2 import val_pb2 as v
+from kuksa.val.v2 import val_pb2_grpc
+
+from opensdv.config import load_settings
+from opensdv.model.vehicles import load_catalog
+from opensdv.vehicle.broker import mint_token
+from opensdv.vehicle.process import VehicleLayout, VehicleProcess
+from opensdv.vehicle.provision import initialise_vehicle
+
+VIN = "JN1NSSAN0DD000001"
+LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
+
+
+async def _code(call: object, request: object, token: str | None) -> grpc.StatusCode:
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    try:
+        await call(request, metadata=metadata)  # type: ignore[operator]
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def test_an_app_without_actuate_is_refused_by_the_running_broker(tmp_path: Path) -> None:
+    layout = VehicleLayout(tmp_path / "car")
+    initialise_vehicle(VIN, load_catalog().vehicle("nissan-leaf-40"), layout)
+    settings = load_settings(
+        vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": layout.root, "apps": False,
+                 "bus": {"interface": "virtual", "channel": f"sec-{VIN}"}},
+        broker={"host": "127.0.0.1", "port": 0, "jwt_public_keys": [layout.jwt_public_key]},
+    )  # fmt: skip
+    process = VehicleProcess(settings)
+    stop = asyncio.Event()
+    running = asyncio.create_task(process.run(stop))
+    try:
+        await asyncio.wait_for(process.started.wait(), 30)
+        key = layout.jwt_private_key.read_bytes()
+        reader = mint_token(key, f"read:{LIMIT} read:Vehicle.Speed", subject="app:dashboard")
+        charger = mint_token(key, f"actuate:{LIMIT}", subject="app:charging")
+        async with grpc.aio.insecure_channel(process.server.target) as channel:
+            val = val_pb2_grpc.VALStub(channel)
+            actuate = v.ActuateRequest(signal_id=t.SignalID(path=LIMIT), value=t.Value(uint32=80))
+            assert await _code(val.Actuate, actuate, None) is grpc.StatusCode.UNAUTHENTICATED
+            assert await _code(val.Actuate, actuate, "not.a.token") is grpc.StatusCode.UNAUTHENTICATED
+            assert await _code(val.Actuate, actuate, reader) is grpc.StatusCode.PERMISSION_DENIED
+            read = v.GetValueRequest(signal_id=t.SignalID(path=LIMIT))
+            assert await _code(val.GetValue, read, reader) is grpc.StatusCode.OK
+            assert (
+                await _code(val.Actuate, actuate, charger) is grpc.StatusCode.OK
+            )  # the brand adapter provides it
+            forged = mint_token(b"" + _other_key(), f"actuate:{LIMIT}")  # a key the car never trusted
+            assert await _code(val.Actuate, actuate, forged) is grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        stop.set()
+        await running
+
+
+def _other_key() -> bytes:
+    from opensdv.vehicle.broker import generate_key_pair
+
+    return generate_key_pair("ES256")[0]
