@@ -1,6 +1,9 @@
-"""Telemetry from many cars into DuckDB, through Mosquitto and through the embedded broker.
+"""Telemetry from many cars into DuckDB, through Mosquitto and through the embedded broker, over
+the secure link (mutual TLS, every car with its own certificate from a fleet CA, the brokers
+enforcing the link's access rules), and for comparison in the same run over plaintext Mosquitto.
 
     python -m bench.telemetry [--vehicles 1000] [--embedded-vehicles 300] [--seconds 15] [--burst 60]
+                              [--brokers mosquitto,embedded,mosquitto-plaintext]
 
 Each simulated vehicle is a real ``Uplink`` (its own MQTT connection and SQLite spool) publishing
 20 signals once a second; the cloud side is the real ``Ingest`` into a DuckDB file. Measured in the
@@ -12,16 +15,22 @@ same run for each broker:
 - backlog: every car's spool takes ``--burst`` batches at once (as after an outage; the uplink
   sends a backlog in bundles); stored signals per second from then until the last one is in (the
   ingest capacity, sustained over the drain);
-- the fleet overview (``GET /api/v1/fleet`` data for every car) built from the store.
+- the fleet overview (``GET /api/v1/fleet`` data for every car) built from the store;
+- connection set-up: from the cars' start until every one is connected (a TLS handshake and an
+  ECDSA client certificate each on the secure link).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import multiprocessing
 import os
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,10 +42,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from opensdv.cloud.fleet.identities import FleetCa
+from opensdv.cloud.fleet.mosquitto import write_mosquitto_config
 from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
 from opensdv.cloud.telemetry.ingest import Ingest
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.link.fleet import Sample, VehicleStatus
+from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
@@ -46,9 +58,42 @@ SIGNALS = [f"Vehicle.Bench.Signal{n:02d}" for n in range(20)]
 
 
 @asynccontextmanager
-async def _mosquitto() -> AsyncIterator[str]:
-    url = os.environ.get("OPENSDV_TEST_MQTT_URL", "mqtt://127.0.0.1:18883")
-    yield url
+async def _mosquitto(fleet: FleetCa, tmp: Path, *, plaintext: bool = False) -> AsyncIterator[str]:
+    """A Mosquitto of the benchmark's own, as `opensdv fleet mosquitto-config` writes it (or, for
+    the comparison only, a plaintext listener on loopback)."""
+    port = _free_port()
+    broker = fleet.provision_service("broker", tmp / "broker", hosts=("127.0.0.1",))
+    files = write_mosquitto_config(
+        tmp / "mosquitto", broker, fleet.crl_file, port=port, bind="127.0.0.1", max_queued_messages=1_000_000,
+        run_as=getpass.getuser() if os.geteuid() == 0 else None,
+    )  # fmt: skip
+    if plaintext:
+        files.config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                                "max_queued_messages 1000000\n")  # fmt: skip
+    with files.config.open("a") as conf:
+        conf.write("max_connections -1\n")
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    process = subprocess.Popen([mosquitto, "-c", str(files.config)], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.05)
+        yield f"mqtt{'' if plaintext else 's'}://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _connector(url: str, identity: IdentityFiles | None) -> MqttConnector:
+    return MqttConnector(url, identity, allow_plaintext=identity is None)
 
 
 def _vin(n: int) -> str:
@@ -67,18 +112,21 @@ async def _cars(
     done: Any,
 ) -> None:
     """The fleet, in its own process (as cars are not on the cloud's machine)."""
+    secure = url.startswith("mqtts")
     uplinks = [
         Uplink(
-            MqttConnector(url),
+            _connector(url, IdentityFiles.under(tmp / "cars" / _vin(n), "vehicle") if secure else None),
             VehicleStatus(vin=_vin(n), online=True, at=time.time()),
             Spool(tmp / f"spool-{n}.db"),
             window=64,
         )
         for n in range(vehicles)
     ]
+    connecting = time.perf_counter()
     tasks = [asyncio.create_task(u.run()) for u in uplinks]
     for uplink in uplinks:
         await asyncio.wait_for(uplink.connected.wait(), 300)
+    done.put(time.perf_counter() - connecting)
     ready.set()
     await asyncio.to_thread(go.wait)
     started = time.time()
@@ -110,12 +158,31 @@ def _cars_process(*args: Any) -> None:
     asyncio.run(_cars(*args))
 
 
-async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path) -> dict[str, float]:
+async def _run(name: str, vehicles: int, seconds: float, burst: int, tmp: Path) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     ready, go, burst_go, done = context.Event(), context.Event(), context.Event(), context.Queue()
+    fleet = FleetCa.init(tmp / "ca")
+    provisioning = time.perf_counter()
+    for n in range(vehicles):
+        fleet.provision(_vin(n), tmp / "cars" / _vin(n))
+    provision_s = time.perf_counter() - provisioning
+    plaintext = name == "mosquitto-plaintext"
+    ingest_identity = None if plaintext else fleet.provision_service("ingest", tmp / "services")
+    if name == "embedded":
+        broker_identity = fleet.provision_service("broker", tmp / "broker", hosts=("127.0.0.1",))
+        broker: Any = embedded_mqtt_broker(
+            broker_identity, crl_file=fleet.crl_file, revoked_file=fleet.revoked_file
+        )
+    else:
+        broker = _mosquitto(fleet, tmp, plaintext=plaintext)
     async with broker as url:
         store = TelemetryStore(tmp / "bench.duckdb")
-        ingest = Ingest(MqttConnector(url), store, identifier=f"bench-ingest-{time.time_ns()}", durable=False)
+        ingest = Ingest(
+            _connector(url, ingest_identity),
+            store,
+            identifier=f"opensdv-ingest-{time.time_ns()}",
+            durable=False,
+        )
         task = asyncio.create_task(ingest.run())
         await asyncio.wait_for(ingest.subscribed.wait(), 30)
         cars = context.Process(
@@ -123,6 +190,7 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
         )
         cars.start()
         with console.status(f"{vehicles} cars connecting to {url}"):
+            connect_s = await asyncio.to_thread(done.get)
             await asyncio.to_thread(ready.wait)
         ready.clear()
         started = time.time()
@@ -162,6 +230,8 @@ async def _run(broker: Any, vehicles: int, seconds: float, burst: int, tmp: Path
         "drain_signals_per_s": burst * vehicles * len(SIGNALS) / burst_s,
         "duplicates": ingest.duplicates,
         "overview_ms": overview_ms,
+        "connect_s": connect_s,
+        "provision_ms_per_car": provision_s * 1000 / vehicles,
     }
 
 
@@ -172,24 +242,24 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
                         help="cars through the embedded broker (it saturates between 300 and 600)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--burst", type=int, default=60, help="backlog batches per car")
-    parser.add_argument("--brokers", default="mosquitto,embedded")
+    parser.add_argument("--brokers", default="mosquitto,embedded,mosquitto-plaintext",
+                        help="mosquitto and embedded run the secure link; mosquitto-plaintext is the comparison")  # fmt: skip
     args = parser.parse_args(argv)
     results = {}
     for name in args.brokers.split(","):
-        broker = _mosquitto() if name == "mosquitto" else embedded_mqtt_broker()
         with tempfile.TemporaryDirectory() as tmp:
-            cars = args.vehicles if name == "mosquitto" else args.embedded_vehicles
-            results[name] = asyncio.run(_run(broker, cars, args.seconds, args.burst, Path(tmp))) | {
+            cars = args.embedded_vehicles if name == "embedded" else args.vehicles
+            results[name] = asyncio.run(_run(name, cars, args.seconds, args.burst, Path(tmp))) | {
                 "cars": cars
             }
     table = Table(
         "broker", "cars", "offered signals/s", "sustained signals/s", "lag p50 s", "lag p99 s", "backlog drain signals/s",
-        "fleet overview ms", title=f"cars x 20 signals at 1 Hz, {args.seconds:g} s; backlog {args.burst} batches/car",
+        "fleet overview ms", "all connected s", title=f"cars x 20 signals at 1 Hz, {args.seconds:g} s; backlog {args.burst} batches/car",
     )  # fmt: skip
     for name, r in results.items():
         table.add_row(
             name, f"{r['cars']:,}", f"{r['offered_signals_per_s']:,.0f}", f"{r['sustained_signals_per_s']:,.0f}", f"{r['lag_p50_s']:.3f}",
-            f"{r['lag_p99_s']:.3f}", f"{r['drain_signals_per_s']:,.0f}", f"{r['overview_ms']:.0f}",
+            f"{r['lag_p99_s']:.3f}", f"{r['drain_signals_per_s']:,.0f}", f"{r['overview_ms']:.0f}", f"{r['connect_s']:.1f}",
         )  # fmt: skip
     console.print(table)
     return results

@@ -2,12 +2,10 @@
 # their URLs. It installs them from Debian's packages when it runs as root and they are missing;
 # otherwise the tests that need them are skipped locally (and fail under CI=true).
 # Idempotent: a server already started by an earlier run is reused. A second copy of the suite on
-# the same machine gets servers of its own with OPENSDV_SERVICES_DIR, OPENSDV_PG_PORT and
-# OPENSDV_MQTT_PORT (the link tests' ingests subscribe to every vehicle on their broker).
+# the same machine gets a PostgreSQL of its own with OPENSDV_SERVICES_DIR and OPENSDV_PG_PORT.
 
 _opensdv_state=${OPENSDV_SERVICES_DIR:-/tmp/opensdv-services}
 _opensdv_pg_port=${OPENSDV_PG_PORT:-55432}
-_opensdv_mqtt_port=${OPENSDV_MQTT_PORT:-18883}
 mkdir -p "$_opensdv_state"
 
 _opensdv_apt() {
@@ -37,22 +35,10 @@ else
   echo "services: PostgreSQL not available (run as root to install it); its tests will be skipped"
 fi
 
-# ---- Mosquitto (MQTT 5) on 127.0.0.1:$_opensdv_mqtt_port (18883), anonymous, for the link tests --------------------------
+# ---- Mosquitto: installed only. Each link test starts its own, configured as `opensdv fleet
+# mosquitto-config` writes it (mutual TLS, the link's ACL), so no anonymous broker ever runs here.
 if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ]; then
-  _opensdv_apt mosquitto || true
-fi
-_opensdv_mosquitto=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
-if [ -n "$_opensdv_mosquitto" ]; then
-  if ! (exec 3<>/dev/tcp/127.0.0.1/$_opensdv_mqtt_port) 2>/dev/null; then
-    # queue deep for slow subscribers: Mosquitto drops QoS 1 messages beyond max_queued_messages (1000)
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n' "$_opensdv_mqtt_port" > "$_opensdv_state/mosquitto.conf"
-    "$_opensdv_mosquitto" -c "$_opensdv_state/mosquitto.conf" -d
-    for _ in 1 2 3 4 5 6 7 8 9 10; do (exec 3<>/dev/tcp/127.0.0.1/$_opensdv_mqtt_port) 2>/dev/null && break; sleep 0.2; done
-  fi
-  export OPENSDV_TEST_MQTT_URL=mqtt://127.0.0.1:$_opensdv_mqtt_port
-  echo "services: Mosquitto at 127.0.0.1:$_opensdv_mqtt_port"
-else
-  echo "services: Mosquitto not available (run as root to install it); its link tests will be skipped"
+  _opensdv_apt mosquitto || echo "services: Mosquitto not available (run as root to install it); its link tests will be skipped"
 fi
 
 # ---- Chromium for the dashboard's browser test (Playwright drives Debian's build) -----------------

@@ -107,7 +107,9 @@ async def test_car_a_can_neither_read_b_nor_publish_as_b(
             await cloud.subscribe(topic(B, "telemetry"))
             await b.subscribe(topic(B, "commands"))
             await a.subscribe(topic(A, "commands"))
-            with contextlib.suppress(LinkDown):  # refused at SUBACK (embedded); granted, never delivered (Mosquitto)
+            with contextlib.suppress(
+                LinkDown
+            ):  # refused at SUBACK (embedded); granted, never delivered (Mosquitto)
                 await a.subscribe(topic(B, "commands"))
             # A forges B's telemetry; B's own comes after it
             await a.publish(topic(B, "telemetry"), b"forged by A")
@@ -120,6 +122,26 @@ async def test_car_a_can_neither_read_b_nor_publish_as_b(
             assert (await _first(b.messages(), topic(B, "commands"))).payload == b"from the API"
             # A did not hear B's command: the first command A hears is the one sent to it after
             await commander.publish(topic(A, "commands"), b"for A")
+            first = await anext(aiter(a.messages()))
+            assert (first.topic, first.payload) == (topic(A, "commands"), b"for A")
+
+
+async def test_a_car_gets_no_other_cars_retained_status(
+    broker: AbstractAsyncContextManager[str], fleet: Fleet
+) -> None:
+    """amqtt alone would hand every connecting client the retained messages of every topic anyone
+    subscribes to (B's status, because the ingest reads all statuses)."""
+    async with broker as url, fleet.connector(url, "ingest").connect("opensdv-ingest-retained") as cloud:
+        await cloud.subscribe("opensdv/v1/vehicles/+/status")
+        async with fleet.connector(url, B).connect(B) as b:
+            await b.publish(topic(B, "status"), b'{"secret": "where B is"}', retain=True)
+        assert (await _first(cloud.messages(), topic(B, "status"))).retain is False
+        async with (
+            fleet.connector(url, A).connect(A) as a,
+            fleet.connector(url, "api").connect("opensdv-api-r") as api,
+        ):
+            await a.subscribe(topic(A, "commands"))
+            await api.publish(topic(A, "commands"), b"for A")
             first = await anext(aiter(a.messages()))
             assert (first.topic, first.payload) == (topic(A, "commands"), b"for A")
 

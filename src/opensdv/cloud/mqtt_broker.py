@@ -6,8 +6,9 @@ It is as strict as the Mosquitto configuration ``opensdv fleet mosquitto-config`
 anonymous clients); the certificate's common name is the client's identity; a client id must be
 the identity or start with ``<identity>-`` (so nobody takes over or deletes another's session, which
 Mosquitto cannot promise); a last will and every publish and subscription is checked against the
-link's access rules (``link.identity``); a revoked identity is refused at connect, and one already
-connected is dropped when ``revoked.json`` changes.
+link's access rules (``link.identity``), and so is every message delivered, retained ones included
+(amqtt alone hands each new client the retained messages of every subscribed topic); a revoked
+identity is refused at connect, and one already connected is dropped when ``revoked.json`` changes.
 
 amqtt's shutdown leaves client connections open; this wrapper keeps each connection's writer and
 closes what is still open once the broker has shut down.
@@ -58,6 +59,7 @@ class _FleetBroker(Broker):  # type: ignore[misc]
         self.revoked = revoked
         self.writers: dict[asyncio.StreamWriter, str | None] = {}
         self.refused = 0
+        self._sending: set[asyncio.Task[Any]] = set()
 
     def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:
         return self._tls
@@ -128,6 +130,28 @@ class _FleetBroker(Broker):  # type: ignore[misc]
             return f"identity {identity!r} may not leave a will on {session.will_topic!r}"
         return None
 
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Session) -> None:
+        """Retained messages for a subscription, only where the session may read them.
+
+        amqtt calls this for every subscription in the broker whenever any client connects (it
+        would hand a car every other car's retained status), and it iterates its subscriptions
+        while this awaits (another client subscribing then breaks the connection with "dictionary
+        changed size"). So: the session's own readable filters only, sent without awaiting here."""
+        identity = session.username or ""
+        topic_filter, qos = subscription
+        if not may_subscribe(identity, topic_filter):
+            return
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        for name, retained in list(self._retained_messages.items()):
+            if self._matches(name, topic_filter) and may_subscribe(identity, name):
+                task = asyncio.create_task(
+                    handler.mqtt_publish(retained.topic, retained.data, min(qos, retained.qos or qos), retain=True)
+                )
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         return True  # decided in _initialize_client_session, before any session was touched
 
@@ -137,8 +161,8 @@ class _FleetBroker(Broker):  # type: ignore[misc]
             allowed = may_publish(identity, topic)
         elif action == Action.SUBSCRIBE:
             allowed = may_subscribe(identity, topic)
-        else:  # RECEIVE: the subscription was checked; a revoked identity gets nothing more
-            allowed = identity not in self.revoked.current()
+        else:  # RECEIVE: only what the identity may read, and nothing once it is revoked
+            allowed = may_subscribe(identity, topic) and identity not in self.revoked.current()
         if not allowed:
             self.refused += 1
             log.info("MQTT %s by %s on %s refused", action.value, identity, topic)
