@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import broker, can, ota, twin, twin_validation
+from bench import broker, can, commands, ota, twin, twin_validation
 
 BENCHMARKS = {
     "broker": broker.main,
     "can": can.main,
+    "commands": commands.main,
     "ota": ota.main,
     "twin": twin.main,
     "twin_validation": twin_validation.main,

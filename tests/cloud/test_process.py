@@ -63,3 +63,9 @@ async def test_the_energy_service_takes_its_stations_and_keeps_them_across_a_res
         await running
     state = CsmsStore(Database(settings.effective_database_url)).load()["CS-1"]
     assert state.booted and state.transactions[tid].ended is not None
+
+
+async def test_the_ingest_without_its_identity_says_how_to_provision_it(tmp_path: Path) -> None:
+    process = CloudProcess(load_settings(data_dir=tmp_path), frozenset({"api", "ingest"}))
+    with pytest.raises(CloudProcessError, match="opensdv fleet provision-service ingest --out"):
+        await process.run(asyncio.Event())

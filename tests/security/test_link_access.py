@@ -193,3 +193,19 @@ def test_fuzz_the_access_rules_never_let_a_car_beyond_its_own_topics(
         assert vin == identity and kind in ("commands", "telemetry-acks")
     if identity in ("mallory", "opensdv-broker", "opensdv-ota", "opensdv-energy"):
         assert not may_publish(identity, name) and not may_subscribe(identity, name)
+
+
+def test_the_link_refuses_plaintext_and_names_bad_identity_files(tmp_path: Path) -> None:
+    from opensdv.link.fleet import LinkError
+
+    with pytest.raises(LinkError, match="TLS only"):
+        MqttConnector("mqtt://broker.example.com:1883")
+    with pytest.raises(LinkError, match="needs this party's identity"):
+        MqttConnector("mqtts://broker.example.com:8883")
+    missing = IdentityFiles.under(tmp_path, "vehicle")
+    with pytest.raises(LinkError, match="vehicle.pem.*missing"):
+        missing.client_context()
+    for path in (missing.ca_file, missing.cert_file, missing.key_file):
+        path.write_text("not PEM")
+    with pytest.raises(LinkError, match="ca.pem"):
+        missing.client_context()

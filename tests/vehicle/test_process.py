@@ -58,3 +58,13 @@ def test_an_ota_url_without_enrolment_says_what_to_do(tmp_path: Path) -> None:
     process = VehicleProcess(settings)
     with pytest.raises(VehicleProcessError, match=f"opensdv ota enrol {VIN}"):
         process._start_ota()
+
+
+def test_a_linked_car_without_its_identity_says_how_to_provision_it(tmp_path: Path) -> None:
+    settings = load_settings(
+        vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": tmp_path, "mqtt_url": "mqtts://fleet:8883"}
+    )
+    process = VehicleProcess(settings)
+    process._start_broker()
+    with pytest.raises(VehicleProcessError, match=f"opensdv fleet provision {VIN} --vehicle-dir"):
+        process._start_agent()

@@ -41,7 +41,8 @@ async def _read(item: DemoVehicle, paths: list[str]) -> dict[str, object]:
     """Ask the broker over the wire, as any KUKSA client would."""
     from kuksa_client.grpc.aio import VSSClient
 
-    async with VSSClient("127.0.0.1", item.server.port) as client:
+    token = item.token(" ".join(f"read:{path}" for path in paths), "demo-console")  # the broker checks it
+    async with VSSClient("127.0.0.1", item.server.port, token=token) as client:
         values = await client.get_current_values(paths)
     return {path: (point.value if point is not None else None) for path, point in values.items()}
 

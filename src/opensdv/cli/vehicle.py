@@ -16,7 +16,7 @@ app = typer.Typer(name="vehicle", help=SUBCOMMANDS["vehicle"], no_args_is_help=T
     epilog="Examples:\n\n"
     "  opensdv vehicle init JN1NSSAN0DD000001 --model nissan-leaf-40 --dir /var/lib/opensdv/car\n\n"
     "  opensdv vehicle init JN1NSSAN0DD000001 --model nissan-leaf-40 --bus virtual:bench --simulate "
-    "--mqtt-url mqtt://127.0.0.1:1883 --ota-url http://127.0.0.1:8081\n\n"
+    "--mqtt-url mqtts://127.0.0.1:8883 --ota-url http://127.0.0.1:8081\n\n"
     "Writes the starting vehicle.toml and the car's keys; run it with `opensdv vehicle run --config vehicle.toml`."
 )
 def init(
@@ -28,7 +28,9 @@ def init(
     bus: str = typer.Option("socketcan:can0", help="INTERFACE:CHANNEL of the car's CAN bus"),
     simulate: bool = typer.Option(False, help="a twin drives the bus (with a virtual bus: benches, demos)"),
     broker_address: str = typer.Option("127.0.0.1:55555", help="host:port of the car's data broker"),
-    mqtt_url: str | None = typer.Option(None, help="the fleet link (mqtt://host:port)"),
+    mqtt_url: str | None = typer.Option(
+        None, help="the fleet link (mqtts://host:8883; the car needs its identity: opensdv fleet provision)"
+    ),
     ota_url: str | None = typer.Option(None, help="the OTA back end (http://host:port)"),
     force: bool = typer.Option(False, help="overwrite an existing config file"),
 ) -> None:
@@ -56,7 +58,7 @@ def init(
 
 @app.command(
     epilog="Examples:\n\n  opensdv vehicle run --config vehicle.toml\n\n"
-    "  OPENSDV_VEHICLE__MQTT_URL=mqtt://fleet:1883 opensdv vehicle run --config vehicle.toml\n\n"
+    "  OPENSDV_VEHICLE__MQTT_URL=mqtts://fleet:8883 opensdv vehicle run --config vehicle.toml\n\n"
     "Stops cleanly on SIGTERM or Ctrl-C; health in <state_dir>/health.json."
 )
 def run(

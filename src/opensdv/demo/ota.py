@@ -29,7 +29,7 @@ from opensdv.vehicle.apps.errors import AppError
 from opensdv.vehicle.apps.examples import EXAMPLES
 from opensdv.vehicle.apps.package import app_set, check_app_set
 from opensdv.vehicle.apps.runtime import AppRuntime
-from opensdv.vehicle.broker import ALLOW_ALL, generate_key_pair
+from opensdv.vehicle.broker import Permissions
 from opensdv.vehicle.ota.primary import Primary, VehicleConditions
 from opensdv.vehicle.ota.setup import EcuSpec, build_vehicle, ecu_key
 from opensdv.vehicle.ota.transport import LocalTransport
@@ -46,10 +46,13 @@ SPEED = "Vehicle.Speed"
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 
 
+OTA_CONDITIONS = Permissions.from_scope(f"read:{SPEED} read:{SOC}", subject="ota-primary")
+
+
 def broker_conditions(item: DemoVehicle) -> VehicleConditions:
     """Parked = standing still; energy = state of charge x pack energy, read from the car's broker."""
-    speed = item.broker.get(SPEED, ALLOW_ALL)
-    soc = item.broker.get(SOC, ALLOW_ALL)
+    speed = item.broker.get(SPEED, OTA_CONDITIONS)
+    soc = item.broker.get(SOC, OTA_CONDITIONS)
     moving = speed is not None and speed.value is not None and abs(float(speed.value)) > 0.5
     energy = item.vehicle.pack.energy_kwh * (float(soc.value) / 100 if soc and soc.value is not None else 0.0)
     return VehicleConditions(parked=not moving, battery_kwh=energy)
@@ -159,7 +162,6 @@ def start_demo_ota(
     transport = LocalTransport(backend.read, backend.post)
     vehicles: dict[str, tuple[DemoVehicle, Primary]] = {}
     runtimes: dict[str, AppRuntime] = {}
-    app_key = generate_key_pair("ES256")[0]  # the demo brokers do not check tokens; a car's would
     inverters: set[str] = set()
     for item in running:
         vehicle = item.vehicle
@@ -187,7 +189,7 @@ def start_demo_ota(
         )
         primary.send_manifest()
         vehicles[item.vin] = (item, primary)
-        runtimes[item.vin] = AppRuntime(vehicle, item.server.target, app_key, storage / "app-logs")
+        runtimes[item.vin] = AppRuntime(vehicle, item.server.target, item.token_key, storage / "app-logs")
     backend.images.add_image(DEMO_IMAGE, _firmware(), sorted(inverters), "2.4.0", 24)
     backend.images.add_image(
         DEMO_APP_SET, app_set([EXAMPLES / DEMO_APP]), [APP_RUNTIME_HARDWARE_ID], "1.0.0", 1

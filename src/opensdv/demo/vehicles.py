@@ -18,7 +18,15 @@ import can
 from opensdv.model.vehicles import Vehicle
 from opensdv.model.vss import VssCatalog, load_default_vss
 from opensdv.vehicle.attributes import vehicle_attributes
-from opensdv.vehicle.broker import ALLOW_ALL, Broker, BrokerServer, InvalidArgument
+from opensdv.vehicle.broker import (
+    Broker,
+    BrokerServer,
+    InvalidArgument,
+    Permissions,
+    TokenVerifier,
+    generate_key_pair,
+    mint_token,
+)
 from opensdv.vehicle.can import Adapter, BrokerSink, EcuSimulator, Feeder, bus_frames, load_mapping
 from opensdv.vehicle.safety import ActuationGuard, SafetyPolicy, load_policy
 from opensdv.vehicle.twin import TwinRuntime, drive_bus
@@ -41,12 +49,19 @@ class DemoVehicle:
     vin: str
     broker: Broker
     server: BrokerServer
+    token_key: bytes  # the car broker's token-signing key: every gRPC call needs a token it signed
     feeder: Feeder | None = None
     twin: TwinRuntime | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     buses: list[can.BusABC] = field(default_factory=list)
 
+    def token(self, scope: str, subject: str) -> str:
+        """A token for this car's broker (as the app runtime gives each app one)."""
+        return mint_token(self.token_key, scope, subject=subject)
 
+
+ATTRIBUTES = Permissions.from_scope("provide:data", subject="vehicle-attributes")
+FEEDER = Permissions.from_scope("provide", subject="can-feeder")  # provides values, actuates nothing
 DEMO_CYCLES = {"Nissan": "udds", "Honda": "wltc_class3b", "Mitsubishi": "wltc_japan"}
 TICK_S = 0.01  # the twin steps at 100 Hz
 START_S = 200.0  # begin where the cycles are moving, not in their opening idle
@@ -65,7 +80,7 @@ async def _attach_powertrain(item: DemoVehicle) -> None:
     cycle = DEMO_CYCLES.get(item.vehicle.definition.brand, "udds")
     item.twin = twin = TwinRuntime(item.vehicle, cycle, start_s=START_S + 47 * len(item.vin) % 120)
     item.tasks.append(
-        asyncio.create_task(item.feeder.run(bus_frames(gateway), BrokerSink(item.broker), bus=gateway))
+        asyncio.create_task(item.feeder.run(bus_frames(gateway), BrokerSink(item.broker, FEEDER), bus=gateway))
     )
     await item.feeder.ready.wait()
     item.tasks.append(asyncio.create_task(drive_bus(twin, car_bus, EcuSimulator(adapter), TICK_S)))
@@ -94,14 +109,16 @@ async def _start_each(
     for index, vehicle in enumerate(vehicles):
         vin = demo_vin(vehicle, index + 1)
         broker = Broker(catalog, guard=ActuationGuard(policy, time.time))
-        broker.publish(vehicle_attributes(vehicle, vin), ALLOW_ALL)
-        server = BrokerServer(broker, f"127.0.0.1:{base_port + index}" if base_port else "127.0.0.1:0")
+        broker.publish(vehicle_attributes(vehicle, vin), ATTRIBUTES)
+        private, public = generate_key_pair("ES256")
+        tokens = TokenVerifier([public])
+        server = BrokerServer(broker, f"127.0.0.1:{base_port + index}" if base_port else "127.0.0.1:0", authenticator=tokens)
         try:
             await server.start()
         except InvalidArgument:
-            server = BrokerServer(broker, "127.0.0.1:0")
+            server = BrokerServer(broker, "127.0.0.1:0", authenticator=tokens)
             await server.start()
-        item = DemoVehicle(vehicle, vin, broker, server)
+        item = DemoVehicle(vehicle, vin, broker, server, private)
         started.append(item)
         await _attach_powertrain(item)
 

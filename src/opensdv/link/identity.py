@@ -157,29 +157,31 @@ class IdentityFiles:
 
     def client_context(self) -> ssl.SSLContext:
         """TLS 1.2+ that trusts only the fleet CA and presents this identity."""
-        self._checked()
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._load(context)
-        return context
+        return self._context(ssl.Purpose.SERVER_AUTH)
 
     def server_context(self, crl_file: Path | None = None) -> ssl.SSLContext:
         """A listener that requires a client certificate from the fleet CA (and, with a CRL, one
         that is not revoked)."""
-        self._checked()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca_file))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.verify_mode = ssl.CERT_REQUIRED
-        if crl_file is not None:
-            context.load_verify_locations(cafile=str(crl_file))
-            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-        self._load(context)
-        return context
+        return self._context(ssl.Purpose.CLIENT_AUTH, crl_file)
 
-    def _load(self, context: ssl.SSLContext) -> None:
+    def _context(self, purpose: ssl.Purpose, crl_file: Path | None = None) -> ssl.SSLContext:
+        if missing := self.missing():
+            raise LinkError(
+                f"link identity incomplete: {', '.join(map(str, missing))} missing "
+                "(opensdv fleet provision writes them)"
+            )
         try:
+            context = ssl.create_default_context(purpose, cafile=str(self.ca_file))
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if purpose is ssl.Purpose.CLIENT_AUTH:
+                context.verify_mode = ssl.CERT_REQUIRED
+            if crl_file is not None:
+                context.load_verify_locations(cafile=str(crl_file))
+                context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
             context.load_cert_chain(str(self.cert_file), str(self.key_file))
         except (ssl.SSLError, OSError) as exc:
+            files = ", ".join(str(f) for f in (self.ca_file, self.cert_file, self.key_file, crl_file) if f)
             raise LinkError(
-                f"{self.cert_file} / {self.key_file}: not a certificate and its key ({exc})"
+                f"link identity {files}: not a CA, certificate, key (and CRL) that belong together ({exc})"
             ) from None
+        return context

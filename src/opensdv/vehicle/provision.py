@@ -61,7 +61,9 @@ def starting_config(
         f"vin = {q(vin)}",
         f"model = {q(model)}",
         f"state_dir = {q(layout.root)}",
-        f"mqtt_url = {q(mqtt_url)}" if mqtt_url else '# mqtt_url = "mqtt://fleet.example.com:1883"',
+        f"mqtt_url = {q(mqtt_url)}"
+        if mqtt_url
+        else '# mqtt_url = "mqtts://fleet.example.com:8883"  (needs opensdv fleet provision)',
         f"ota_url = {q(ota_url)}" if ota_url else '# ota_url = "http://ota.example.com:8081"',
         "telemetry_period_s = 1.0",
         "ota_period_s = 60.0",

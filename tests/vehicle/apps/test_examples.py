@@ -30,7 +30,8 @@ def _app(name: str, item: DemoVehicle, **settings: Any) -> VehicleApp:
     directory = EXAMPLES / name
     manifest = load_manifest(directory)
     app_class = load_app_class(directory, manifest)
-    return app_class(VehicleClient(item.server.target), {**manifest.settings, **settings})
+    token = item.token(manifest.scope(), manifest.name)  # exactly its manifest's rights, as the runtime gives
+    return app_class(VehicleClient(item.server.target, token), {**manifest.settings, **settings})
 
 
 async def _until(item: DemoVehicle, condition: Any, timeout_s: float = 20.0) -> None:
