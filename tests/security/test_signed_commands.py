@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opensdv.clock import FakeClock
-from opensdv.cloud.fleet.identities import FleetCa
+from opensdv.cloud.fleet.identities import FleetCa, write_private_key
 from opensdv.link.fleet import VehicleStatus
 from opensdv.link.memory import MemoryBroker
 from opensdv.link.signing import (
@@ -56,6 +56,15 @@ def _signer(ca: FleetCa, clock: FakeClock, directory: str = "signer") -> Command
         ca.directory / directory / "command-signer.pem",
         clock=clock,
     )
+
+
+def _signer_of(
+    key: ed25519.Ed25519PrivateKey, cert: x509.Certificate, directory: Path, clock: FakeClock
+) -> CommandSigner:
+    """A signer from a key and certificate made by the test (not by ``FleetCa.command_key``)."""
+    write_private_key(directory / "k.pem", key)
+    (directory / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return CommandSigner(directory / "k.pem", directory / "c.pem", clock=clock)
 
 
 def _verifier(ca: FleetCa, clock: FakeClock, seen: Path | None = None) -> CommandVerifier:
@@ -104,13 +113,7 @@ def test_a_certificate_of_the_ca_without_the_command_usage_cannot_sign(
     """A service's TLS identity (say, the ingest's) is the CA's too, but may not sign commands."""
     key = ed25519.Ed25519PrivateKey.generate()
     cert = ca.issue("opensdv-ingest", key.public_key(), "client", days=30)
-    (tmp_path / "k.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    impostor = CommandSigner(tmp_path / "k.pem", tmp_path / "c.pem", clock=clock)
+    impostor = _signer_of(key, cert, tmp_path, clock)
     _refused(
         _verifier(ca, clock),
         impostor.sign(impostor.command(VIN, "Nissan", "ops", LIMIT, 80)),
@@ -244,13 +247,7 @@ def test_a_self_signed_signer_with_the_cas_name_is_refused(
         .not_valid_after(now + dt.timedelta(days=1))
         .sign(fake_ca, hashes.SHA256())
     )
-    (tmp_path / "k.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    forger = CommandSigner(tmp_path / "k.pem", tmp_path / "c.pem", clock=clock)
+    forger = _signer_of(key, cert, tmp_path, clock)
     _refused(
         _verifier(ca, clock),
         forger.sign(forger.command(VIN, "Nissan", "ops", LIMIT, 80)),

@@ -85,13 +85,11 @@ class CommandSigner:
         self.clock = clock
         self.lifetime_s = lifetime_s
 
-    def command(
-        self, vin: str, tenant: str, operator: str, path: str, value: Any, *, id: str | None = None
-    ) -> Command:
+    def command(self, vin: str, tenant: str, operator: str, path: str, value: Any) -> Command:
         """A fresh command (its own nonce, valid ``lifetime_s`` from now)."""
         now = self.clock.time()
         return Command(
-            id=id or secrets.token_hex(8), vin=vin, tenant=tenant, operator=operator, path=path, value=value,
+            id=secrets.token_hex(8), vin=vin, tenant=tenant, operator=operator, path=path, value=value,
             issued_at=now, expires_at=now + self.lifetime_s, nonce=secrets.token_hex(16), key_id=self.key_id,
         )  # fmt: skip
 
