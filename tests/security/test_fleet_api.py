@@ -136,3 +136,23 @@ def test_every_command_is_audited_with_operator_and_tenant(
     assert client.get("/api/v1/audit", headers=honda).json() == []  # another tenant's actions stay hidden
     platform = {"Authorization": f"Bearer {_login(client, 'platform')[1]['access_token']}"}
     assert len(client.get("/api/v1/audit", headers=platform).json()) == 1
+
+
+def test_an_unknown_name_costs_the_same_work_as_a_wrong_secret(
+    world: tuple[FleetCloud, TestClient, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No enumeration of operator names by timing: one scrypt either way."""
+    import hashlib
+
+    from opensdv.cloud.fleet import operators as module
+
+    cloud, _, _ = world
+    calls: list[int] = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(module.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for name in ("nobody-at-all", "nissan-ops"):
+        module._unknown()  # hashed once per process, not per attempt
+        calls.clear()
+        with pytest.raises(module.AuthError):
+            cloud.operators.authenticate(name, "wrong guess!!")
+        assert len(calls) == 1, name

@@ -11,6 +11,7 @@ confirm it exists).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -47,6 +48,12 @@ class Operator:
 def _hash(secret: str, salt: bytes) -> str:
     digest = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P)
     return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+@functools.cache
+def _unknown() -> str:
+    """What an unknown name's secret is checked against (hashed once, not per attempt)."""
+    return _hash("no such operator", b"0" * 16)
 
 
 class Operators:
@@ -92,7 +99,7 @@ class Operators:
     def authenticate(self, name: str, secret: str) -> Operator:
         with self._db.session() as session:
             row = session.get(OperatorRow, name)
-            stored = row.secret_hash if row else _hash("no such operator", b"0" * 16)
+            stored = row.secret_hash if row else _unknown()  # one scrypt either way: no enumeration by timing
             _, salt, _ = stored.split("$")
             valid = hmac.compare_digest(stored, _hash(secret, base64.b64decode(salt)))  # same work either way
             if row is None or not valid:
