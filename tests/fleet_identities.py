@@ -75,13 +75,13 @@ class Fleet:
             directory / f"mosquitto-{port}", self.broker_identity, self.ca.crl_file, port=port, bind="127.0.0.1",
             run_as=getpass.getuser() if os.geteuid() == 0 else None, max_queued_messages=1_000_000,
         )  # fmt: skip
-        async with run_mosquitto(files.config) as _:
+        async with run_mosquitto(files.config):
             yield f"mqtts://127.0.0.1:{port}"
 
 
 @asynccontextmanager
-async def run_mosquitto(config: Path) -> AsyncIterator[None]:
-    """Mosquitto with ``config`` (logging to stderr added), until it says it is running."""
+async def run_mosquitto(config: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Mosquitto with ``config`` (logging to stderr added), once it says it is running."""
     binary = mosquitto_binary()
     assert binary is not None, "mosquitto (make test installs it)"
     with config.open("a") as conf:
@@ -94,7 +94,7 @@ async def run_mosquitto(config: Path) -> AsyncIterator[None]:
             while b" running" not in (line := await broker.stderr.readline()):
                 assert line, "mosquitto exited before it was running"
         drain = asyncio.create_task(_drain(broker.stderr))  # a full pipe would stall the broker
-        yield
+        yield broker
     finally:
         broker.terminate()
         await broker.wait()

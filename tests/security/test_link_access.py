@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import os
+import signal
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -19,12 +22,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opensdv.cloud.fleet.identities import FleetCa
+from opensdv.cloud.fleet.mosquitto import write_mosquitto_config
 from opensdv.link.connection import LinkDown, Message
 from opensdv.link.fleet import parse_topic, topic
 from opensdv.link.identity import SERVICE_RULES, IdentityFiles, may_publish, may_subscribe
 from opensdv.link.mqtt import MqttConnector
 from tests.conftest import free_port, need_mosquitto
-from tests.fleet_identities import Fleet
+from tests.fleet_identities import Fleet, run_mosquitto
 
 A, B = "JN1NSSAN0DD000101", "JHMHNDAE0ED000102"
 REVOKED = "JA3MTSUB0SH000103"
@@ -162,6 +166,36 @@ async def test_a_car_may_not_leave_a_will_on_another_cars_status(fleet: Fleet) -
                 A, will=Will(topic(B, "status"), b"{}")
             ):
                 pass
+
+
+async def test_mosquitto_refuses_a_car_revoked_after_it_started_once_reloaded(fleet: Fleet, tmp_path: Path) -> None:
+    """`opensdv fleet revoke` writes the CRL; SIGHUP (systemctl reload) makes Mosquitto read it."""
+    need_mosquitto()
+    vin = "JN1NSSAN0DD000105"
+    fleet.identity(vin)
+    port = free_port()
+    files = write_mosquitto_config(
+        tmp_path, fleet.broker_identity, fleet.ca.crl_file, port=port, bind="127.0.0.1",
+        run_as=getpass.getuser() if os.geteuid() == 0 else None,
+    )  # fmt: skip
+    url = f"mqtts://127.0.0.1:{port}"
+    async with run_mosquitto(files.config) as mosquitto:
+        async with fleet.connector(url, vin).connect(vin) as car:
+            await car.publish(topic(vin, "telemetry"), b"still trusted")
+        fleet.ca.revoke(vin)
+        mosquitto.send_signal(signal.SIGHUP)
+        await _refused_eventually(fleet.connector(url, vin, connect_timeout_s=1), vin)
+
+
+async def _refused_eventually(connector: MqttConnector, identifier: str) -> None:
+    """Refused within a few attempts: the reload runs in Mosquitto's next loop turn."""
+    for _ in range(20):
+        try:
+            async with connector.connect(identifier):
+                pass
+        except LinkDown:
+            return
+    raise AssertionError(f"{identifier} still connects")
 
 
 async def test_a_connected_car_is_dropped_when_it_is_revoked(fleet: Fleet, tmp_path: Path) -> None:

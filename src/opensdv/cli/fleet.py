@@ -102,7 +102,7 @@ def revoke(
     serials = ca.revoke(subject)
     for directory in publish:
         ca.publish(directory)
-    console.print(f"{subject}: {len(serials)} certificate(s) revoked; restart Mosquitto to load the new CRL")
+    console.print(f"{subject}: {len(serials)} certificate(s) revoked; reload Mosquitto (SIGHUP) to load the new CRL")
 
 
 @app.command(epilog="Example (from cron, monthly):\n\n  opensdv fleet crl --publish /etc/opensdv/identities")

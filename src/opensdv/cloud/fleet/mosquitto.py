@@ -4,8 +4,9 @@ One TLS listener requiring a client certificate from the fleet CA, checked again
 certificate's common name becomes the username (``use_identity_as_username``), so the pattern ACL
 (``%u`` is the VIN) gives each car its own topics only and each service its role's. The ACL is
 generated from ``link.identity``'s rules, the same ones the embedded broker enforces. Mosquitto reads
-the CRL at start: after ``opensdv fleet revoke``, restart it (or send SIGHUP where the build reloads
-TLS files) — the cloud and its ingest stop trusting the identity at once either way.
+the CRL at start and on SIGHUP: after ``opensdv fleet revoke``, reload it (``systemctl reload
+mosquitto``; a connection already open stays until it drops) — the cloud and its ingest stop
+trusting the identity at once either way.
 """
 
 from __future__ import annotations
