@@ -4,9 +4,12 @@ its manifest grants, and an app without ``actuate`` on a path cannot move that a
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from kuksa.val.v2 import types_pb2 as t
 from kuksa.val.v2 import val_pb2 as v
 from kuksa.val.v2 import val_pb2_grpc
@@ -57,8 +60,15 @@ async def test_an_app_without_actuate_is_refused_by_the_running_broker(tmp_path:
             assert (
                 await _code(val.Actuate, actuate, charger) is grpc.StatusCode.OK
             )  # the brand adapter provides it
-            forged = mint_token(b"" + _other_key(), f"actuate:{LIMIT}")  # a key the car never trusted
+            forged = mint_token(_other_key(), f"actuate:{LIMIT}")  # a key the car never trusted
             assert await _code(val.Actuate, actuate, forged) is grpc.StatusCode.UNAUTHENTICATED
+            # a data provider stamps "standing still" an hour ahead, so it would look fresh for an hour
+            liar = mint_token(key, "provide:data:Vehicle.Speed", subject="app:liar")
+            stamp = Timestamp(seconds=int(time.time()) + 3600)
+            lie = v.PublishValueRequest(
+                signal_id=t.SignalID(path="Vehicle.Speed"), data_point=t.Datapoint(timestamp=stamp, value=t.Value(float=0.0))
+            )
+            assert await _code(val.PublishValue, lie, liar) is grpc.StatusCode.INVALID_ARGUMENT
     finally:
         stop.set()
         await running
@@ -68,3 +78,27 @@ def _other_key() -> bytes:
     from opensdv.vehicle.broker import generate_key_pair
 
     return generate_key_pair("ES256")[0]
+
+
+def test_the_guard_judges_age_and_rate_by_arrival_not_by_the_providers_stamp() -> None:
+    """A value stamped in the past but arriving now is as old as its stamp; a jump stamped as if
+    it took a minute is judged by how fast it arrived."""
+    from opensdv.model.vss import load_default_vss
+    from opensdv.vehicle.broker import Broker, Permissions
+    from opensdv.vehicle.safety import ActuationGuard, SafetyDenied, load_policy
+
+    now = [1_000_000.0]
+    clock = lambda: now[0]  # noqa: E731
+    broker = Broker(load_default_vss(), clock=clock, guard=ActuationGuard(load_policy(), clock))
+    trunk = "Vehicle.Body.Trunk.Rear.IsOpen"
+    body = broker.register_provider(Permissions.from_scope("provide"), "body-ecu")
+    body.claim([trunk])
+    speed = Permissions.from_scope("provide:data:Vehicle.Speed", subject="speed-sensor")
+    app = Permissions.from_scope(f"actuate:{trunk}", subject="app:trunk")
+    broker.publish({"Vehicle.Speed": 0.0}, speed, timestamp=now[0] - 60)  # a replayed old reading
+    with pytest.raises(SafetyDenied, match="stale"):
+        broker.actuate({trunk: True}, app)
+    broker.publish({"Vehicle.Speed": 120.0}, speed, timestamp=now[0] - 60)
+    broker.publish({"Vehicle.Speed": 0.0}, speed, timestamp=now[0])  # 120 -> 0 "over a minute", arriving at once
+    with pytest.raises(SafetyDenied, match="jumped implausibly"):
+        broker.actuate({trunk: True}, app)

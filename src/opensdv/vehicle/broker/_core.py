@@ -113,8 +113,10 @@ class Broker:
         clock: Callable[[], float] = time.time,
         stale_after: float | None = None,
         guard: ActuationCheck | None = None,
+        max_future_s: float = 1.0,
     ) -> None:
         self.catalog = catalog
+        self._max_future_s = max_future_s  # a provider's timestamp may run ahead of the broker's clock this much
         self._guard = guard
         self._clock = clock
         self._stale_after = stale_after
@@ -219,6 +221,7 @@ class Broker:
     ) -> None:
         """Set current values, all or nothing: one bad path or value and nothing changes."""
         try:
+            self._check_timestamp(timestamp)
             checked = {
                 path: self._prepare(path, value, permissions, Action.PROVIDE_DATA)
                 for path, value in values.items()
@@ -239,6 +242,11 @@ class Broker:
         """Set every valid value; return the refused ones (the provider stream's permissive mode)."""
         checked: dict[str, Any] = {}
         errors: dict[str, BrokerError] = {}
+        try:
+            self._check_timestamp(timestamp)
+        except BrokerError as exc:
+            self._rejected += len(values)
+            return dict.fromkeys(values, exc)
         for path, value in values.items():
             try:
                 checked[path] = self._prepare(path, value, permissions, Action.PROVIDE_DATA)
@@ -247,6 +255,15 @@ class Broker:
         self._rejected += len(errors)
         self._apply(checked, timestamp, provider)
         return errors
+
+    def _check_timestamp(self, timestamp: float | None) -> None:
+        """A value stamped in the future would look fresh to every age check for as long as it
+        says: refused beyond ``max_future_s`` of clock skew."""
+        if timestamp is not None and timestamp > self._clock() + self._max_future_s:
+            ahead = timestamp - self._clock()
+            raise InvalidArgument(
+                f"timestamp {timestamp:.3f} is {ahead:.1f} s ahead of the broker's clock (limit {self._max_future_s:g} s)"
+            )
 
     def _apply(self, checked: Mapping[str, Any], timestamp: float | None, provider: Provider | None) -> None:
         if not checked:

@@ -33,6 +33,10 @@ class ActuationGuard:
         self.audit = audit or AuditTrail()
         self._previous: dict[str, Datapoint] = {}
         self._latest: dict[str, Datapoint] = {}
+        # when the broker received each of them, on the guard's clock: a provider chooses its
+        # timestamps, so ages and rates are judged by when values arrived as well
+        self._previous_at: dict[str, float] = {}
+        self._latest_at: dict[str, float] = {}
         self._recent: dict[tuple[str, str], deque[float]] = {}
 
     def observe(self, points: Mapping[str, Datapoint]) -> None:
@@ -41,7 +45,9 @@ class ActuationGuard:
             if path in self.policy.signals:
                 if path in self._latest:
                     self._previous[path] = self._latest[path]
+                    self._previous_at[path] = self._latest_at[path]
                 self._latest[path] = point
+                self._latest_at[path] = self.clock()
 
     def _signal(self, path: str, current: Mapping[str, Datapoint]) -> tuple[Any, str]:
         """(value, '') if plausible, else (None, why it is unknown)."""
@@ -49,12 +55,14 @@ class ActuationGuard:
         point = current.get(path)
         if point is None or point.value is None:
             return None, f"{path} is unknown"
-        age = self.clock() - point.timestamp
+        observed = self._latest.get(path) == point
+        received = self._latest_at[path] if observed else point.timestamp
+        age = self.clock() - min(point.timestamp, received)  # the older of measured and received
         if age > check.max_age_s:
             return None, f"{path} is stale ({age:.1f} s old, limit {check.max_age_s:g} s)"
         previous = self._previous.get(path)
-        if check.max_rate_per_s is not None and previous is not None and self._latest.get(path) == point:
-            dt = max(point.timestamp - previous.timestamp, 1e-3)
+        if check.max_rate_per_s is not None and previous is not None and observed:
+            dt = max(self._latest_at[path] - self._previous_at[path], 1e-3)  # as received, not as stamped
             rate = abs(float(point.value) - float(previous.value)) / dt
             if rate > check.max_rate_per_s:
                 return None, f"{path} jumped implausibly ({rate:.0f}/s, limit {check.max_rate_per_s:g}/s)"
