@@ -241,6 +241,7 @@ def test_campaigns_are_created_and_steered_by_the_platform_only(tmp_path: Path) 
     paused = client.post("/api/v1/campaigns/inverter-2-4/pause", headers=platform)
     assert paused.json()["state"] == "paused"
     assert [c["id"] for c in client.get("/api/v1/campaigns", headers=platform).json()] == ["inverter-2-4"]
+    assert client.get("/api/v1/campaigns", headers=_login(client, "nissan-ops")).json() == []  # no other brand's results
 
 
 def _battery_telemetry(vin: str, vehicle_id: str, soh: float, start: float) -> TelemetryBatch:

@@ -19,7 +19,9 @@ def campaign_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
 
     @app.get("/api/v1/campaigns")
     def campaigns(caller: Caller) -> list[dict[str, Any]]:
-        if cloud.ota is None:
+        """The platform operator's view: a campaign's progress counts every brand's cars, so a
+        brand's operator would learn how other brands' cars fared (it gets none)."""
+        if cloud.ota is None or caller.tenant != PLATFORM:
             return []
         return [vars(p) for p in cloud.ota.campaigns.all()]
 
