@@ -156,3 +156,13 @@ def test_an_unknown_name_costs_the_same_work_as_a_wrong_secret(
         with pytest.raises(module.AuthError):
             cloud.operators.authenticate(name, "wrong guess!!")
         assert len(calls) == 1, name
+
+
+def test_a_malformed_command_is_refused_with_422_naming_the_field(world: tuple[FleetCloud, TestClient, FakeClock]) -> None:
+    _, client, _ = world
+    nissan = {"Authorization": f"Bearer {_login(client, 'nissan-ops')[1]['access_token']}", "Content-Type": "application/json"}
+    for body, field in ((b'{"path": "../../etc", "value": 1}', "path"), (b'{"path": "Vehicle.Speed", "value": NaN}', "value")):
+        answer = client.post(f"/api/v1/vehicles/{VIN}/commands", content=body, headers=nissan)
+        assert answer.status_code == 422, answer.text
+        assert any(field in error["loc"] for error in answer.json()["detail"])
+    assert client.get("/api/v1/audit", headers=nissan).json() == []  # nothing was sent

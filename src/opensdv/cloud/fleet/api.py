@@ -18,7 +18,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from opensdv.cloud.fleet.routes_auth import auth_routes
 from opensdv.cloud.fleet.routes_battery import battery_routes
@@ -64,10 +66,18 @@ def _security_headers(csp: str) -> Callable[[Request, Callable[[Request], Awaita
     return add
 
 
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """422 naming each bad field, without echoing the input (which may be huge, secret or NaN)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 def create_api(cloud: FleetCloud, cors_origins: Sequence[str] = ()) -> FastAPI:
     """The fleet REST API and dashboard as a FastAPI app over ``cloud``."""
     app = FastAPI(title="OpenSDV fleet cloud", version="1", docs_url="/docs", redoc_url=None)
     app.middleware("http")(_security_headers(dashboard_csp()))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.site import ChargingSite
@@ -72,8 +72,10 @@ class VehicleSummary(BaseModel):
 
 
 class CommandRequest(BaseModel):
-    path: str
-    value: bool | int | float | str
+    """A command as an operator sends it: a VSS path and a value (422 naming the field otherwise)."""
+
+    path: str = Field(pattern=r"^Vehicle(\.[A-Za-z0-9_]+)+$", max_length=256)
+    value: StrictBool | StrictInt | Annotated[float, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=256)]
 
 
 def caller_type(cloud: FleetCloud) -> Any:
