@@ -93,6 +93,10 @@ class VehicleSettings(BaseModel):
     ota_url: str | None = Field(default=None, description="the OTA back end (opensdv ota serve / cloud run)")
     ota_period_s: float = Field(default=60.0, gt=0, description="how often the primary checks for updates")
     apps: bool = Field(default=True, description="run the app sets installed on the APPS ECU")
+    simulated_faults: list[str] = Field(
+        default_factory=list,
+        description="ECU names whose simulated secondary fails its health check after an install (benches, demos)",
+    )
     health_file: Path | None = Field(default=None, description="JSON health for a supervisor; default <state_dir>/health.json")
     health_period_s: float = Field(default=5.0, gt=0)
 

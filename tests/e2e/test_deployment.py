@@ -193,15 +193,10 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             async def provision_and_start(vin: str, model: str) -> None:
                 await _run(
                     "vehicle", "init", vin, "--model", model, "--dir", str(tmp_path / vin), "-o", str(configs[vin]),
-                    "--bus", f"virtual:{vin}", "--simulate", "--broker-address", "127.0.0.1:0",
+                    "--bus", f"virtual:{vin}", "--simulate", "--cycle", "parked", "--broker-address", "127.0.0.1:0",
                     "--mqtt-url", mqtt_url, "--ota-url", ota,
                 )  # fmt: skip
-                text = (
-                    configs[vin]
-                    .read_text()
-                    .replace("simulate = true", 'simulate = true\nsimulated_cycle = "parked"')
-                )
-                text = text.replace("telemetry_period_s = 1.0", "telemetry_period_s = 0.5")
+                text = configs[vin].read_text().replace("telemetry_period_s = 1.0", "telemetry_period_s = 0.5")
                 configs[vin].write_text(text.replace("ota_period_s = 60.0", "ota_period_s = 1.0"))
                 await _run("--config", str(cloud_config), "ota", "enrol", vin, "--model", model,
                            "--vehicle-dir", str(tmp_path / vin), "--dir", str(ota_dir))  # fmt: skip

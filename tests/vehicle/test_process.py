@@ -43,6 +43,7 @@ def test_init_writes_a_config_that_runs_and_keys_that_stay(tmp_path: Path) -> No
         ("[vehicle]\nvin = 'JN1NSSAN0DD000001'\nmodel = 'no-such-car'\n", "no-such-car"),
         ("[vehicle]\nvin = 'not a vin'\n", "vehicle.vin"),
         ("[vehicle.bus]\nspeed = 500\n", "vehicle.bus.speed"),
+        (f"[vehicle]\nvin = '{VIN}'\nmodel = 'nissan-leaf-40'\nsimulated_faults = ['FLUX']\n", "vehicle.simulated_faults: FLUX"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path: Path, toml: str, message: str) -> None:

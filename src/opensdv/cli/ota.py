@@ -86,7 +86,6 @@ def enrol(
 ) -> None:
     """Enrol a car: register it, record its ECUs' keys, give it the repositories' trusted roots."""
     from opensdv.cloud.fleet.registry import VehicleRegistry
-    from opensdv.durable import write_atomically
     from opensdv.model.vehicles import load_catalog
     from opensdv.vehicle.process import PRIMARY_ECU, VehicleLayout
     from opensdv.vehicle.provision import ecu_public_keys
@@ -98,8 +97,7 @@ def enrol(
         registry.register(vin, vehicle, market or vehicle.definition.markets[0])
     layout = VehicleLayout(vehicle_dir)
     backend.enrol(vin, ecu_public_keys(vin, vehicle, layout.ota), primary=PRIMARY_ECU, rxswin=rxswin)
-    write_atomically(layout.director_root, (backend.path / "director" / "root" / "1.root.json").read_bytes())
-    write_atomically(layout.image_root, backend.images.repo.file("1.root.json").read_bytes())
+    layout.trust(*backend.trusted_roots())
     console.print(f"{vin} enrolled ({len(vehicle.ecus)} ECUs); trusted roots written to {layout.ota}")
 
 

@@ -27,6 +27,7 @@ def init(
     output: Path = typer.Option(Path("vehicle.toml"), "--output", "-o", help="where the config goes"),
     bus: str = typer.Option("socketcan:can0", help="INTERFACE:CHANNEL of the car's CAN bus"),
     simulate: bool = typer.Option(False, help="a twin drives the bus (with a virtual bus: benches, demos)"),
+    cycle: str = typer.Option("udds", help="the simulating twin's drive cycle (a shipped one, parked, or a CSV)"),
     broker_address: str = typer.Option("127.0.0.1:55555", help="host:port of the car's data broker"),
     mqtt_url: str | None = typer.Option(
         None, help="the fleet link (mqtts://host:8883; the car needs its identity: opensdv fleet provision)"
@@ -50,7 +51,7 @@ def init(
     output.write_text(
         starting_config(
             vin, model, layout, bus=bus, simulate=simulate, broker_address=broker_address,
-            mqtt_url=mqtt_url, ota_url=ota_url,
+            mqtt_url=mqtt_url, ota_url=ota_url, simulated_cycle=cycle,
         )
     )  # fmt: skip
     console.print(f"{output}: {vehicle.definition.brand} {vehicle.definition.model} {vin}; keys in {layout.root}")

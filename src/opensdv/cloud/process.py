@@ -72,6 +72,7 @@ class CloudProcess:
     ready: dict[str, bool] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)  # service -> URL it serves on
     started: asyncio.Event = field(default_factory=asyncio.Event)  # every service is serving
+    sites: dict[str, Any] = field(default_factory=dict)  # charging sites the API shows, by id
     _parts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,7 +109,18 @@ class CloudProcess:
         found: Database = self._parts["database"]
         return found
 
-    def _ota_backend(self) -> Any:
+    @property
+    def ingest(self) -> Any:
+        """The telemetry ingest (``None`` until it has started); its ``store`` is the telemetry store."""
+        return self._parts.get("ingest")
+
+    @property
+    def csms(self) -> Any:
+        """The energy service's CSMS (``None`` until it has started)."""
+        return self._parts.get("csms")
+
+    def ota_backend(self) -> Any:
+        """The OTA back end over the configured directory and database (made on first use)."""
         from opensdv.cloud.ota.backend import OtaBackend
 
         if "ota_backend" not in self._parts:
@@ -157,10 +169,10 @@ class CloudProcess:
         send_command = CommandSender(MqttConnector(cloud.mqtt_url, self._identity("api")), signer)
 
         database = self._database()
-        ota = self._ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
+        ota = self.ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
         fleet = FleetCloud(
             VehicleRegistry(database), store, Operators(database, token_key(self.settings.data_dir)),
-            send_command, ota, clock=self.clock,
+            send_command, ota, sites=self.sites, clock=self.clock,
         )  # fmt: skip
         await self._serve_http("api", create_api(fleet, cloud.api_cors_origins), cloud.api_host, cloud.api_port, stack)
         self.ready["api"] = True
@@ -174,7 +186,7 @@ class CloudProcess:
     async def _start_ota(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
         from opensdv.cloud.ota.server import create_app
 
-        backend = self._ota_backend()
+        backend = self.ota_backend()
         cloud = self.settings.cloud
         await self._serve_http("ota", create_app(backend), cloud.ota_host, cloud.ota_port, stack)
         tasks.append(asyncio.create_task(self._renew_every(backend, cloud.ota_refresh_s, cloud.ota_renew_before_s)))

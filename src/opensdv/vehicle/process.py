@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
@@ -117,6 +118,11 @@ class VehicleLayout:
     def image_root(self) -> Path:
         return self.ota / "image-root.json"
 
+    def trust(self, director_root: bytes, image_root: bytes) -> None:
+        """Keep the OTA repositories' first roots, given at enrolment (``opensdv ota enrol``)."""
+        write_atomically(self.director_root, director_root)
+        write_atomically(self.image_root, image_root)
+
     @property
     def apps(self) -> Path:
         return self.root / "apps"
@@ -158,6 +164,11 @@ class VehicleProcess:
 
     def __post_init__(self) -> None:
         self.vin, self.vehicle, self.layout = resolve_vehicle(self.settings)
+        if unknown := sorted(set(self.settings.vehicle.simulated_faults) - set(self.vehicle.ecus)):
+            raise VehicleProcessError(
+                f"vehicle.simulated_faults: {', '.join(unknown)} is not an ECU of {self.vehicle.id} "
+                f"(its ECUs: {', '.join(sorted(self.vehicle.ecus))})"
+            )
 
     # ------------------------------------------------------------------------------ start-up
 
@@ -207,7 +218,7 @@ class VehicleProcess:
             return None
         status = VehicleStatus(
             vin=self.vin, online=True, at=self.clock.time(), brand=self.vehicle.definition.brand,
-            model=self.vehicle.definition.model, software=self._software(),
+            model=self.vehicle.definition.model, software=self.software(),
         )  # fmt: skip
         identity = self.layout.link_identity
         if missing := identity.missing():
@@ -255,14 +266,45 @@ class VehicleProcess:
             HttpTransport(url),
             lambda: datetime.fromtimestamp(self.clock.time(), UTC),
             conditions=conditions,
+            behaviour=self._ecu_behaviour(),
         )
         self._ota.resume()  # an install a crash or power cut interrupted is finished or rolled back
         self.ota_status = "enrolled"
 
-    def _software(self) -> dict[str, str]:
+    def _ecu_behaviour(self) -> dict[str, tuple[Callable[[bytes], bool], Callable[[bytes], bool]]]:
+        """How the in-process secondaries judge an install: the APPS ECU keeps an app set only if
+        every app of it loads and this car can run it; a simulated fault fails its health check."""
+        from opensdv.vehicle.apps.errors import AppError
+        from opensdv.vehicle.apps.package import check_app_set
+
+        def always(_image: bytes) -> bool:
+            return True
+
+        def never(_image: bytes) -> bool:
+            return False
+
+        def app_set_loads(image: bytes) -> bool:
+            scratch = self.layout.root / "app-check"
+            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                check_app_set(image, scratch, self.vehicle)
+            except AppError as exc:
+                log.warning("OTA: the app set fails its check: %s", exc)
+                return False
+            return True
+
+        behaviour = {"APPS": (always, app_set_loads)}
+        return behaviour | dict.fromkeys(self.settings.vehicle.simulated_faults, (always, never))
+
+    def software(self) -> dict[str, str]:
+        """ECU name -> the version of its active image (empty while the car is not enrolled)."""
         if self._ota is None:
             return {}
         return {s.split("-", 1)[1]: ecu.slots.active_image.version for s, ecu in self._ota.ecus.items()}
+
+    def app_statuses(self) -> list[Any]:
+        """The app runtime's view of each app of the installed set (empty before one is installed)."""
+        return [] if self._apps is None else list(self._apps.statuses())
 
     # ------------------------------------------------------------------------------ running
 
@@ -303,7 +345,7 @@ class VehicleProcess:
             await to_thread_to_the_end(self._update_once)
             await self._sync_apps()
             if self.agent is not None:
-                self.agent.uplink.set_software(self._software())
+                self.agent.uplink.set_software(self.software())
             await self.clock.sleep(period_s)
 
     def _update_once(self) -> None:
@@ -354,7 +396,7 @@ class VehicleProcess:
             if uplink is None
             else {"connected": uplink.connected.is_set(), **asdict(uplink.statistics())},
             "ota": self.ota_status,
-            "apps": [] if self._apps is None else [f"{s.name}: {s.state}" for s in self._apps.statuses()],
+            "apps": [f"{s.name}: {s.state}" for s in self.app_statuses()],
         }
 
     def _write_health(self, running: bool) -> None:

@@ -9,6 +9,7 @@ back end can enrol the car from its public keys (``opensdv ota enrol``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from securesystemslib.signer import Key
@@ -47,6 +48,10 @@ def starting_config(
     broker_address: str = "127.0.0.1:55555",
     mqtt_url: str | None = None,
     ota_url: str | None = None,
+    simulated_cycle: str = "udds",
+    simulated_faults: Sequence[str] = (),
+    telemetry_period_s: float = 1.0,
+    ota_period_s: float = 60.0,
 ) -> str:
     """A ``vehicle.toml`` for ``opensdv vehicle run`` (every key documented in docs/deploy.md)."""
     interface, _, channel = bus.partition(":")
@@ -65,13 +70,15 @@ def starting_config(
         if mqtt_url
         else '# mqtt_url = "mqtts://fleet.example.com:8883"  (needs opensdv fleet provision)',
         f"ota_url = {q(ota_url)}" if ota_url else '# ota_url = "http://ota.example.com:8081"',
-        "telemetry_period_s = 1.0",
-        "ota_period_s = 60.0",
+        f"telemetry_period_s = {telemetry_period_s!r}",
+        f"ota_period_s = {ota_period_s!r}",
+        *([f"simulated_faults = [{', '.join(q(name) for name in simulated_faults)}]"] if simulated_faults else []),
         "",
         "[vehicle.bus]",
         f"interface = {q(interface)}",
         f"channel = {q(channel or 'opensdv')}",
         f"simulate = {'true' if simulate else 'false'}",
+        *([f"simulated_cycle = {q(simulated_cycle)}"] if simulate else []),
         "",
         "[broker]",
         f"host = {q(host or '127.0.0.1')}",

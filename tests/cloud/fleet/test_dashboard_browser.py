@@ -1,5 +1,6 @@
-"""The dashboard in a real browser: Playwright drives Debian's Chromium against the demo cloud —
-sign in, see the fleet, watch a car's live values change, pause a campaign."""
+"""The dashboard in a real browser: Playwright drives Debian's Chromium against the running demo
+(its cloud process and driving cars) — sign in, see the fleet, watch a car's live values change,
+switch charging sites, pause a campaign."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import pytest
 
 from opensdv.cloud.energy.ocpp.csms import Csms
 from opensdv.cloud.energy.site import ChargingSite
-from opensdv.demo.cloud import start_demo_cloud
-from opensdv.demo.energy import start_demo_site
-from opensdv.demo.ota import APP_CAMPAIGN, start_demo_ota
-from opensdv.demo.vehicles import start_demo_vehicles, stop_demo_vehicles
+from opensdv.cloud.ota.campaigns import CampaignSpec, Consent
+from opensdv.demo.fleet import start_demo
 from opensdv.model.vehicles import load_catalog
 from tests.conftest import need
 
@@ -23,22 +22,24 @@ playwright = pytest.importorskip("playwright.async_api")
 async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     need(chromium is not None, "Chromium (make test installs Debian's package as root)")
-    running = await start_demo_vehicles(load_catalog().all_vehicles(), base_port=0)
-    ota = start_demo_ota(running, tmp_path / "ota")
-    energy = await start_demo_site(running, tick_s=0.2)
-    annex = ChargingSite("Annex", Csms(["ANNEX-1"]), [], cap_kw=11.0)  # a second site, not yet in use
-    cloud = await start_demo_cloud(
-        running, ota, tmp_path, http_port=0, sites={"depot": energy.site, "annex": annex}
-    )
+    vehicles = load_catalog().all_vehicles()
+    demo = await start_demo(tmp_path, vehicles, base_port=0, http_port=0, tick_s=0.2)
+    demo.cloud.sites["annex"] = ChargingSite("Annex", Csms(["ANNEX-1"]), [], cap_kw=11.0)  # not yet in use
+    backend = demo.cloud.ota_backend()
+    tcus = sorted({e.hardware_id for v in vehicles for name, e in v.ecus.items() if name == "TCU"})
+    backend.images.add_image("tcu/tcu-3.1.0.bin", b"telematics firmware 3.1.0", tcus, "3.1.0", 31)
+    consent = Consent(purpose="telematics update", duration_min=10)
+    # asks each driver, none of whom answers: it stays running until someone pauses it
+    backend.campaigns.create(CampaignSpec(id="tcu-3-1", image="tcu/tcu-3.1.0.bin", stages=[100], consent=consent))
     try:
         async with playwright.async_playwright() as p:
             browser = await p.chromium.launch(
                 executable_path=chromium, args=["--no-sandbox", "--headless=new"]
             )
             page = await browser.new_page()
-            await page.goto(f"{cloud.url}/")
+            await page.goto(f"{demo.url}/")
             await page.fill("#user", "platform")
-            await page.fill("#secret", cloud.credentials["platform"])
+            await page.fill("#secret", demo.credentials["platform"])
             await page.click("#login-form button")
             rows = page.locator("#fleet-rows tr")
             await playwright.expect(rows).to_have_count(4, timeout=20_000)
@@ -60,13 +61,11 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
             health = page.locator("#vehicle-health")  # measured from the car's telemetry, or why not yet
             await playwright.expect(health).to_contain_text("battery health", timeout=20_000)
 
-            pause = page.locator(f'#campaign-rows tr[data-campaign="{APP_CAMPAIGN}"] button')
+            pause = page.locator('#campaign-rows tr[data-campaign="tcu-3-1"] button')
             await playwright.expect(pause).to_have_text("pause", timeout=20_000)
             await pause.click()
             await playwright.expect(pause).to_have_text("resume", timeout=20_000)
-            assert ota.backend.campaigns.progress(APP_CAMPAIGN).state == "paused"
+            assert backend.campaigns.progress("tcu-3-1").state == "paused"
             await browser.close()
     finally:
-        await cloud.stop()
-        await energy.stop()
-        await stop_demo_vehicles(running)
+        await demo.stop()

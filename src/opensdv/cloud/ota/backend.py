@@ -70,6 +70,11 @@ class OtaBackend:
         self.inventory.enrol(vin, keys, primary, rxswin)
         self.director.repository(vin)
 
+    def trusted_roots(self) -> tuple[bytes, bytes]:
+        """The director's and the image repository's first root metadata, which an enrolled car
+        is given once and trusts from then on (later roots it verifies against these)."""
+        return (self.path / "director" / "root" / "1.root.json").read_bytes(), self.images.repo.file("1.root.json").read_bytes()
+
     def read(self, path: str) -> bytes | None:
         """The file a vehicle asks for, or None (HTTP 404)."""
         file = self.file(path)

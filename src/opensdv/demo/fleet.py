@@ -1,0 +1,182 @@
+"""The demo, composed: one ``cloud run`` (``CloudProcess``: API and dashboard, ingest, OTA, CSMS) and
+one ``vehicle run`` (``VehicleProcess``) per demo car, as tasks of this process, from ``cloud.toml``
+and ``vehicle.toml`` files written under the demo's directory the way an operator writes them.
+
+What the demo adds is simulation only: an embedded MQTT broker standing in for Mosquitto (mutual
+TLS, the link's access rules, the fleet CA's revocations), twins driving each car's virtual bus,
+and simulated charging stations at the depot. Provisioning uses the functions the ``opensdv fleet``,
+``ota enrol`` and ``cloud operator add`` commands call: a fleet CA of its own gives every car and
+service its identity, commands are signed and verified, every car's broker checks tokens.
+
+Operators get fresh random secrets each run: ``platform`` sees every brand and steers campaigns;
+``nissan``, ``honda`` and ``mitsubishi`` see their own cars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from opensdv.cloud.fleet.identities import FleetCa
+from opensdv.cloud.fleet.operators import PLATFORM, Operators
+from opensdv.cloud.fleet.registry import VehicleRegistry
+from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
+from opensdv.cloud.process import CloudProcess, token_key
+from opensdv.demo.energy import DemoSite, depot_stations, start_demo_site
+from opensdv.demo.ota import publish_demo_updates
+from opensdv.demo.vehicles import DemoCar, demo_vin, free_or_any, settings_from_file
+from opensdv.model.vehicles import Vehicle
+from opensdv.storage import Database
+from opensdv.vehicle.process import PRIMARY_ECU, VehicleLayout
+from opensdv.vehicle.provision import ecu_public_keys, initialise_vehicle
+
+__all__ = ["OPERATORS", "Demo", "start_demo"]
+
+OPERATORS = {"platform": PLATFORM, "nissan": "Nissan", "honda": "Honda", "mitsubishi": "Mitsubishi"}
+
+
+@dataclass
+class Demo:
+    directory: Path
+    cloud: CloudProcess
+    cars: list[DemoCar]
+    credentials: dict[str, str]  # operator -> secret, this run only
+    mqtt_url: str
+    stop_event: asyncio.Event
+    stack: AsyncExitStack
+    site: DemoSite | None = None
+    cloud_task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.cloud.addresses["api"]
+
+    def car(self, vehicle_id: str) -> DemoCar:
+        return next(car for car in self.cars if car.vehicle.id == vehicle_id)
+
+    async def stop(self) -> None:
+        """Stations first, then the cars (their spools written), the cloud, the broker."""
+        if self.site is not None:
+            await self.site.stop()
+        self.stop_event.set()
+        tasks = [car.task for car in self.cars if car.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.cloud_task is not None:
+            await asyncio.gather(self.cloud_task, return_exceptions=True)
+        await self.stack.aclose()
+
+
+def _cloud_config(directory: Path, mqtt_url: str, http_port: int, stations: list[str]) -> Path:
+    config = directory / "cloud.toml"
+    config.write_text(
+        f'# opensdv cloud run --config {config}\ndata_dir = "{directory / "cloud"}"\n\n[cloud]\n'
+        f'mqtt_url = "{mqtt_url}"\napi_port = {free_or_any(http_port)}\nota_port = 0\ncsms_port = 0\nops_port = 0\n'
+        f"stations = {stations!r}\n".replace("'", '"')
+    )
+    return config
+
+
+def _operators(cloud: CloudProcess) -> dict[str, str]:
+    """The demo's operators, as ``opensdv cloud operator add NAME --tenant T --can-command --generate``."""
+    settings = cloud.settings
+    database = Database(settings.effective_database_url)
+    database.migrate()
+    operators = Operators(database, token_key(settings.data_dir))
+    credentials = {}
+    for name, tenant in OPERATORS.items():
+        credentials[name] = secrets.token_urlsafe(12)
+        operators.add(name, credentials[name], tenant, can_command=True)
+    return credentials
+
+
+def _enrol(cloud: CloudProcess, ca: FleetCa, vehicles: list[Vehicle], cars_dir: Path) -> dict[str, VehicleLayout]:
+    """Each car's keys, fleet identity and OTA enrolment (``vehicle init``, ``fleet provision``, ``ota enrol``)."""
+    backend = cloud.ota_backend()
+    registry = VehicleRegistry(backend.database)
+    layouts = {}
+    for serial, vehicle in enumerate(vehicles, start=1):
+        vin = demo_vin(vehicle, serial)
+        layout = layouts[vin] = VehicleLayout(cars_dir / vin)
+        initialise_vehicle(vin, vehicle, layout)
+        ca.provision(vin, layout.link)
+        registry.register(vin, vehicle, vehicle.definition.markets[0])
+        backend.enrol(vin, ecu_public_keys(vin, vehicle, layout.ota), PRIMARY_ECU, rxswin=f"R156-{vehicle.id}-1")
+        layout.trust(*backend.trusted_roots())
+    publish_demo_updates(backend, vehicles)
+    return layouts
+
+
+async def _started(event: asyncio.Event, task: asyncio.Task[None], what: str, timeout_s: float = 60) -> None:
+    """Until ``event`` is set; if ``task`` ends first its error is raised (a port taken, a bad key)."""
+    waiting = asyncio.create_task(event.wait())
+    done, _ = await asyncio.wait({waiting, task}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if task in done:
+        task.result()
+        raise RuntimeError(f"{what} stopped while starting")
+    if waiting not in done:
+        raise TimeoutError(f"{what} did not start within {timeout_s:g} s")
+
+
+async def start_demo(
+    directory: Path,
+    vehicles: list[Vehicle],
+    *,
+    base_port: int = 55555,
+    http_port: int = 8000,
+    cycle: str | None = None,
+    tick_s: float = 2.0,
+) -> Demo:
+    """Provision, configure and start the cloud and every car under ``directory``; ``cycle``
+    overrides every car's drive cycle (``parked``: they stand still, so they install at once)."""
+    stack = AsyncExitStack()
+    ca = FleetCa.init(directory / "fleet-ca")
+    identities = directory / "cloud" / "identities"
+    broker_identity = ca.provision_service("broker", directory / "broker", hosts=("127.0.0.1", "localhost"))
+    for role in ("ingest", "api"):
+        ca.provision_service(role, identities)
+    ca.command_key(identities)
+    ca.publish(identities)
+    demo: Demo | None = None
+    try:
+        mqtt_url = await stack.enter_async_context(
+            embedded_mqtt_broker(broker_identity, crl_file=ca.crl_file, revoked_file=ca.revoked_file)
+        )
+        stations = depot_stations(len(vehicles))
+        cloud = CloudProcess(settings_from_file(_cloud_config(directory, mqtt_url, http_port, stations)))
+        demo = Demo(directory, cloud, [], _operators(cloud), mqtt_url, asyncio.Event(), stack)
+        layouts = _enrol(cloud, ca, vehicles, directory / "cars")
+        demo.cloud_task = asyncio.create_task(cloud.run(demo.stop_event))
+        await _started(cloud.started, demo.cloud_task, "the cloud")
+        for index, (vehicle, (vin, layout)) in enumerate(zip(vehicles, layouts.items(), strict=True)):
+            car = DemoCar.configure(
+                vehicle, vin, layout, port=base_port + index if base_port else 0, mqtt_url=mqtt_url,
+                ota_url=cloud.addresses["ota"], cycle=cycle,
+            )  # fmt: skip
+            demo.cars.append(car)
+            car.task = asyncio.create_task(car.process.run(demo.stop_event))
+            await _started(car.process.started, car.task, f"vehicle {vin}")
+        await _until_fed(demo.cars)
+        demo.site = await start_demo_site(demo.cars, cloud.csms, cloud.addresses["energy"], tick_s)
+        cloud.sites["depot"] = demo.site.site
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await (demo.stop() if demo is not None else stack.aclose())
+        raise
+    return demo
+
+
+async def _until_fed(cars: list[DemoCar], timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until every car's first frames reached its broker."""
+
+    async def fed(car: DemoCar) -> None:
+        feeder = car.process.feeder
+        await car.process.broker.changed.wait_until(lambda: feeder is None or feeder.stats.updates > 0)
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await asyncio.gather(*(fed(car) for car in cars))
