@@ -113,6 +113,21 @@ class CloudSettings(BaseModel):
         "default <data_dir>/identities (opensdv fleet provision-service / command-key write them)",
     )
     telemetry_file: Path | None = Field(default=None, description="DuckDB file; default <data_dir>/telemetry.duckdb")
+    telemetry_url: str | None = Field(
+        default=None,
+        pattern=r"^postgres(ql)?(\+psycopg)?://",
+        description="telemetry in PostgreSQL (postgresql+psycopg://...), shared by every ingest worker and API "
+        "process; default: the embedded DuckDB file, which one process owns",
+    )
+    telemetry_retention_days: float | None = Field(
+        default=None, gt=0, description="PostgreSQL: drop day partitions older than this; none: keep everything"
+    )
+    ingest_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="run as one of N ingest workers sharing the cars' traffic (MQTT shared subscription "
+        "$share/<group>/...; needs telemetry_url and a distinct ingest_id per worker)",
+    )
     ingest_id: str = Field(
         default="opensdv-ingest", description="the ingest's durable MQTT session (its identity, or identity-suffix)"
     )

@@ -6,7 +6,8 @@ and ``energy`` (the OCPP CSMS for the charging sites) share one database URL and
 Every process serves ``/healthz``, ``/readyz`` and Prometheus ``/metrics`` on its ops port.
 
 The embedded telemetry store is a DuckDB file, which one process owns: ``api`` and ``ingest`` then
-run together (PostgreSQL telemetry, which lets them part, is the scale-out work).
+run together. With ``telemetry_url`` (PostgreSQL) they part, and N ingest processes with one
+``ingest_group`` share the cars' traffic through an MQTT shared subscription (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -79,11 +80,14 @@ class CloudProcess:
         unknown = sorted(set(self.only) - set(SERVICES))
         if unknown or not self.only:
             raise CloudProcessError(f"--only: {', '.join(unknown) or 'nothing'}; the services are {', '.join(SERVICES)}")
-        if len({"api", "ingest"} & self.only) == 1:
+        cloud = self.settings.cloud
+        if len({"api", "ingest"} & self.only) == 1 and cloud.telemetry_url is None:
             raise CloudProcessError(
                 "api and ingest share the embedded DuckDB telemetry file, which one process owns: "
-                "run them in one process (--only api,ingest)"
+                "run them in one process (--only api,ingest), or give both cloud.telemetry_url (PostgreSQL)"
             )
+        if cloud.ingest_group is not None and cloud.telemetry_url is None:
+            raise CloudProcessError("cloud.ingest_group: workers of a group share one store; set cloud.telemetry_url")
         self.ready = dict.fromkeys(sorted(self.only), False)
 
     # ------------------------------------------------------------------------------ services
@@ -146,42 +150,65 @@ class CloudProcess:
         stack.push_async_callback(shutdown)
         return task
 
-    async def _start_ingest_and_api(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
-        from opensdv.cloud.fleet.api import FleetCloud, create_api
-        from opensdv.cloud.fleet.commands import CommandSender
+    def _telemetry(self, stack: AsyncExitStack) -> Any:
+        """The telemetry store: PostgreSQL when configured (shared), else the DuckDB file (owned)."""
+        from opensdv.cloud.telemetry.store import open_telemetry_store
+
+        if "telemetry" not in self._parts:
+            cloud = self.settings.cloud
+            location = cloud.telemetry_url or cloud.telemetry_file or self.settings.data_dir / "telemetry.duckdb"
+            store = self._parts["telemetry"] = open_telemetry_store(location, cloud.telemetry_retention_days)
+            stack.callback(store.close)
+        return self._parts["telemetry"]
+
+    async def _start_ingest(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
         from opensdv.cloud.fleet.identities import RevokedSubjects
-        from opensdv.cloud.fleet.operators import Operators
-        from opensdv.cloud.fleet.registry import VehicleRegistry
         from opensdv.cloud.telemetry.ingest import Ingest
-        from opensdv.cloud.telemetry.store import TelemetryStore
-        from opensdv.link.signing import CommandSigner
 
         cloud = self.settings.cloud
-        store = TelemetryStore(cloud.telemetry_file or self.settings.data_dir / "telemetry.duckdb")
-        stack.callback(store.close)
-        identities = self.identities_dir
-        revoked = RevokedSubjects(identities / "revoked.json", clock=self.clock)
+        store = self._telemetry(stack)
+        revoked = RevokedSubjects(self.identities_dir / "revoked.json", clock=self.clock)
         link = MqttConnector(cloud.mqtt_url, self._identity("ingest"))
-        ingest = Ingest(link, store, cloud.ingest_id, clock=self.clock, revoked=revoked.current)
+        ingest = Ingest(
+            link, store, cloud.ingest_id, clock=self.clock, revoked=revoked.current, share_group=cloud.ingest_group
+        )
         self._parts["ingest"] = ingest
         tasks.append(asyncio.create_task(ingest.run(confirm_s=cloud.confirm_s)))
-        signer = CommandSigner(identities / "command-signer.key", identities / "command-signer.pem", clock=self.clock)
-        send_command = CommandSender(MqttConnector(cloud.mqtt_url, self._identity("api")), signer)
-
-        database = self._database()
-        ota = self.ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
-        fleet = FleetCloud(
-            VehicleRegistry(database), store, Operators(database, token_key(self.settings.data_dir)),
-            send_command, ota, sites=self.sites, clock=self.clock,
-        )  # fmt: skip
-        await self._serve_http("api", create_api(fleet, cloud.api_cors_origins), cloud.api_host, cloud.api_port, stack)
-        self.ready["api"] = True
 
         async def subscribed() -> None:
             await ingest.subscribed.wait()
             self.ready["ingest"] = True
 
         tasks.append(asyncio.create_task(subscribed()))
+        if cloud.telemetry_retention_days is not None:
+            tasks.append(asyncio.create_task(self._drop_expired_every(store, 3600.0)))
+
+    async def _drop_expired_every(self, store: Any, period_s: float) -> None:
+        while True:
+            dropped = await asyncio.to_thread(store.drop_expired)
+            if dropped:
+                log.info("telemetry: retention dropped %s", ", ".join(dropped))
+            await self.clock.sleep(period_s)
+
+    async def _start_api(self, stack: AsyncExitStack) -> None:
+        from opensdv.cloud.fleet.api import FleetCloud, create_api
+        from opensdv.cloud.fleet.commands import CommandSender
+        from opensdv.cloud.fleet.operators import Operators
+        from opensdv.cloud.fleet.registry import VehicleRegistry
+        from opensdv.link.signing import CommandSigner
+
+        cloud = self.settings.cloud
+        identities = self.identities_dir
+        signer = CommandSigner(identities / "command-signer.key", identities / "command-signer.pem", clock=self.clock)
+        send_command = CommandSender(MqttConnector(cloud.mqtt_url, self._identity("api")), signer)
+        database = self._database()
+        ota = self.ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
+        fleet = FleetCloud(
+            VehicleRegistry(database), self._telemetry(stack), Operators(database, token_key(self.settings.data_dir)),
+            send_command, ota, sites=self.sites, clock=self.clock,
+        )  # fmt: skip
+        await self._serve_http("api", create_api(fleet, cloud.api_cors_origins), cloud.api_host, cloud.api_port, stack)
+        self.ready["api"] = True
 
     async def _start_ota(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
         from opensdv.cloud.ota.server import create_app
@@ -225,7 +252,9 @@ class CloudProcess:
         async with AsyncExitStack() as stack:
             try:
                 if "ingest" in self.only:
-                    await self._start_ingest_and_api(stack, tasks)
+                    await self._start_ingest(stack, tasks)
+                if "api" in self.only:
+                    await self._start_api(stack)
                 if "ota" in self.only:
                     await self._start_ota(stack, tasks)
                 if "energy" in self.only:
@@ -256,7 +285,7 @@ class CloudProcess:
                 "opensdv_ingest_duplicates", "batches already stored (QoS 1 repeats, resends)", value=stats.duplicates
             )
             dropped = CounterMetricFamily("opensdv_ingest_dropped", "messages refused", labels=["reason"])
-            for reason in ("topic", "payload", "revoked"):
+            for reason in ("topic", "payload", "revoked", "store"):
                 dropped.add_metric([reason], stats.dropped.get(reason, 0))
             yield dropped
             yield GaugeMetricFamily("opensdv_ingest_waiting", "messages received, not yet written", value=stats.waiting)

@@ -22,7 +22,7 @@ from opensdv.cloud.fleet.operators import AuthError, Operator, Operators
 from opensdv.cloud.fleet.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
 from opensdv.cloud.fleet.throttle import LoginThrottle
 from opensdv.cloud.ota.backend import OtaBackend
-from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.cloud.telemetry.store import TelemetryStorage
 from opensdv.config import GradingSettings
 from opensdv.errors import OpenSDVError
 from opensdv.link.fleet import Command
@@ -42,7 +42,7 @@ class FleetCloud:
     """What the API serves from; ``send_command`` signs an order and puts it on the link."""
 
     registry: VehicleRegistry
-    telemetry: TelemetryStore
+    telemetry: TelemetryStorage
     operators: Operators
     send_command: Callable[[CommandOrder], Awaitable[Command]]
     ota: OtaBackend | None = None

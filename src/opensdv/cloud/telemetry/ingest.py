@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
-from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.cloud.telemetry.store import TelemetryStorage
 from opensdv.link.connection import Connection, Connector, LinkDown
 from opensdv.link.fleet import (
     LinkError,
@@ -46,11 +46,12 @@ from opensdv.link.fleet import (
     wildcard,
 )
 from opensdv.notify import Notifier
+from opensdv.storage import StorageError
 
 __all__ = ["Ingest", "IngestStatistics"]
 
 log = logging.getLogger("opensdv.ingest")
-DropReason = Literal["topic", "payload", "revoked"]
+DropReason = Literal["topic", "payload", "revoked", "store"]  # store: the database refused the write
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +75,20 @@ class Ingest:
     def __init__(
         self,
         connector: Connector,
-        store: TelemetryStore,
+        store: TelemetryStorage,
         identifier: str = "opensdv-ingest",
         *,
         durable: bool = True,
         clock: Clock = SYSTEM_CLOCK,
         write_in_thread: bool = True,
         revoked: Callable[[], frozenset[str]] = frozenset,
+        share_group: str | None = None,
     ) -> None:
         """``durable``: the broker keeps this consumer's session (and queues for it) while it is
         away; one-off consumers (tests, benchmarks) should not leave such sessions behind.
+        ``share_group``: subscribe as one of the group's workers (MQTT shared subscriptions,
+        ``$share/<group>/...``): the broker hands each message to one worker of the group, so N
+        workers with one store share the cars' traffic; each confirms what it stored itself.
         ``write_in_thread=False`` writes on the event loop (deterministic tests on a fake clock)."""
         self.connector = connector
         self.revoked = revoked  # the identities no longer trusted (e.g. RevokedSubjects.current)
@@ -92,6 +97,7 @@ class Ingest:
         self.durable = durable
         self.store = store
         self.identifier = identifier
+        self.share_group = share_group
         self.stored = 0
         self.duplicates = 0
         self.dropped: Counter[DropReason] = Counter()
@@ -115,7 +121,7 @@ class Ingest:
                 try:
                     async with self.connector.connect(self.identifier, durable=self.durable) as client:
                         for kind in ("telemetry", "status", "events"):
-                            await client.subscribe(wildcard(kind), qos=1)
+                            await client.subscribe(self._filter(wildcard(kind)), qos=1)
                         self.subscribed.set()
                         helpers = [
                             asyncio.create_task(self._flush_every(flush_s)),
@@ -134,7 +140,13 @@ class Ingest:
                     log.info("ingest link down (%s); retrying", exc)
                     await self.clock.sleep(backoff_s)
         finally:
-            self.flush()  # stopped: what was received (and acknowledged) is still written
+            try:
+                self.flush()  # stopped: what was received (and acknowledged) is still written
+            except StorageError as exc:
+                log.warning("not stored at stop (the cars will send again): %s", exc)
+
+    def _filter(self, pattern: str) -> str:
+        return f"$share/{self.share_group}/{pattern}" if self.share_group else pattern
 
     def handle(self, name: str, payload: bytes) -> None:
         """Take one message for the next write, or count why it was dropped."""
@@ -197,7 +209,12 @@ class Ingest:
             self._due.clear()
             taken = self._take()
             if any(taken):
-                await self._offload(self._write, *taken)
+                try:
+                    await self._offload(self._write, *taken)
+                except StorageError as exc:  # unconfirmed, so the cars send these batches again
+                    self.dropped["store"] += len(taken[0]) + len(taken[1]) + len(taken[2])
+                    log.warning("not stored (the cars will send again): %s", exc)
+                    continue
                 for batch in taken[0]:
                     self._stored.setdefault(batch.vin, (self.clock.monotonic(), []))[1].append(batch.seq)
                 self.written.notify()

@@ -11,14 +11,19 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
 
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 
-__all__ = ["TelemetryStore"]
+__all__ = ["SAMPLE_SCHEMA", "Point", "TelemetryStorage", "TelemetryStore", "columns_of", "join_value", "open_telemetry_store"]
+
+SAMPLE_SCHEMA = pa.schema([
+    ("vin", pa.string()), ("seq", pa.int64()), ("path", pa.string()), ("ts", pa.float64()),
+    ("num", pa.float64()), ("other", pa.string()),
+])  # fmt: skip  # a sample row, in the store and in a Parquet export
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (vin VARCHAR, seq BIGINT, received_at DOUBLE, samples INTEGER, PRIMARY KEY (vin, seq));
@@ -71,7 +76,7 @@ class TelemetryStore:
                     ).fetchall()
                 }
                 cursor.unregister("incoming")
-                columns = _columns([b for k, b in unique.items() if k in new])
+                columns = columns_of([b for k, b in unique.items() if k in new])
                 if columns["vin"]:
                     cursor.register("incoming", pa.table({
                         "vin": pa.array(columns["vin"], pa.string()), "seq": pa.array(columns["seq"], pa.int64()),
@@ -160,7 +165,7 @@ class TelemetryStore:
             "SELECT path, arg_max(ts, ts), arg_max(num, ts), arg_max(other, ts) FROM samples WHERE vin = ? GROUP BY path",
             [vin],
         )
-        return {path: Point(ts, _join(num, other)) for path, ts, num, other in rows}
+        return {path: Point(ts, join_value(num, other)) for path, ts, num, other in rows}
 
     def latest_of(self, paths: list[str]) -> dict[str, dict[str, Point]]:
         """The newest value of ``paths`` for every vehicle, in one query (the fleet overview)."""
@@ -171,7 +176,7 @@ class TelemetryStore:
         )
         found: dict[str, dict[str, Point]] = {}
         for vin, path, ts, num, other in rows:
-            found.setdefault(vin, {})[path] = Point(ts, _join(num, other))
+            found.setdefault(vin, {})[path] = Point(ts, join_value(num, other))
         return found
 
     def last_seen(self) -> dict[str, float]:
@@ -201,21 +206,61 @@ class TelemetryStore:
     def count(self) -> int:
         return int(self._query("SELECT count(*) FROM samples", [])[0][0])
 
-    def export_parquet(self, directory: Path) -> Path:
-        """All samples as Parquet (zstd), for bulk analysis in any tool."""
+    def export_parquet(self, directory: Path, start: float | None = None, end: float | None = None) -> Path:
+        """Samples with ``start <= ts < end`` (default: all) as Parquet (zstd), for DuckDB, Spark, pandas."""
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / "samples.parquet"
+        low, high = -1e300 if start is None else start, 1e300 if end is None else end
         with self._lock:
             quoted = str(target).replace("'", "''")
-            self._db.execute(f"COPY samples TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
+            self._db.execute(
+                f"COPY (SELECT * FROM samples WHERE ts >= {float(low)!r} AND ts < {float(high)!r})"
+                f" TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)"
+            )
         return target
+
+    def drop_expired(self) -> list[str]:
+        """The embedded store keeps everything (retention is a PostgreSQL feature: whole partitions)."""
+        return []
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
-def _columns(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
+class TelemetryStorage(Protocol):
+    """What the ingest writes and the API reads: the DuckDB file or PostgreSQL behind one seam."""
+
+    def add(self, batch: TelemetryBatch, received_at: float) -> bool: ...
+    def add_many(self, batches: list[TelemetryBatch], received_at: float) -> tuple[int, int]: ...
+    def set_status(self, status: VehicleStatus) -> None: ...
+    def set_statuses(self, statuses: list[VehicleStatus]) -> None: ...
+    def add_event(self, event: VehicleEvent) -> None: ...
+    def add_events(self, events: list[VehicleEvent]) -> None: ...
+    def statuses(self) -> dict[str, VehicleStatus]: ...
+    def event_counts(self, since: float) -> dict[str, int]: ...
+    def events(self, vin: str, limit: int = 50) -> list[VehicleEvent]: ...
+    def sequences(self, vin: str) -> list[int]: ...
+    def latest(self, vin: str) -> dict[str, Point]: ...
+    def latest_of(self, paths: list[str]) -> dict[str, dict[str, Point]]: ...
+    def last_seen(self) -> dict[str, float]: ...
+    def series(self, vin: str, path: str, start: float, end: float, bucket_s: float | None = None) -> list[Point]: ...
+    def count(self) -> int: ...
+    def export_parquet(self, directory: Path, start: float | None = None, end: float | None = None) -> Path: ...
+    def drop_expired(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+def open_telemetry_store(location: str | Path, retention_days: float | None = None) -> TelemetryStorage:
+    """PostgreSQL for a ``postgresql://`` URL (shared by several processes), else a DuckDB file."""
+    if isinstance(location, str) and location.startswith(("postgresql", "postgres:")):
+        from opensdv.cloud.telemetry.postgres import PostgresTelemetryStore
+
+        return PostgresTelemetryStore(location, retention_days=retention_days)
+    return TelemetryStore(Path(location))
+
+
+def columns_of(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
     """Sample columns in one pass: numbers in ``num`` (what charts need), anything else as JSON."""
     vins: list[str] = []
     seqs: list[int] = []
@@ -239,5 +284,5 @@ def _columns(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
     return {"vin": vins, "seq": seqs, "path": paths, "ts": stamps, "num": nums, "other": others}
 
 
-def _join(num: float | None, other: str | None) -> Any:
+def join_value(num: float | None, other: str | None) -> Any:
     return num if other is None else json.loads(other)
