@@ -1,0 +1,201 @@
+"""The cloud past one process: ingest workers sharing the cars' traffic through an MQTT shared
+subscription on Mosquitto (mutual TLS, the fleet's ACL), storing into PostgreSQL.
+
+    . scripts/services.sh && python -m bench.scale [--cars 2000] [--batches 20] [--runs 3]
+                                                   [--ladder 1000,2000,4000] [--seconds 15]
+
+Measured in one run, both sides with the same information and the same job:
+
+- drain: the load generator leaves a backlog on the broker (every car ``--batches`` batches of ten
+  signals, queued in the durable sessions of the group's workers while they are away), so the cars
+  do not compete for the two cores; then 1 or 2 worker processes start and store it. Signals per
+  second from the first write to the last, median of ``--runs``.
+- sustained: the cars of each ``--ladder`` size send ten signals a second each for ``--seconds``
+  (the generator running beside the workers, on the same two cores); lag p99 from a batch's newest
+  sample to its row being written. The largest size with lag p99 <= 1 s is what the workers keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from bench.loadgen import Load, provision_cars, start_in_process
+from bench.telemetry import _mosquitto
+from opensdv.cloud.fleet.identities import FleetCa
+from opensdv.cloud.telemetry.ingest import Ingest
+from opensdv.cloud.telemetry.postgres import PostgresTelemetryStore, conninfo
+from opensdv.link.fleet import wildcard
+from opensdv.link.identity import IdentityFiles
+from opensdv.link.mqtt import MqttConnector, end_session
+
+console = Console()
+SIGNALS = 10
+LAG = (
+    "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY b.received_at - s.ts) FROM telemetry_batches b"
+    " JOIN (SELECT vin, seq, max(ts) AS ts FROM telemetry_samples GROUP BY vin, seq) s USING (vin, seq)"
+)
+
+
+def _clean(url: str) -> None:
+    with psycopg.connect(conninfo(url), autocommit=True) as connection:
+        for table in ("telemetry_samples", "telemetry_batches", "telemetry_status", "telemetry_events"):
+            connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    PostgresTelemetryStore(url).close()  # the schema, made before the workers race to make it
+
+
+def _count(url: str) -> int:
+    with psycopg.connect(conninfo(url)) as connection:
+        return int(connection.execute("SELECT count(*) FROM telemetry_batches").fetchone()[0])  # type: ignore[index]
+
+
+async def _worker(mqtt: str, identity: IdentityFiles, database: str, name: str, group: str, stop: Any) -> None:
+    store = PostgresTelemetryStore(database)
+    ingest = Ingest(MqttConnector(mqtt, identity), store, name, share_group=group)
+    task = asyncio.create_task(ingest.run())
+    await asyncio.to_thread(stop.wait)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    store.close()
+
+
+def _worker_process(*args: Any) -> None:
+    asyncio.run(_worker(*args))
+
+
+async def _register_sessions(mqtt: str, identity: IdentityFiles, names: list[str], group: str) -> None:
+    """Each worker's durable session subscribed to the group, then left: the broker queues its share."""
+    for name in names:
+        async with MqttConnector(mqtt, identity).connect(name, durable=True) as client:
+            await client.subscribe(f"$share/{group}/{wildcard('telemetry')}", qos=1)
+
+
+def _start_workers(mqtt: str, identity: IdentityFiles, database: str, names: list[str], group: str) -> tuple[Any, list[Any]]:
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    workers = [context.Process(target=_worker_process, args=(mqtt, identity, database, n, group, stop)) for n in names]
+    for worker in workers:
+        worker.start()
+    return stop, workers
+
+
+async def _stop_workers(mqtt: str, identity: IdentityFiles, stop: Any, workers: list[Any], names: list[str]) -> None:
+    stop.set()
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 60)
+    for name in names:
+        await end_session(MqttConnector(mqtt, identity), name)
+
+
+async def _drain(mqtt: str, identity: IdentityFiles, database: str, load: Load, workers: int, run: int) -> float:
+    _clean(database)
+    group = f"drain-{workers}-{run}"
+    names = [f"opensdv-ingest-{group}-{n}" for n in range(workers)]
+    await _register_sessions(mqtt, identity, names, group)
+    cars, report = start_in_process(load)
+    for _ in range(2):
+        await asyncio.to_thread(report.get)  # connected, then done: the backlog is on the broker
+    await asyncio.to_thread(cars.join, 60)
+    expected = len(load.vins) * load.batches
+    stop, processes = _start_workers(mqtt, identity, database, names, group)
+    first = last = None
+    began = time.perf_counter()
+    while time.perf_counter() - began < 600:
+        stored, now = _count(database), time.perf_counter()
+        if stored and first is None:
+            first = now
+        if stored >= expected:
+            last = now
+            break
+        await asyncio.sleep(0.02)
+    await _stop_workers(mqtt, identity, stop, processes, names)
+    if first is None or last is None:
+        raise RuntimeError(f"the backlog was not drained: {_count(database):,} of {expected:,} batches stored")
+    return expected * SIGNALS / (last - first)
+
+
+async def _sustained(mqtt: str, identity: IdentityFiles, database: str, load: Load, workers: int) -> tuple[float, float]:
+    """(lag p99 s, stored signals per second) with ``load`` running beside ``workers`` workers."""
+    _clean(database)
+    group = f"steady-{workers}-{len(load.vins)}"
+    names = [f"opensdv-ingest-{group}-{n}" for n in range(workers)]
+    stop, processes = _start_workers(mqtt, identity, database, names, group)
+    await asyncio.sleep(2.0)  # the workers subscribe (their start is not what is measured)
+    cars, report = start_in_process(load)
+    await asyncio.to_thread(report.get)  # connected
+    _, done = await asyncio.to_thread(report.get)
+    expected = done["batches"]
+    began = time.perf_counter()
+    while _count(database) < expected and time.perf_counter() - began < 120:
+        await asyncio.sleep(0.1)
+    await asyncio.to_thread(cars.join, 60)
+    with psycopg.connect(conninfo(database)) as connection:
+        lag = float(connection.execute(LAG).fetchone()[0])  # type: ignore[index]
+    await _stop_workers(mqtt, identity, stop, processes, names)
+    return lag, expected * SIGNALS / done["seconds"]
+
+
+async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    ca = FleetCa.init(tmp / "ca")
+    with console.status(f"issuing {max(args.cars, *args.ladder):,} car identities"):
+        vins = provision_cars(ca, tmp / "cars", max(args.cars, *args.ladder))
+    identity = ca.provision_service("ingest", tmp / "services")
+    results: dict[str, Any] = {"drain": {}, "sustained": {}}
+    async with _mosquitto(ca, tmp) as mqtt:
+        backlog = Load(mqtt, tmp / "cars", vins[: args.cars], SIGNALS, "backlog", batches=args.batches)
+        for workers in (1, 2):
+            rates = []
+            for run in range(args.runs):
+                with console.status(f"drain, {workers} worker(s), run {run + 1}/{args.runs}"):
+                    rates.append(await _drain(mqtt, identity, args.postgres_url, backlog, workers, run))
+            results["drain"][workers] = rates
+        for workers in (1, 2):
+            for cars in args.ladder:
+                steady = Load(mqtt, tmp / "cars", vins[:cars], SIGNALS, "steady", seconds=args.seconds)
+                with console.status(f"sustained, {workers} worker(s), {cars:,} cars"):
+                    results["sustained"][(workers, cars)] = await _sustained(mqtt, identity, args.postgres_url, steady, workers)
+    return results
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale")
+    parser.add_argument("--cars", type=int, default=2000, help="cars leaving the backlog")
+    parser.add_argument("--batches", type=int, default=20, help="backlog batches per car (ten signals each)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ladder", default="1000,2000,4000", help="car counts for the sustained runs")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--postgres-url", default=os.environ.get("OPENSDV_TEST_POSTGRES_URL"))
+    args = parser.parse_args(argv)
+    args.ladder = [int(n) for n in args.ladder.split(",")]
+    if not args.postgres_url:
+        sys.exit("no PostgreSQL: run `. scripts/services.sh` first, or give --postgres-url")
+    with tempfile.TemporaryDirectory() as tmp:
+        results = asyncio.run(_bench(args, Path(tmp)))
+    drain = {w: statistics.median(r) for w, r in results["drain"].items()}
+    table = Table("workers", "drain signals/s (median)", "runs", "ratio to 1 worker",
+                  title=f"backlog drain: {args.cars:,} cars x {args.batches} batches x {SIGNALS} signals, Mosquitto -> PostgreSQL")  # fmt: skip
+    for workers, rates in results["drain"].items():
+        table.add_row(str(workers), f"{drain[workers]:,.0f}", ", ".join(f"{r:,.0f}" for r in rates), f"{drain[workers] / drain[1]:.2f}")
+    console.print(table)
+    table = Table("workers", "cars", "offered signals/s", "lag p99 s", "kept (p99 <= 1 s)",
+                  title=f"sustained: cars x {SIGNALS} signals at 1 Hz for {args.seconds:g} s, the generator beside the workers")  # fmt: skip
+    for (workers, cars), (lag, offered) in results["sustained"].items():
+        table.add_row(str(workers), f"{cars:,}", f"{offered:,.0f}", f"{lag:.3f}", "yes" if lag <= 1.0 else "no")
+    console.print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
