@@ -43,7 +43,8 @@ class Database:
             raise StorageError(
                 f"cannot parse database URL {url!r} (expected e.g. sqlite:///file.db)"
             ) from None
-        self.url = parsed.render_as_string(hide_password=True)
+        self.url = parsed.render_as_string(hide_password=True)  # for messages and logs
+        self.open_url = url  # for another process (a Ray worker) to open the same database
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         try:

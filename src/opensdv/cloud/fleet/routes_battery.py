@@ -4,13 +4,12 @@ import time
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, HTTPException
 
 from opensdv.cloud.energy.battery.pack_age import age_pack, pack_passport
-from opensdv.cloud.energy.battery.soh import health_from_telemetry
-from opensdv.cloud.fleet.service import CURRENT, SOC, VOLTAGE, FleetCloud
+from opensdv.cloud.fleet.service import FleetCloud
 from opensdv.cloud.fleet.service import visible as visible_to
+from opensdv.cloud.jobs.fleet_health import measured_health
 from opensdv.physics import AgeingProfile
 
 __all__ = ["battery_routes"]
@@ -55,14 +54,8 @@ def battery_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         if not 0 < hours <= 744:
             raise HTTPException(422, "hours must be in (0, 744]")
         end = cloud.clock.time() + 1
-        columns = [
-            {p.ts: float(p.value) for p in cloud.telemetry.series(vin, path, end - hours * 3600, end, 1.0)}
-            for path in (CURRENT, VOLTAGE, SOC)
-        ]
-        seconds = sorted(set(columns[0]).intersection(*columns[1:]))
-        current, voltage, soc = (np.array([c[t] for t in seconds]) for c in columns)
         vehicle = cloud.catalog.vehicle(found.definition_id)
-        measured = health_from_telemetry(vehicle, np.array(seconds), current, voltage, soc / 100)
+        measured = measured_health(cloud.telemetry, vehicle, vin, end - hours * 3600, end)
         rounded = {name: None if value is None else round(value, digits) for name, value, digits in (
             ("capacity_ah", measured.capacity_ah, 2), ("soh_percent", measured.soh and measured.soh * 100, 2),
             ("resistance_ohm", measured.resistance_ohm, 4), ("resistance_factor", measured.resistance_factor, 3),

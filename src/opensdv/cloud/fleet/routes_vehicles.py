@@ -12,7 +12,6 @@ from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError
 from opensdv.cloud.fleet.service import (
     ALERT_WINDOW_S,
-    SOC,
     SPEED,
     CommandRequest,
     FleetCloud,
@@ -20,6 +19,7 @@ from opensdv.cloud.fleet.service import (
     summary,
 )
 from opensdv.cloud.fleet.service import visible as visible_to
+from opensdv.cloud.jobs.fleet_health import SOC
 
 __all__ = ["vehicle_routes"]
 

@@ -21,6 +21,7 @@ from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.operators import AuthError, Operator, Operators
 from opensdv.cloud.fleet.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
 from opensdv.cloud.fleet.throttle import LoginThrottle
+from opensdv.cloud.jobs.fleet_health import SOC
 from opensdv.cloud.ota.backend import OtaBackend
 from opensdv.cloud.telemetry.store import TelemetryStorage
 from opensdv.config import GradingSettings
@@ -30,10 +31,7 @@ from opensdv.model.vehicles import Catalog, load_catalog
 
 __all__ = ["ALERT_WINDOW_S", "CommandRequest", "FleetCloud", "VehicleSummary", "caller_type", "summary", "visible"]
 
-SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 SPEED = "Vehicle.Speed"
-CURRENT = "Vehicle.Powertrain.TractionBattery.CurrentCurrent"
-VOLTAGE = "Vehicle.Powertrain.TractionBattery.CurrentVoltage"
 ALERT_WINDOW_S = 24 * 3600  # events this recent count as a vehicle's alerts on the fleet page
 
 

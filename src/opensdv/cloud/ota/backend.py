@@ -16,6 +16,7 @@ from pathlib import Path
 
 from securesystemslib.signer import Key
 
+from opensdv.cloud.jobs.runner import JobRunner
 from opensdv.cloud.ota.campaigns import Campaigns
 from opensdv.cloud.ota.director import Director, ManifestOutcome
 from opensdv.cloud.ota.images import ImageRepository
@@ -37,7 +38,10 @@ def _utc_now() -> datetime:
 
 
 class OtaBackend:
-    def __init__(self, path: Path, database: Database, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self, path: Path, database: Database, clock: Callable[[], datetime] = _utc_now, runner: JobRunner | None = None
+    ) -> None:
+        """``runner``: where campaigns sign their per-vehicle targets (default: in this process)."""
         self.path = path
         self.clock = clock
         self.database = database
@@ -45,7 +49,7 @@ class OtaBackend:
         self.images = ImageRepository(path / "image", self.keys, clock)
         self.inventory = Inventory(database)
         self.director = Director(path / "director", self.keys, self.inventory, self.images, clock)
-        self.campaigns = Campaigns(database, self.inventory, self.director, self.images, clock)
+        self.campaigns = Campaigns(database, self.inventory, self.director, self.images, clock, runner)
 
     @property
     def initialised(self) -> bool:

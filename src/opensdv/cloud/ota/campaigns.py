@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
+from opensdv.cloud.jobs.runner import JobRunner
 from opensdv.cloud.ota.director import Assignment, Director, ManifestOutcome
 from opensdv.cloud.ota.images import ImageRepository
 from opensdv.cloud.ota.inventory import Inventory, VehicleState
@@ -116,12 +117,15 @@ class Campaigns:
         director: Director,
         images: ImageRepository,
         clock: Callable[[], datetime],
+        runner: JobRunner | None = None,
     ) -> None:
+        """``runner``: where the director signs each stage's per-vehicle targets (default: here)."""
         self._db = database
         self.inventory = inventory
         self.director = director
         self.images = images
         self.clock = clock
+        self.runner = runner
 
     # -- creating ---------------------------------------------------------------------------------
     def _hardware(self, spec: CampaignSpec) -> set[str]:
@@ -225,6 +229,7 @@ class Campaigns:
                     OtaCampaignVehicleRow.status == "pending",
                 )
             ).all()
+            work: list[tuple[str, list[Assignment]]] = []
             for row in rows:
                 vehicle = self.inventory.vehicle(row.vin)
                 serials, why = self.eligibility(spec, vehicle)
@@ -235,8 +240,29 @@ class Campaigns:
                     Assignment(s, next(e.hardware_id for e in vehicle.ecus if e.serial == s), target)
                     for s in serials
                 ]
-                self.director.assign(row.vin, assignments, self._terms(spec), campaign=campaign_id)
-                row.status, row.updated_at = "assigned", self.clock()
+                work.append((row.vin, assignments))
+            self._sign_targets(work, self._terms(spec), campaign_id)
+            now = self.clock()
+            assigned = {vin for vin, _ in work}
+            for row in rows:
+                if row.vin in assigned:
+                    row.status, row.updated_at = "assigned", now
+
+    def _sign_targets(self, work: list[tuple[str, list[Assignment]]], terms: dict[str, object], campaign: str) -> None:
+        """Each vehicle's new director targets, signed here or as a fleet job (each vehicle's
+        repository is its own, so the pieces are independent)."""
+        if self.runner is None or len(work) < 2:
+            for vin, assignments in work:
+                self.director.assign(vin, assignments, terms, campaign=campaign)
+            return
+        from opensdv.cloud.jobs.director import DirectorJob, sign_targets
+        from opensdv.cloud.jobs.runner import chunks
+
+        pieces = chunks(work, 4 * getattr(self.runner, "workers", 1))
+        jobs = [DirectorJob(self.director.path.parent, self._db.open_url, piece, terms, campaign, self.clock()) for piece in pieces]
+        self.runner.map(sign_targets, jobs)
+        for vin, _ in work:
+            self.director.repository(vin).forget_cache()  # signed elsewhere: read it again
 
     # -- life cycle -------------------------------------------------------------------------------
     def _set_state(self, campaign_id: str, state: State, reason: str = "") -> None:

@@ -43,11 +43,13 @@ class Point:
 class TelemetryStore:
     """One DuckDB database (a file, or ``:memory:``); safe to use from several threads."""
 
-    def __init__(self, path: Path | str = ":memory:") -> None:
+    def __init__(self, path: Path | str = ":memory:", read_only: bool = False) -> None:
+        """``read_only``: several processes may read a file no process is writing (fleet jobs)."""
         if isinstance(path, Path):
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = duckdb.connect(str(path))
-        self._db.execute(_SCHEMA)
+        self._db = duckdb.connect(str(path), read_only=read_only)
+        if not read_only:
+            self._db.execute(_SCHEMA)
         self._lock = threading.Lock()
 
     def add(self, batch: TelemetryBatch, received_at: float) -> bool:
@@ -251,13 +253,16 @@ class TelemetryStorage(Protocol):
     def close(self) -> None: ...
 
 
-def open_telemetry_store(location: str | Path, retention_days: float | None = None) -> TelemetryStorage:
-    """PostgreSQL for a ``postgresql://`` URL (shared by several processes), else a DuckDB file."""
+def open_telemetry_store(
+    location: str | Path, retention_days: float | None = None, *, read_only: bool = False
+) -> TelemetryStorage:
+    """PostgreSQL for a ``postgresql://`` URL (shared by several processes), else a DuckDB file
+    (owned by one writing process, or read by several)."""
     if isinstance(location, str) and location.startswith(("postgresql", "postgres:")):
         from opensdv.cloud.telemetry.postgres import PostgresTelemetryStore
 
         return PostgresTelemetryStore(location, retention_days=retention_days)
-    return TelemetryStore(Path(location))
+    return TelemetryStore(Path(location), read_only=read_only)
 
 
 def columns_of(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:

@@ -1,0 +1,95 @@
+"""Fleet jobs give the same results in this process and on a local Ray: the director's signed
+targets for a campaign stage (which the cars then verify and install), and the fleet's state of
+health measured from stored telemetry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opensdv.cloud.jobs.fleet_health import CURRENT, SOC, VOLTAGE, HealthJob, fleet_health
+from opensdv.cloud.jobs.runner import InProcess, RayRunner, chunks, runner_for
+from opensdv.cloud.ota.campaigns import CampaignSpec
+from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.link.fleet import Sample, TelemetryBatch
+from opensdv.model.vehicles import load_catalog
+from opensdv.physics import VehicleParams, load_cycle, simulate
+from tests.ota_world import INVERTERS, make_world
+
+DEFINITIONS = ["nissan-leaf-40", "honda-e-advance", "mitsubishi-ek-x-ev", "nissan-sakura"]
+
+
+@pytest.fixture(scope="module")
+def ray_runner() -> Iterator[RayRunner]:
+    pytest.importorskip("ray")
+    runner = RayRunner(workers=2)
+    yield runner
+    runner.shutdown()
+
+
+@given(st.lists(st.integers(), max_size=60), st.integers(min_value=1, max_value=20))
+def test_chunks_keep_every_item_in_order_and_none_is_empty(items: list[int], count: int) -> None:
+    pieces = chunks(items, count)
+    assert [i for piece in pieces for i in piece] == items
+    assert all(pieces) and len(pieces) <= count
+    assert not pieces or max(map(len, pieces)) - min(map(len, pieces)) <= 1
+    assert runner_for(None).map(sum, pieces) == [sum(piece) for piece in pieces]  # no address: in process
+
+
+def test_the_director_signs_a_stage_on_ray_as_it_does_here(tmp_path: Path, ray_runner: RayRunner) -> None:
+    worlds = [make_world(tmp_path / "here"), make_world(tmp_path / "ray")]
+    worlds[1].backend.campaigns.runner = ray_runner
+    spec = CampaignSpec(id="inverters-24", image="eaxle/inverter-2.4.0.bin", stages=[50, 100], mode="forced")
+    for world in worlds:
+        for serial in range(1, 9):
+            world.add_vehicle(DEFINITIONS[serial % 4], serial)
+        world.add_image("eaxle/inverter-2.4.0.bin", "2.4.0", 24, INVERTERS)
+        world.backend.campaigns.create(spec)
+    here, ray = (w.backend for w in worlds)
+    assert here.campaigns.vehicles(spec.id) == ray.campaigns.vehicles(spec.id)
+    assigned = [vin for vin, _stage, status, _ in ray.campaigns.vehicles(spec.id) if status == "assigned"]
+    assert len(assigned) == 4
+    for vin in worlds[0].vehicles:
+        assert here.director.instructions(vin) == ray.director.instructions(vin)
+    for vin in assigned:  # what Ray signed, each car verifies (its own Uptane checks) and installs
+        outcome = worlds[1].vehicles[vin].update()
+        assert outcome.status == "installed", outcome
+
+
+def _telemetry(store: TelemetryStore, vin: str, definition: str, soh: float) -> None:
+    """A drive of the car's twin with its pack at ``soh``, stored as the car's batches would be."""
+    vehicle = load_catalog().vehicle(definition)
+    base = VehicleParams.from_vehicles([vehicle])
+    params = base.with_changes(capacity_ah=base.capacity_ah * soh)
+    traces = simulate(params, load_cycle("udds"), soc_start=0.9, keep_traces=True).traces
+    start = time.time() - 3 * 3600
+    batches = [
+        TelemetryBatch(vin=vin, seq=n, samples=[
+            Sample(path=CURRENT, value=-float(traces["current_a"][0][n]), ts=start + n),  # VSS: + charges
+            Sample(path=VOLTAGE, value=float(traces["voltage_v"][0][n]), ts=start + n),
+            Sample(path=SOC, value=float(traces["soc"][0][n]) * 100, ts=start + n),
+        ])
+        for n in range(traces["soc"].shape[1])
+    ]  # fmt: skip
+    store.add_many(batches, start)
+
+
+def test_fleet_health_on_ray_equals_in_process(tmp_path: Path, ray_runner: RayRunner) -> None:
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    cars = [(f"JN1NSSAN0DD{n:06d}", DEFINITIONS[n % 4]) for n in range(1, 9)]
+    for (vin, definition), soh in zip(cars, np.linspace(0.75, 0.98, len(cars)), strict=True):
+        _telemetry(store, vin, definition, float(soh))
+    store.close()  # the pieces open the file themselves
+    job = HealthJob(tmp_path / "t.duckdb", cars, time.time() - 4 * 3600, time.time())
+    here = fleet_health(InProcess(), job, pieces=3)
+    ray = fleet_health(ray_runner, job, pieces=3)
+    assert here == ray and set(here) == {vin for vin, _ in cars}
+    measured = [here[vin].soh for vin, _ in cars]
+    assert all(s is not None for s in measured)
+    assert np.allclose(measured, np.linspace(0.75, 0.98, len(cars)), atol=0.03)  # the packs as aged
