@@ -43,10 +43,33 @@ from opensdv.link.mqtt import MqttConnector, end_session
 
 console = Console()
 SIGNALS = 10
+PARTS = ("ingest workers", "Mosquitto", "PostgreSQL", "whole machine")
 LAG = (
     "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY b.received_at - s.ts) FROM telemetry_batches b"
     " JOIN (SELECT vin, seq, max(ts) AS ts FROM telemetry_samples GROUP BY vin, seq) s USING (vin, seq)"
 )
+
+
+def _cpu_seconds(workers: set[int]) -> dict[str, float]:
+    """CPU seconds used so far by each shared part: the ingest workers, Mosquitto, PostgreSQL."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(PARTS, 0.0)  # (the whole machine: every process, the benchmark's own too)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+        except OSError:
+            continue  # ended meanwhile
+        comm, fields = rest.rsplit(") ", 1)
+        part = "ingest workers" if int(pid) in workers else {"mosquitto": "Mosquitto"}.get(comm)
+        if comm.startswith("postgres"):
+            part = "PostgreSQL"
+        if part is not None:
+            values = fields.split()
+            used[part] += (int(values[11]) + int(values[12])) / tick  # utime + stime
+    with open("/proc/stat") as stat:
+        jiffies = [int(v) for v in stat.readline().split()[1:]]
+    used["whole machine"] = (sum(jiffies) - jiffies[3] - jiffies[4]) / tick  # all but idle and I/O wait
+    return used
 
 
 def _clean(url: str) -> None:
@@ -99,7 +122,10 @@ async def _stop_workers(mqtt: str, identity: IdentityFiles, stop: Any, workers: 
         await end_session(MqttConnector(mqtt, identity), name)
 
 
-async def _drain(mqtt: str, identity: IdentityFiles, database: str, load: Load, workers: int, run: int) -> float:
+async def _drain(
+    mqtt: str, identity: IdentityFiles, database: str, load: Load, workers: int, run: int
+) -> tuple[float, dict[str, float]]:
+    """(stored signals per second, each part's share of the machine's cores while draining)."""
     _clean(database)
     group = f"drain-{workers}-{run}"
     names = [f"opensdv-ingest-{group}-{n}" for n in range(workers)]
@@ -111,19 +137,21 @@ async def _drain(mqtt: str, identity: IdentityFiles, database: str, load: Load, 
     expected = len(load.vins) * load.batches
     stop, processes = _start_workers(mqtt, identity, database, names, group)
     first = last = None
+    pids = {p.pid for p in processes}
     began = time.perf_counter()
     while time.perf_counter() - began < 600:
         stored, now = _count(database), time.perf_counter()
         if stored and first is None:
-            first = now
+            first, cpu_first = now, _cpu_seconds(pids)
         if stored >= expected:
-            last = now
+            last, cpu_last = now, _cpu_seconds(pids)
             break
         await asyncio.sleep(0.02)
     await _stop_workers(mqtt, identity, stop, processes, names)
     if first is None or last is None:
         raise RuntimeError(f"the backlog was not drained: {_count(database):,} of {expected:,} batches stored")
-    return expected * SIGNALS / (last - first)
+    cores = (os.cpu_count() or 1) * (last - first)
+    return expected * SIGNALS / (last - first), {part: (cpu_last[part] - cpu_first[part]) / cores for part in PARTS}
 
 
 async def _sustained(mqtt: str, identity: IdentityFiles, database: str, load: Load, workers: int) -> tuple[float, float]:
@@ -156,11 +184,11 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     async with _mosquitto(ca, tmp) as mqtt:
         backlog = Load(mqtt, tmp / "cars", vins[: args.cars], SIGNALS, "backlog", batches=args.batches)
         for workers in (1, 2):
-            rates = []
+            runs = []
             for run in range(args.runs):
                 with console.status(f"drain, {workers} worker(s), run {run + 1}/{args.runs}"):
-                    rates.append(await _drain(mqtt, identity, args.postgres_url, backlog, workers, run))
-            results["drain"][workers] = rates
+                    runs.append(await _drain(mqtt, identity, args.postgres_url, backlog, workers, run))
+            results["drain"][workers] = runs
         for workers in (1, 2):
             for cars in args.ladder:
                 steady = Load(mqtt, tmp / "cars", vins[:cars], SIGNALS, "steady", seconds=args.seconds)
@@ -183,11 +211,14 @@ def main(argv: list[str]) -> dict[str, Any]:
         sys.exit("no PostgreSQL: run `. scripts/services.sh` first, or give --postgres-url")
     with tempfile.TemporaryDirectory() as tmp:
         results = asyncio.run(_bench(args, Path(tmp)))
-    drain = {w: statistics.median(r) for w, r in results["drain"].items()}
+    drain = {w: statistics.median(rate for rate, _ in runs) for w, runs in results["drain"].items()}
     table = Table("workers", "drain signals/s (median)", "runs", "ratio to 1 worker",
+                  *(f"{part} % of {os.cpu_count()} cores" for part in PARTS),
                   title=f"backlog drain: {args.cars:,} cars x {args.batches} batches x {SIGNALS} signals, Mosquitto -> PostgreSQL")  # fmt: skip
-    for workers, rates in results["drain"].items():
-        table.add_row(str(workers), f"{drain[workers]:,.0f}", ", ".join(f"{r:,.0f}" for r in rates), f"{drain[workers] / drain[1]:.2f}")
+    for workers, runs in results["drain"].items():
+        shares = {part: statistics.median(share[part] for _, share in runs) for part in PARTS}
+        table.add_row(str(workers), f"{drain[workers]:,.0f}", ", ".join(f"{r:,.0f}" for r, _ in runs),
+                      f"{drain[workers] / drain[1]:.2f}", *(f"{100 * shares[p]:.0f}" for p in PARTS))  # fmt: skip
     console.print(table)
     table = Table("workers", "cars", "offered signals/s", "lag p99 s", "kept (p99 <= 1 s)",
                   title=f"sustained: cars x {SIGNALS} signals at 1 Hz for {args.seconds:g} s, the generator beside the workers")  # fmt: skip

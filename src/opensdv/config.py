@@ -122,6 +122,11 @@ class CloudSettings(BaseModel):
     telemetry_retention_days: float | None = Field(
         default=None, gt=0, description="PostgreSQL: drop day partitions older than this; none: keep everything"
     )
+    ray_address: str | None = Field(
+        default=None,
+        description="fleet jobs (campaign signing, fleet state of health): none runs them in this process; "
+        "'local' starts a Ray here, 'auto' joins this machine's, ray://host:10001 a cluster",
+    )
     ingest_group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

@@ -25,6 +25,9 @@ def run(
     config: Path | None = typer.Option(None, "--config", help="the cloud's cloud.toml"),
     only: str = typer.Option("api,ingest,ota,energy", help="the services this process runs, comma-separated"),
     log_format: str = typer.Option("text", help="text, or json (one object a line)"),
+    ray_address: str | None = typer.Option(
+        None, help="fleet jobs on Ray: local, auto or ray://host:10001 (overrides cloud.ray_address)"
+    ),
 ) -> None:
     """Run the cloud's services until SIGTERM: API and dashboard, ingest, OTA, energy (CSMS)."""
     import asyncio
@@ -34,7 +37,8 @@ def run(
     from opensdv.programs import configure_logging, run_until_signalled
 
     configure_logging(log_format)
-    chosen = load_settings(config) if config else settings(ctx)
+    flags = {"cloud": {"ray_address": ray_address}} if ray_address else {}
+    chosen = load_settings(config, **flags) if config or flags else settings(ctx)
     process = CloudProcess(chosen, frozenset(s.strip() for s in only.split(",") if s.strip()))
 
     console.print(f"cloud: {', '.join(sorted(process.only))}; data in {chosen.data_dir}")

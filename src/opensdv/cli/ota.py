@@ -30,8 +30,10 @@ def _backend(ctx: typer.Context, directory: Path | None) -> OtaBackend:
     s = settings(ctx)
     database = Database(s.effective_database_url)
     database.migrate()
-    backend = OtaBackend(directory or s.data_dir / "ota", database)
-    return backend
+    from opensdv.cloud.jobs.runner import runner_for
+
+    runner = runner_for(s.cloud.ray_address) if s.cloud.ray_address else None  # campaign signing as a fleet job
+    return OtaBackend(directory or s.data_dir / "ota", database, runner=runner)
 
 
 def _ready(ctx: typer.Context, directory: Path | None) -> OtaBackend:

@@ -128,7 +128,12 @@ class CloudProcess:
         from opensdv.cloud.ota.backend import OtaBackend
 
         if "ota_backend" not in self._parts:
-            backend = OtaBackend(self.settings.cloud.ota_dir or self.settings.data_dir / "ota", self._database())
+            from opensdv.cloud.jobs.runner import runner_for
+
+            runner = runner_for(self.settings.cloud.ray_address) if self.settings.cloud.ray_address else None
+            backend = OtaBackend(
+                self.settings.cloud.ota_dir or self.settings.data_dir / "ota", self._database(), runner=runner
+            )
             if not backend.initialised:
                 log.info("OTA: new repositories in %s", backend.path)
                 backend.initialise()

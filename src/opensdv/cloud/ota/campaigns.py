@@ -230,8 +230,9 @@ class Campaigns:
                 )
             ).all()
             work: list[tuple[str, list[Assignment]]] = []
+            states = {v.vin: v for v in self.inventory.vehicles([row.vin for row in rows])}  # one query, not one each
             for row in rows:
-                vehicle = self.inventory.vehicle(row.vin)
+                vehicle = states[row.vin]
                 serials, why = self.eligibility(spec, vehicle)
                 if why:
                     row.status, row.detail = "excluded", why
