@@ -102,3 +102,60 @@ def test_the_guard_judges_age_and_rate_by_arrival_not_by_the_providers_stamp() -
     broker.publish({"Vehicle.Speed": 0.0}, speed, timestamp=now[0])  # 120 -> 0 "over a minute", arriving at once
     with pytest.raises(SafetyDenied, match="jumped implausibly"):
         broker.actuate({trunk: True}, app)
+
+
+async def test_a_subscription_flood_is_refused_and_others_keep_their_service(tmp_path: Path) -> None:
+    """One client with read scope opens Subscribe streams it never reads: past its cap the broker
+    says RESOURCE_EXHAUSTED, past the broker's cap everyone does; another client still reads,
+    publishes still reach a live subscriber, and closed streams give their places back."""
+    layout = VehicleLayout(tmp_path / "car")
+    initialise_vehicle(VIN, load_catalog().vehicle("nissan-leaf-40"), layout)
+    settings = load_settings(
+        vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": layout.root, "apps": False,
+                 "bus": {"interface": "virtual", "channel": f"flood-{VIN}"}},
+        broker={"host": "127.0.0.1", "port": 0, "jwt_public_keys": [layout.jwt_public_key],
+                "max_subscriptions": 30, "max_subscriptions_per_client": 20},
+    )  # fmt: skip
+    process = VehicleProcess(settings)
+    stop = asyncio.Event()
+    running = asyncio.create_task(process.run(stop))
+    try:
+        await asyncio.wait_for(process.started.wait(), 30)
+        key = layout.jwt_private_key.read_bytes()
+        flooder = [("authorization", f"Bearer {mint_token(key, 'read', subject='app:flood')}")]
+        other = [("authorization", f"Bearer {mint_token(key, 'read', subject='app:other')}")]
+        request = v.SubscribeRequest(signal_paths=["Vehicle.Speed"])
+        async with grpc.aio.insecure_channel(process.server.target) as channel:
+            val = val_pb2_grpc.VALStub(channel)
+
+            async def opened(metadata: list[tuple[str, str]]) -> tuple[object, grpc.StatusCode]:
+                stream = val.Subscribe(request, metadata=metadata)
+                try:
+                    await stream.read()  # the first update (current values): the stream is held
+                except grpc.aio.AioRpcError as exc:
+                    return stream, exc.code()
+                return stream, grpc.StatusCode.OK
+
+            held = [await opened(flooder) for _ in range(20)]
+            assert all(code is grpc.StatusCode.OK for _, code in held)
+            _, refused = await opened(flooder)
+            assert refused is grpc.StatusCode.RESOURCE_EXHAUSTED  # its own cap
+            others = [await opened(other) for _ in range(10)]  # the broker's cap: 30 in all
+            assert all(code is grpc.StatusCode.OK for _, code in others)
+            _, full = await opened(other)
+            assert full is grpc.StatusCode.RESOURCE_EXHAUSTED
+            read = v.GetValueRequest(signal_id=t.SignalID(path="Vehicle.Speed"))
+            assert await _code(val.GetValue, read, other[0][1].removeprefix("Bearer ")) is grpc.StatusCode.OK
+            for stream, _ in held:
+                stream.cancel()  # type: ignore[attr-defined]
+            await asyncio.wait_for(process.broker.changed.wait_until(
+                lambda: process.broker.statistics().subscriptions <= 10
+            ), 10)  # fmt: skip
+            again, code = await opened(flooder)
+            assert code is grpc.StatusCode.OK  # places given back
+            again.cancel()  # type: ignore[attr-defined]
+            for stream, _ in others:
+                stream.cancel()  # type: ignore[attr-defined]
+    finally:
+        stop.set()
+        await running

@@ -110,7 +110,10 @@ def serve(
         }
     )
     guard = None if no_safety_guard else ActuationGuard(load_policy(safety_policy), time.time)
-    broker = Broker(vss_catalog(ctx, _split(vss)), stale_after=config.stale_after_s, guard=guard)
+    broker = Broker(
+        vss_catalog(ctx, _split(vss)), stale_after=config.stale_after_s, guard=guard,
+        max_subscriptions=config.max_subscriptions, max_subscriptions_per_client=config.max_subscriptions_per_client,
+    )  # fmt: skip
     state_file = None
     if config.state_file is not None:
         state_file = StateFile(config.state_file, broker)

@@ -174,9 +174,11 @@ class VehicleProcess:
 
     def _start_broker(self) -> StateFile:
         catalog = load_vss(*self.settings.vss) if self.settings.vss else load_default_vss()
+        config = self.settings.broker
         self.broker = Broker(
-            catalog, stale_after=self.settings.broker.stale_after_s, guard=ActuationGuard(load_policy(), time.time)
-        )
+            catalog, stale_after=config.stale_after_s, guard=ActuationGuard(load_policy(), time.time),
+            max_subscriptions=config.max_subscriptions, max_subscriptions_per_client=config.max_subscriptions_per_client,
+        )  # fmt: skip
         state = StateFile(self.settings.broker.state_file or self.layout.broker_state, self.broker)
         for note in state.load():
             log.warning("state file: skipped %s", note)

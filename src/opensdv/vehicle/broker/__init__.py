@@ -19,6 +19,7 @@ from opensdv.vehicle.broker._errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "PermissionDenied",
     "Permissions",
     "Provider",
+    "ResourceExhausted",
     "StateFile",
     "StateFileError",
     "Subscription",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from opensdv.vehicle.broker._errors import (
     BrokerError,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
 )
 from opensdv.vehicle.broker._permissions import Action, Permissions
@@ -114,8 +116,16 @@ class Broker:
         stale_after: float | None = None,
         guard: ActuationCheck | None = None,
         max_future_s: float = 1.0,
+        max_subscriptions: int = 1000,
+        max_subscriptions_per_client: int = 100,
     ) -> None:
+        """``max_subscriptions`` (all clients) and ``max_subscriptions_per_client`` (per token
+        subject) bound what subscribers can make the broker hold and fan out to: past them a
+        subscription is refused (RESOURCE_EXHAUSTED), so one client cannot starve the others."""
         self.catalog = catalog
+        self._max_subscriptions = max_subscriptions
+        self._max_per_client = max_subscriptions_per_client
+        self._subscriptions_by_client: Counter[str] = Counter()
         self._max_future_s = max_future_s  # a provider's timestamp may run ahead of the broker's clock this much
         self._guard = guard
         self._clock = clock
@@ -131,7 +141,7 @@ class Broker:
         self._rejected = 0
         self._dropped_by_closed = 0
         self._listeners: list[Callable[[Mapping[str, Datapoint]], None]] = []
-        self.changed = Notifier()  # after every update, claim and release: for whoever awaits a state
+        self.changed = Notifier()  # after every update, claim, release and unsubscribe: for whoever awaits a state
         if guard is not None:
             self._listeners.append(guard.observe)
         now = clock()
@@ -341,9 +351,16 @@ class Broker:
             known.append(path)
         if not known and not unknown:
             raise InvalidArgument("subscribe needs at least one path")
+        client = permissions.subject or "in-process"
+        held = self._subscriptions_by_client
+        if held[client] >= self._max_per_client:
+            raise ResourceExhausted(f"{client} holds {held[client]} subscriptions, the most one client may")
+        if held.total() >= self._max_subscriptions:
+            raise ResourceExhausted(f"the broker holds {held.total()} subscriptions, the most it takes")
+        held[client] += 1
         registry = self._target_subscribers if targets else self._subscribers
         subscription = Subscription(
-            tuple(known), buffer_size or DEFAULT_BUFFER_SIZE, lambda s: self._unsubscribe(s, registry)
+            tuple(known), buffer_size or DEFAULT_BUFFER_SIZE, lambda s: self._unsubscribe(s, registry, client)
         )
         subscription.unknown_paths = tuple(unknown)
         for path in known:
@@ -352,7 +369,8 @@ class Broker:
         subscription.push({path: source.get(path) for path in known})
         return subscription
 
-    def _unsubscribe(self, subscription: Subscription, registry: dict[str, list[Subscription]]) -> None:
+    def _unsubscribe(self, subscription: Subscription, registry: dict[str, list[Subscription]], client: str) -> None:
+        self._subscriptions_by_client[client] -= 1
         self._dropped_by_closed += subscription.dropped
         for path in subscription.paths:
             listeners = registry.get(path)
@@ -360,6 +378,7 @@ class Broker:
                 listeners.remove(subscription)
                 if not listeners:
                     del registry[path]
+        self.changed.notify()  # a place is free again
 
     # ----------------------------------------------------------------------------- providers
 

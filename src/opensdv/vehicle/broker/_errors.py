@@ -6,7 +6,8 @@ BrokerError
 ├── PermissionDenied  the token's scope does not cover the path and action
 ├── Unauthenticated   no token, bad token, expired token
 ├── Unavailable       no provider for the actuator
-└── AlreadyExists     the actuator is claimed by another provider
+├── AlreadyExists     the actuator is claimed by another provider
+└── ResourceExhausted a client (or all together) holds as many subscriptions as allowed
 """
 
 from opensdv.errors import OpenSDVError
@@ -37,4 +38,8 @@ class Unavailable(BrokerError):
 
 
 class AlreadyExists(BrokerError):
+    pass
+
+
+class ResourceExhausted(BrokerError):
     pass
