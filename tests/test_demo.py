@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,11 @@ async def test_the_demo_runs_the_cloud_and_vehicle_processes_from_their_configs(
         assert {s["id"] for s in theirs["sessions"]} == nissans  # a brand sees its own cars' sessions only
         status, ready = await _http("GET", f"{demo.cloud.addresses['ops']}/readyz")
         assert status == 200 and ready["ready"]
+        metrics = (await asyncio.to_thread(urllib3.request, "GET", f"{demo.cloud.addresses['ops']}/metrics")).data.decode()
+        lag = re.search(r"^opensdv_ingest_lag_seconds (\S+)$", metrics, re.M)
+        assert lag is not None and 0 <= float(lag[1]) < 30  # the cars' telemetry arrives within seconds
+        assert re.search(r'^opensdv_site_plan_solve_seconds\{site="depot"\} \S+$', metrics, re.M)
+        assert 'opensdv_ota_campaigns{state="paused"} 1.0' in metrics
     finally:
         await demo.stop()
     assert all(car.task is not None and car.task.done() and car.task.exception() is None for car in demo.cars)

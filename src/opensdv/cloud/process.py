@@ -294,6 +294,9 @@ class CloudProcess:
                 dropped.add_metric([reason], stats.dropped.get(reason, 0))
             yield dropped
             yield GaugeMetricFamily("opensdv_ingest_waiting", "messages received, not yet written", value=stats.waiting)
+            yield GaugeMetricFamily(
+                "opensdv_ingest_lag_seconds", "in the last write: the oldest batch's newest sample to its row", value=stats.lag_s
+            )
         backend = self._parts.get("ota_backend")
         if backend is not None and "ota" in self.only:
             states = GaugeMetricFamily("opensdv_ota_campaigns", "campaigns by state", labels=["state"])
@@ -307,6 +310,12 @@ class CloudProcess:
                 "opensdv_ota_metadata_renewals", "repositories re-signed ahead of expiry",
                 value=self._parts.get("ota_renewals", 0),
             )  # fmt: skip
+        if self.sites:
+            solve = GaugeMetricFamily("opensdv_site_plan_solve_seconds", "the last plan's solve time", labels=["site"])
+            for site_id, site in sorted(self.sites.items()):
+                if site.schedule is not None:
+                    solve.add_metric([site_id], site.schedule.solve_s)
+            yield solve
         csms = self._parts.get("csms")
         if csms is not None:
             yield GaugeMetricFamily(

@@ -60,6 +60,7 @@ class IngestStatistics:
     duplicates: int  # batches already stored (QoS 1 repeats, resends)
     dropped: dict[DropReason, int]  # messages refused, by reason
     waiting: int  # messages received, not yet written
+    lag_s: float  # in the last write: from the oldest batch's newest sample to its row (0 before any)
 
 
 async def _in_thread(write: Callable[..., None], *args: Any) -> None:
@@ -100,6 +101,7 @@ class Ingest:
         self.share_group = share_group
         self.stored = 0
         self.duplicates = 0
+        self.lag_s = 0.0
         self.dropped: Counter[DropReason] = Counter()
         self.subscribed = asyncio.Event()
         self.written = Notifier()
@@ -215,6 +217,9 @@ class Ingest:
                     self.dropped["store"] += len(taken[0]) + len(taken[1]) + len(taken[2])
                     log.warning("not stored (the cars will send again): %s", exc)
                     continue
+                newest = [batch.samples[-1].ts for batch in taken[0] if batch.samples]
+                if newest:
+                    self.lag_s = max(self.clock.time() - min(newest), 0.0)
                 for batch in taken[0]:
                     self._stored.setdefault(batch.vin, (self.clock.monotonic(), []))[1].append(batch.seq)
                 self.written.notify()
@@ -234,4 +239,4 @@ class Ingest:
 
     def statistics(self) -> IngestStatistics:
         waiting = len(self._pending) + len(self._statuses) + len(self._events)
-        return IngestStatistics(self.stored, self.duplicates, dict(self.dropped), waiting)
+        return IngestStatistics(self.stored, self.duplicates, dict(self.dropped), waiting, self.lag_s)
