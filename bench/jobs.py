@@ -88,18 +88,20 @@ def _fleet_telemetry(path: Path, cars: int) -> tuple[list[tuple[str, str]], np.n
     start = time.time() - 3600
     store = TelemetryStore(path)
     vins = [_vin(n) for n in range(cars)]
+    stamps = start + np.arange(steps, dtype=float)
     for block in range(0, cars, 500):
-        rows = range(block, min(block + 500, cars))
-        columns: dict[str, list[Any]] = {"vin": [], "seq": [], "path": [], "ts": [], "num": [], "other": []}
-        for n in rows:
-            for signal, values in ((CURRENT, -traces["current_a"][n]), (VOLTAGE, traces["voltage_v"][n]), (SOC, traces["soc"][n] * 100)):
-                columns["vin"] += [vins[n]] * steps
-                columns["seq"] += list(range(steps))
-                columns["path"] += [signal] * steps
-                columns["ts"] += list(start + np.arange(steps, dtype=float))
-                columns["num"] += values[:steps].tolist()
-                columns["other"] += [None] * steps
-        store._insert_table("INSERT INTO samples SELECT * FROM incoming", pa.table(columns))  # bulk, as a backfill would
+        rows = np.arange(block, min(block + 500, cars))
+        for signal, values in ((CURRENT, -traces["current_a"]), (VOLTAGE, traces["voltage_v"]), (SOC, traces["soc"] * 100)):
+            count = len(rows) * steps
+            table = pa.table({
+                "vin": pa.array(np.repeat(np.array(vins, dtype=object)[rows], steps), pa.string()),
+                "seq": pa.array(np.tile(np.arange(steps), len(rows)), pa.int64()),
+                "path": pa.array([signal] * count, pa.string()),
+                "ts": pa.array(np.tile(stamps, len(rows)), pa.float64()),
+                "num": pa.array(values[rows, :steps].ravel(), pa.float64()),
+                "other": pa.nulls(count, pa.string()),
+            })  # fmt: skip
+            store._insert_table("INSERT INTO samples SELECT * FROM incoming", table)  # bulk, as a backfill would
     store.close()
     return [(v, leaf.id) for v in vins], soh
 

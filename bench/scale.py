@@ -79,6 +79,16 @@ def _clean(url: str) -> None:
     PostgresTelemetryStore(url).close()  # the schema, made before the workers race to make it
 
 
+def _bytes_per_signal(url: str) -> float:
+    """PostgreSQL's storage per stored sample: partitions with their indexes, and the batch rows."""
+    with psycopg.connect(conninfo(url)) as connection:
+        size, rows = connection.execute(
+            "SELECT (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('telemetry_samples'))"
+            " + pg_total_relation_size('telemetry_batches'), (SELECT count(*) FROM telemetry_samples)"
+        ).fetchone()  # type: ignore[misc]
+    return float(size) / max(int(rows), 1)
+
+
 def _count(url: str) -> int:
     with psycopg.connect(conninfo(url)) as connection:
         return int(connection.execute("SELECT count(*) FROM telemetry_batches").fetchone()[0])  # type: ignore[index]
@@ -189,6 +199,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 with console.status(f"drain, {workers} worker(s), run {run + 1}/{args.runs}"):
                     runs.append(await _drain(mqtt, identity, args.postgres_url, backlog, workers, run))
             results["drain"][workers] = runs
+        results["bytes_per_signal"] = _bytes_per_signal(args.postgres_url)
         for workers in (1, 2):
             for cars in args.ladder:
                 steady = Load(mqtt, tmp / "cars", vins[:cars], SIGNALS, "steady", seconds=args.seconds)
@@ -220,6 +231,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         table.add_row(str(workers), f"{drain[workers]:,.0f}", ", ".join(f"{r:,.0f}" for r, _ in runs),
                       f"{drain[workers] / drain[1]:.2f}", *(f"{100 * shares[p]:.0f}" for p in PARTS))  # fmt: skip
     console.print(table)
+    console.print(f"PostgreSQL storage: {results['bytes_per_signal']:.0f} bytes per stored signal (day partitions, index, batch rows)")
     table = Table("workers", "cars", "offered signals/s", "lag p99 s", "kept (p99 <= 1 s)",
                   title=f"sustained: cars x {SIGNALS} signals at 1 Hz for {args.seconds:g} s, the generator beside the workers")  # fmt: skip
     for (workers, cars), (lag, offered) in results["sustained"].items():

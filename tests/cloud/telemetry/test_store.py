@@ -62,10 +62,17 @@ def test_batches_once_values_of_every_type_and_parquet(store: TelemetryStorage, 
     assert [(p.ts, p.value) for p in store.series(VIN, "Vehicle.Speed", 0, 10)] == [(1.0, 12.5), (2.0, 20.0)]
     assert store.sequences(VIN) == [0, 1] and store.count() == 5 and store.last_seen() == {VIN: 3.0}
     assert store.latest_of(["Vehicle.Speed"]) == {VIN: {"Vehicle.Speed": latest["Vehicle.Speed"]}}
+    store.add(_batch(0, Sample(path="Vehicle.Speed", value=5.0, ts=1.5), vin="JN1NSSAN0DD000001"), 3.0)
+    many = store.series_of([VIN, "JN1NSSAN0DD000001", "JN1NSSAN0DD000009"], "Vehicle.Speed", 0, 10, 1.0)
+    assert {vin: (list(t), list(v)) for vin, (t, v) in many.items()} == {
+        VIN: ([1.0, 2.0], [12.5, 20.0]), "JN1NSSAN0DD000001": ([1.0], [5.0])
+    }  # several cars in one query; a car without data is absent
     exported = store.export_parquet(tmp_path / "export")
-    assert duckdb.sql(f"SELECT count(*) FROM '{exported}'").fetchall() == [(5,)]
+    assert duckdb.sql(f"SELECT count(*) FROM '{exported}'").fetchall() == [(6,)]
     ranged = store.export_parquet(tmp_path / "ranged", start=1.5, end=10.0)  # a time range
-    assert duckdb.sql(f"SELECT path, ts, num FROM '{ranged}'").fetchall() == [("Vehicle.Speed", 2.0, 20.0)]
+    assert sorted(duckdb.sql(f"SELECT path, ts, num FROM '{ranged}'").fetchall()) == [
+        ("Vehicle.Speed", 1.5, 5.0), ("Vehicle.Speed", 2.0, 20.0)
+    ]
 
 
 def test_statuses_last_one_wins_and_events_newest_first(store: TelemetryStorage) -> None:

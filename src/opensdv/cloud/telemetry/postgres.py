@@ -19,10 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
+import pyarrow as pa
+from numpy.typing import NDArray
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
-from opensdv.cloud.telemetry.store import Point, columns_of, join_value
+from opensdv.cloud.telemetry.store import Point, columns_of, group_by_vin, join_value
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 from opensdv.storage import StorageError
 
@@ -254,12 +257,24 @@ class PostgresTelemetryStore:
             )
         return [Point(float(t), v) for t, v in rows]
 
+    def series_of(
+        self, vins: list[str], path: str, start: float, end: float, bucket_s: float
+    ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+        rows = self._query(
+            "SELECT vin, floor(ts / %s) * %s AS t, avg(num) AS v FROM telemetry_samples WHERE vin = ANY(%s)"
+            " AND path = %s AND ts >= %s AND ts < %s AND num IS NOT NULL GROUP BY vin, t ORDER BY vin, t",
+            [bucket_s, bucket_s, vins, path, start, end],
+        )
+        columns = list(zip(*rows, strict=True)) or [(), (), ()]
+        table = pa.table({"vin": pa.array(columns[0], pa.string()), "t": pa.array(columns[1], pa.float64()),
+                          "v": pa.array(columns[2], pa.float64())})  # fmt: skip
+        return group_by_vin(table)
+
     def count(self) -> int:
         return int(self._query("SELECT count(*) FROM telemetry_samples")[0][0])
 
     def export_parquet(self, directory: Path, start: float | None = None, end: float | None = None) -> Path:
         """Samples with ``start <= ts < end`` as Parquet (zstd), streamed in row groups."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         from opensdv.cloud.telemetry.store import SAMPLE_SCHEMA

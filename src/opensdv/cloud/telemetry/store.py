@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 
-__all__ = ["SAMPLE_SCHEMA", "Point", "TelemetryStorage", "TelemetryStore", "columns_of", "join_value", "open_telemetry_store"]
+__all__ = ["SAMPLE_SCHEMA", "Point", "TelemetryStorage", "TelemetryStore", "columns_of", "group_by_vin", "join_value", "open_telemetry_store"]
 
 SAMPLE_SCHEMA = pa.schema([
     ("vin", pa.string()), ("seq", pa.int64()), ("path", pa.string()), ("ts", pa.float64()),
@@ -205,6 +208,18 @@ class TelemetryStore:
             )
         return [Point(float(t), v) for t, v in rows]
 
+    def series_of(
+        self, vins: list[str], path: str, start: float, end: float, bucket_s: float
+    ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+        """One numeric signal of many cars in [start, end), averaged per ``bucket_s``, in one query:
+        VIN -> (bucket times, values) — what fleet jobs read instead of a query per car."""
+        with self._lock:
+            table = self._db.cursor().sql(
+                "SELECT vin, floor(ts / ?) * ? AS t, avg(num) AS v FROM samples WHERE list_contains(?, vin) AND path = ?"
+                " AND ts >= ? AND ts < ? AND num IS NOT NULL GROUP BY vin, t ORDER BY vin, t",
+                params=[bucket_s, bucket_s, vins, path, start, end],
+            ).to_arrow_table()
+        return group_by_vin(table)
     def count(self) -> int:
         return int(self._query("SELECT count(*) FROM samples", [])[0][0])
 
@@ -247,6 +262,9 @@ class TelemetryStorage(Protocol):
     def latest_of(self, paths: list[str]) -> dict[str, dict[str, Point]]: ...
     def last_seen(self) -> dict[str, float]: ...
     def series(self, vin: str, path: str, start: float, end: float, bucket_s: float | None = None) -> list[Point]: ...
+    def series_of(
+        self, vins: list[str], path: str, start: float, end: float, bucket_s: float
+    ) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]: ...
     def count(self) -> int: ...
     def export_parquet(self, directory: Path, start: float | None = None, end: float | None = None) -> Path: ...
     def drop_expired(self) -> list[str]: ...
@@ -263,6 +281,21 @@ def open_telemetry_store(
 
         return PostgresTelemetryStore(location, retention_days=retention_days)
     return TelemetryStore(Path(location), read_only=read_only)
+
+
+def group_by_vin(table: pa.Table) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """Rows (vin, t, v) sorted by VIN, as VIN -> (t, v) arrays, without a Python loop per row."""
+    if not table.num_rows:
+        return {}
+    encoded = pc.dictionary_encode(table.column("vin")).combine_chunks()
+    codes = encoded.indices.to_numpy()
+    names = encoded.dictionary.to_pylist()
+    times = table.column("t").to_numpy().astype(np.float64)
+    values = table.column("v").to_numpy().astype(np.float64)
+    cuts = np.flatnonzero(np.diff(codes)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(codes)]])
+    return {names[codes[a]]: (times[a:b], values[a:b]) for a, b in zip(starts, ends, strict=True)}
 
 
 def columns_of(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
