@@ -1,16 +1,24 @@
 """Attacks on the fleet API: guessing secrets, keeping a removed operator's token, framing or
-scripting the dashboard from elsewhere, and what the audit log must show afterwards."""
+scripting the dashboard from elsewhere, huge bodies, non-finite or unbounded parameters, a flood
+of live streams, and what the audit log must show afterwards."""
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import urllib3
+import uvicorn
 from fastapi.testclient import TestClient
 
 from opensdv.clock import FakeClock
 from opensdv.cloud.fleet.api import create_api
 from opensdv.cloud.fleet.commands import CommandOrder
+from opensdv.cloud.fleet.limits import MAX_BODY_BYTES, MAX_LIVE_STREAMS
 from opensdv.cloud.fleet.operators import PLATFORM, Operators
 from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.fleet.service import FleetCloud
@@ -166,3 +174,87 @@ def test_a_malformed_command_is_refused_with_422_naming_the_field(world: tuple[F
         assert answer.status_code == 422, answer.text
         assert any(field in error["loc"] for error in answer.json()["detail"])
     assert client.get("/api/v1/audit", headers=nissan).json() == []  # nothing was sent
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(world: tuple[FleetCloud, TestClient, FakeClock]) -> None:
+    _, client, _ = world
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    huge = client.post("/api/v1/token", content=b"x" * (MAX_BODY_BYTES + 1), headers=form)  # unauthenticated
+    assert huge.status_code == 413 and "over 65536 bytes" in huge.json()["detail"]
+    token = client.post("/api/v1/token", data={"grant_type": "password", "username": "nissan-ops", "password": SECRET})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}", "Content-Type": "application/json"}
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit counts what arrives
+        yield b'{"path": "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit", "value": "'
+        for _ in range(40):
+            yield b"x" * 4096
+        yield b'"}'
+
+    streamed = client.post(f"/api/v1/vehicles/{VIN}/commands", content=chunked(), headers=headers)
+    assert streamed.status_code == 413
+    assert client.post("/api/v1/token", content=b"x" * 10, headers={**form, "Content-Length": "nonsense"}).status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("passport?daily_km=nan", "daily_km"), ("passport?ambient_c=-300", "ambient_c"), ("passport?years=inf", "years"),
+        ("series?path=Vehicle.Speed&bucket_s=nan", "bucket_s"), ("series?path=Vehicle.Speed&start=nan", "start"),
+        ("series?path=Vehicle.Speed&start=0&end=1e12&bucket_s=1", "buckets"), ("health?hours=nan", "hours"),
+    ],
+)  # fmt: skip
+def test_unbounded_or_non_finite_parameters_are_refused_by_name(
+    world: tuple[FleetCloud, TestClient, FakeClock], query: str, field: str
+) -> None:
+    _, client, _ = world
+    token = client.post("/api/v1/token", data={"grant_type": "password", "username": "nissan-ops", "password": SECRET})
+    answer = client.get(f"/api/v1/vehicles/{VIN}/{query}", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    assert answer.status_code == 422 and field in answer.json()["detail"], answer.text
+
+
+@contextmanager
+def _serving(cloud: FleetCloud) -> Iterator[str]:
+    """The API on a real HTTP server (live streams never end, so they need one)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(uvicorn.Config(create_api(cloud), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            threading.Event().wait(0.01)  # the server's own start, not a test condition
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_live_streams_are_capped_per_operator_and_end_when_rights_go(tmp_path: Path, fleet: Fleet) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'fleet.db'}")
+    database.migrate()
+    VehicleRegistry(database).register(VIN, load_catalog().vehicle("nissan-leaf-40"), "JP")
+    operators = Operators(database, b"k" * 32)
+    operators.add("nissan-ops", SECRET, "Nissan")
+
+    async def send(order: CommandOrder) -> Command:
+        raise AssertionError("no commands here")
+
+    cloud = FleetCloud(VehicleRegistry(database), TelemetryStore(), operators, send)
+    token = operators.token(operators.authenticate("nissan-ops", SECRET))
+    pool = urllib3.PoolManager(maxsize=MAX_LIVE_STREAMS + 2)
+    with _serving(cloud) as url:
+        live = f"{url}/api/v1/vehicles/{VIN}/live?token={token}&period_s=0.01"
+        opened = [pool.request("GET", live, preload_content=False) for _ in range(MAX_LIVE_STREAMS)]
+        assert all(r.status == 200 for r in opened)
+        refused = pool.request("GET", live, preload_content=False)
+        assert refused.status == 429  # one operator cannot flood the API with streams
+        assert pool.request("GET", live.replace("period_s=0.01", "period_s=nan")).status == 422
+        first = opened[0]
+        assert b"event: signals" in first.read(64)
+        operators.remove("nissan-ops")  # its rights go: every stream of it ends
+        rest = first.read()
+        assert rest.rstrip().endswith(b"event: closed\ndata: {}")
+        for response in opened:
+            response.release_conn()

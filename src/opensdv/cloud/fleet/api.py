@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from opensdv.cloud.fleet.limits import BodyLimit
 from opensdv.cloud.fleet.routes_auth import auth_routes
 from opensdv.cloud.fleet.routes_battery import battery_routes
 from opensdv.cloud.fleet.routes_campaigns import campaign_routes
@@ -83,6 +84,7 @@ def create_api(cloud: FleetCloud, cors_origins: Sequence[str] = ()) -> FastAPI:
             CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )  # fmt: skip
+    app.add_middleware(BodyLimit)  # outermost: no body over the limit reaches anything
     app.state.cloud = cloud  # for embedding applications (and tests) to reach what it serves
     caller = caller_type(cloud)
     app.include_router(auth_routes(cloud))

@@ -4,9 +4,10 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from opensdv.cloud.energy.battery.pack_age import age_pack, pack_passport
+from opensdv.cloud.fleet.limits import finite
 from opensdv.cloud.fleet.service import FleetCloud
 from opensdv.cloud.fleet.service import visible as visible_to
 from opensdv.cloud.jobs.fleet_health import measured_health
@@ -40,8 +41,9 @@ def battery_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         found = visible(caller, vin)
         if years is None:
             years = max(time.gmtime(cloud.clock.time()).tm_year - found.model_year, 0.1)
-        if not 0 < years <= 30 or daily_km < 0:
-            raise HTTPException(422, "years must be in (0, 30] and daily_km >= 0")
+        finite("years", years, 0.01, 30)
+        finite("daily_km", daily_km, 0, 2000)
+        finite("ambient_c", ambient_c, -40, 60)  # where the ageing model holds
         return aged_passport(found.definition_id, vin, years, daily_km, ambient_c)
 
     @app.get("/api/v1/vehicles/{vin}/health")
@@ -51,8 +53,7 @@ def battery_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         the charge counted between state-of-charge points, resistance from current steps. An
         estimate the data cannot support is null, with the reason in ``notes``."""
         found = visible(caller, vin)
-        if not 0 < hours <= 744:
-            raise HTTPException(422, "hours must be in (0, 744]")
+        finite("hours", hours, 0.001, 744)
         end = cloud.clock.time() + 1
         vehicle = cloud.catalog.vehicle(found.definition_id)
         measured = measured_health(cloud.telemetry, vehicle, vin, end - hours * 3600, end)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
 from opensdv.cloud.fleet.commands import CommandOrder
+from opensdv.cloud.fleet.limits import MAX_SERIES_POINTS, MIN_LIVE_PERIOD_S, LiveStreams, finite
 from opensdv.cloud.fleet.operators import PLATFORM, AuthError
 from opensdv.cloud.fleet.service import (
     ALERT_WINDOW_S,
@@ -55,22 +56,37 @@ def vehicle_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
             "events": [e.model_dump() for e in cloud.telemetry.events(vin)],
         }
 
+    streams = LiveStreams()
+
     @app.get("/api/v1/vehicles/{vin}/live")
     async def live(vin: str, token: str, period_s: float = 1.0) -> StreamingResponse:
-        """Server-sent events: the vehicle's latest signals every ``period_s``. The token comes as a
-        query parameter because browsers' EventSource cannot send an Authorization header."""
+        """Server-sent events: the vehicle's latest signals every ``period_s`` (at least
+        ``MIN_LIVE_PERIOD_S``). The token comes as a query parameter because browsers'
+        EventSource cannot send an Authorization header. The operator's token and rights are
+        checked again before every event: the stream ends when they go. An operator holds at most
+        ``MAX_LIVE_STREAMS`` streams (429 past them)."""
+        finite("period_s", period_s, 0.0)
         try:
             caller = cloud.operators.verify(token)
         except AuthError as exc:
             raise HTTPException(401, str(exc)) from None
         visible(caller, vin)
+        stream = streams.open(caller.name)  # refused here (429) before the stream starts
 
         async def events() -> AsyncIterator[str]:
-            while True:
-                latest = cloud.telemetry.latest(vin)
-                payload = {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())}
-                yield f"event: signals\ndata: {json.dumps(payload)}\n\n"
-                await cloud.clock.sleep(max(0.2, period_s))
+            try:
+                while True:
+                    try:
+                        visible(cloud.operators.verify(token), vin)
+                    except (AuthError, HTTPException):
+                        yield "event: closed\ndata: {}\n\n"  # the token expired, or its rights went
+                        return
+                    latest = cloud.telemetry.latest(vin)
+                    payload = {path: {"value": p.value, "ts": p.ts} for path, p in sorted(latest.items())}
+                    yield f"event: signals\ndata: {json.dumps(payload)}\n\n"
+                    await cloud.clock.sleep(max(MIN_LIVE_PERIOD_S, period_s))
+            finally:
+                streams.close(caller.name, stream)
 
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -81,11 +97,18 @@ def vehicle_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         vin: str, path: str, caller: Caller, start: float | None = None, end: float | None = None,
         bucket_s: float | None = None,
     ) -> list[tuple[float, Any]]:  # fmt: skip
+        """One signal's values in [start, end) (default: the last ten minutes), averaged per
+        ``bucket_s`` when given; at most ``MAX_SERIES_POINTS`` buckets a request."""
         visible(caller, vin)
+        for name, value in (("start", start), ("end", end)):
+            finite(name, value)
+        finite("bucket_s", bucket_s, 1e-3)
         end = cloud.clock.time() + 1 if end is None else end
         start = end - 600 if start is None else start
-        if bucket_s is not None and bucket_s <= 0:
-            raise HTTPException(422, "bucket_s must be positive")
+        if start >= end:
+            raise HTTPException(422, "start must be before end")
+        if bucket_s is not None and (end - start) / bucket_s > MAX_SERIES_POINTS:
+            raise HTTPException(422, f"(end - start) / bucket_s is over {MAX_SERIES_POINTS} buckets")
         return [(p.ts, p.value) for p in cloud.telemetry.series(vin, path, start, end, bucket_s)]
 
     @app.post("/api/v1/vehicles/{vin}/commands", status_code=202)
