@@ -114,6 +114,7 @@ async def test_the_demo_runs_the_cloud_and_vehicle_processes_from_their_configs(
         _, theirs = await _http("GET", f"{demo.url}/api/v1/energy/sites/depot", headers=nissan)
         nissans = {c.vin for c in demo.cars if c.vehicle.definition.brand == "Nissan"}
         assert {s["id"] for s in theirs["sessions"]} == nissans  # a brand sees its own cars' sessions only
+        assert {s["id"] for s in theirs["stations"]} == {s["station"] for s in theirs["sessions"]}  # and their stations
         status, ready = await _http("GET", f"{demo.cloud.addresses['ops']}/readyz")
         assert status == 200 and ready["ready"]
         metrics = (await asyncio.to_thread(urllib3.request, "GET", f"{demo.cloud.addresses['ops']}/metrics")).data.decode()

@@ -12,7 +12,8 @@ __all__ = ["energy_routes"]
 
 
 def energy_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
-    """The charging-site endpoints; a brand's operators see only their own cars' sessions."""
+    """The charging-site endpoints; a brand's operators see only their own cars' sessions and the
+    stations those cars are at."""
     app = APIRouter()
 
     def own_sessions(caller: Operator, site: ChargingSite) -> list[dict[str, Any]]:
@@ -39,6 +40,9 @@ def energy_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         site = cloud.sites.get(site_id)
         if site is None:
             raise HTTPException(404, f"no charging site {site_id!r}")
+        sessions = own_sessions(caller, site)
+        # a brand's operators see the stations their own cars are at, not the others' energy and limits
+        shown = None if caller.tenant == PLATFORM else {plan["station"] for plan in sessions}
         stations = [
             {
                 "id": state.station_id,
@@ -50,8 +54,9 @@ def energy_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
                 "open_transactions": sum(t.ended is None for t in state.transactions.values()),
             }
             for state in site.csms.stations.values()
+            if shown is None or state.station_id in shown
         ]
         return {"id": site_id, "name": site.name, "cap_kw": site.cap_kw, "slot": site.slot, "slot_h": site.slot_h,
-                "load_kw": site.load_curve(), "stations": stations, "sessions": own_sessions(caller, site)}  # fmt: skip
+                "load_kw": site.load_curve(), "stations": stations, "sessions": sessions}  # fmt: skip
 
     return app
