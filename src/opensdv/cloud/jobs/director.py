@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from opensdv.cloud.ota.director import Assignment
+from opensdv.cloud.ota.inventory import VehicleState
 
 __all__ = ["DirectorJob", "sign_targets"]
 
@@ -19,7 +20,7 @@ __all__ = ["DirectorJob", "sign_targets"]
 class DirectorJob:
     ota_dir: Path
     database_url: str
-    work: list[tuple[str, list[Assignment]]]  # VIN -> what its ECUs install
+    work: list[tuple[VehicleState, list[Assignment]]]  # each vehicle as the stage read it, what its ECUs install
     terms: dict[str, Any]
     campaign: str
     signed_at: datetime  # every piece signs as of the same instant, wherever it runs
@@ -33,8 +34,8 @@ def sign_targets(job: DirectorJob) -> list[str]:
     database = Database(job.database_url)
     try:
         director = OtaBackend(job.ota_dir, database, clock=lambda: job.signed_at).director
-        for vin, assignments in job.work:
-            director.assign(vin, assignments, job.terms, campaign=job.campaign)
+        for vehicle, assignments in job.work:
+            director.assign(vehicle.vin, assignments, job.terms, campaign=job.campaign, state=vehicle)
     finally:
         database.close()
-    return [vin for vin, _ in job.work]
+    return [vehicle.vin for vehicle, _ in job.work]

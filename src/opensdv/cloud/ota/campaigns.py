@@ -229,7 +229,7 @@ class Campaigns:
                     OtaCampaignVehicleRow.status == "pending",
                 )
             ).all()
-            work: list[tuple[str, list[Assignment]]] = []
+            work: list[tuple[VehicleState, list[Assignment]]] = []
             states = {v.vin: v for v in self.inventory.vehicles([row.vin for row in rows])}  # one query, not one each
             for row in rows:
                 vehicle = states[row.vin]
@@ -241,20 +241,22 @@ class Campaigns:
                     Assignment(s, next(e.hardware_id for e in vehicle.ecus if e.serial == s), target)
                     for s in serials
                 ]
-                work.append((row.vin, assignments))
+                work.append((vehicle, assignments))
             self._sign_targets(work, self._terms(spec), campaign_id)
             now = self.clock()
-            assigned = {vin for vin, _ in work}
+            assigned = {vehicle.vin for vehicle, _ in work}
             for row in rows:
                 if row.vin in assigned:
                     row.status, row.updated_at = "assigned", now
 
-    def _sign_targets(self, work: list[tuple[str, list[Assignment]]], terms: dict[str, object], campaign: str) -> None:
+    def _sign_targets(
+        self, work: list[tuple[VehicleState, list[Assignment]]], terms: dict[str, object], campaign: str
+    ) -> None:
         """Each vehicle's new director targets, signed here or as a fleet job (each vehicle's
         repository is its own, so the pieces are independent)."""
         if self.runner is None or len(work) < 2:
-            for vin, assignments in work:
-                self.director.assign(vin, assignments, terms, campaign=campaign)
+            for vehicle, assignments in work:
+                self.director.assign(vehicle.vin, assignments, terms, campaign=campaign, state=vehicle)
             return
         from opensdv.cloud.jobs.director import DirectorJob, sign_targets
         from opensdv.cloud.jobs.runner import chunks
@@ -262,8 +264,8 @@ class Campaigns:
         pieces = chunks(work, 4 * getattr(self.runner, "workers", 1))
         jobs = [DirectorJob(self.director.path.parent, self._db.open_url, piece, terms, campaign, self.clock()) for piece in pieces]
         self.runner.map(sign_targets, jobs)
-        for vin, _ in work:
-            self.director.repository(vin).forget_cache()  # signed elsewhere: read it again
+        for vehicle, _ in work:
+            self.director.repository(vehicle.vin).forget_cache()  # signed elsewhere: read it again
 
     # -- life cycle -------------------------------------------------------------------------------
     def _set_state(self, campaign_id: str, state: State, reason: str = "") -> None:

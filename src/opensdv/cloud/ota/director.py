@@ -19,7 +19,7 @@ from typing import Any
 from tuf.api.metadata import Root, Snapshot, TargetFile, Targets, Timestamp
 
 from opensdv.cloud.ota.images import ImageRepository
-from opensdv.cloud.ota.inventory import InstalledReport, Inventory, OtaEvent
+from opensdv.cloud.ota.inventory import InstalledReport, Inventory, OtaEvent, VehicleState
 from opensdv.cloud.ota.keys import KeyStore
 from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys, SignedRepository
 from opensdv.link.uptane import (
@@ -144,10 +144,12 @@ class Director:
         assignments: list[Assignment],
         terms: dict[str, Any] | None = None,
         campaign: str = "manual",
+        state: VehicleState | None = None,
     ) -> None:
         """Tell ``vin``'s ECUs to install these images for ``campaign`` (whose ``terms`` — mode,
-        energy, consent — travel signed with them). Instructions for its other ECUs stay."""
-        state = self.inventory.vehicle(vin)
+        energy, consent — travel signed with them). Instructions for its other ECUs stay.
+        ``state``: the vehicle as the caller just read it (a campaign stage reads all at once)."""
+        state = state or self.inventory.vehicle(vin)
         for a in assignments:
             ecu = state.ecu(a.ecu_serial)
             if ecu is None or ecu.public_key is None:

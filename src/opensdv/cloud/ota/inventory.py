@@ -91,6 +91,19 @@ def _ecu_state(ecu: EcuRow, ota: OtaEcuRow | None) -> EcuState:
     )
 
 
+def _vehicle_state(vehicle: VehicleRow, ota_vehicle: OtaVehicleRow | None, ecus: tuple[EcuState, ...]) -> VehicleState:
+    return VehicleState(
+        vin=vehicle.vin,
+        brand=vehicle.brand,
+        model=vehicle.model,
+        definition_id=vehicle.definition_id,
+        market=vehicle.market,
+        rxswin=ota_vehicle.rxswin if ota_vehicle else "",
+        enrolled=ota_vehicle is not None,
+        ecus=ecus,
+    )
+
+
 def _key_parts(stored: str) -> tuple[str, dict[str, object]]:
     document = json.loads(stored)
     return document.pop("keyid"), document
@@ -140,16 +153,26 @@ class Inventory:
     def _state(self, session: Session, vehicle: VehicleRow) -> VehicleState:
         ota_vehicle = session.get(OtaVehicleRow, vehicle.id)
         ecus = tuple(_ecu_state(e, ota) for e, ota in self._ecu_rows(session, vehicle))
-        return VehicleState(
-            vin=vehicle.vin,
-            brand=vehicle.brand,
-            model=vehicle.model,
-            definition_id=vehicle.definition_id,
-            market=vehicle.market,
-            rxswin=ota_vehicle.rxswin if ota_vehicle else "",
-            enrolled=ota_vehicle is not None,
-            ecus=ecus,
-        )
+        return _vehicle_state(vehicle, ota_vehicle, ecus)
+
+    def _states(self, session: Session, vehicles: list[VehicleRow]) -> list[VehicleState]:
+        """Many vehicles' states in a few queries (two per thousand vehicles, not two per vehicle)."""
+        ecus: dict[int, list[EcuState]] = {}
+        ota_vehicles: dict[int, OtaVehicleRow] = {}
+        for start in range(0, len(vehicles), 1000):
+            ids = [v.id for v in vehicles[start : start + 1000]]
+            query = (
+                select(EcuRow, OtaEcuRow)
+                .outerjoin(OtaEcuRow, OtaEcuRow.ecu_id == EcuRow.id)
+                .where(EcuRow.vehicle_id.in_(ids))
+                .order_by(EcuRow.vehicle_id, EcuRow.name)
+            )
+            for ecu, ota in session.execute(query):
+                ecus.setdefault(ecu.vehicle_id, []).append(_ecu_state(ecu, ota))
+            rows = session.scalars(select(OtaVehicleRow).where(OtaVehicleRow.vehicle_id.in_(ids)))
+            ota_vehicles |= {row.vehicle_id: row for row in rows}
+        return [_vehicle_state(v, ota_vehicles.get(v.id), tuple(ecus.get(v.id, ()))) for v in vehicles]
+
 
     def vehicle(self, vin: str) -> VehicleState:
         with self._db.session() as session:
@@ -158,9 +181,12 @@ class Inventory:
     def vehicles(self, vins: Iterable[str] | None = None) -> list[VehicleState]:
         with self._db.session() as session:
             query = select(VehicleRow).order_by(VehicleRow.vin)
-            if vins is not None:
-                query = query.where(VehicleRow.vin.in_(list(vins)))
-            return [self._state(session, row) for row in session.scalars(query)]
+            if vins is None:
+                return self._states(session, list(session.scalars(query)))
+            wanted = list(vins)
+            rows = [r for start in range(0, len(wanted), 1000)
+                    for r in session.scalars(query.where(VehicleRow.vin.in_(wanted[start : start + 1000])))]  # fmt: skip
+            return self._states(session, sorted(rows, key=lambda r: r.vin))
 
     def record_manifest(self, vin: str, reports: list[InstalledReport], events: list[OtaEvent]) -> None:
         """Store a manifest's verified reports and its events in one transaction."""
