@@ -1,6 +1,7 @@
 """Fleet jobs give the same results in this process and on a local Ray: the director's signed
-targets for a campaign stage (which the cars then verify and install), and the fleet's state of
-health measured from stored telemetry."""
+targets for a campaign stage (which the cars then verify and install), the fleet's state of
+health measured from stored telemetry, twin sweeps over every allowed pack and e-axle, and the
+plans of many charging sites."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from opensdv.cloud.energy.planning.sessions import Session
+from opensdv.cloud.energy.planning.tariff import time_of_use
 from opensdv.cloud.jobs.fleet_health import CURRENT, SOC, VOLTAGE, HealthJob, fleet_health
 from opensdv.cloud.jobs.runner import InProcess, RayRunner, chunks, runner_for
+from opensdv.cloud.jobs.sweeps import SitePlanJob, SweepJob, plan_sites, twin_sweep
 from opensdv.cloud.ota.campaigns import CampaignSpec
 from opensdv.cloud.telemetry.store import TelemetryStore
 from opensdv.link.fleet import Sample, TelemetryBatch
 from opensdv.model.vehicles import load_catalog
 from opensdv.physics import VehicleParams, load_cycle, simulate
+from opensdv.physics.combinations import allowed_combinations
 from tests.ota_world import INVERTERS, make_world
 
 DEFINITIONS = ["nissan-leaf-40", "honda-e-advance", "mitsubishi-ek-x-ev", "nissan-sakura"]
@@ -93,3 +98,28 @@ def test_fleet_health_on_ray_equals_in_process(tmp_path: Path, ray_runner: RayRu
     measured = [here[vin].soh for vin, _ in cars]
     assert all(s is not None for s in measured)
     assert np.allclose(measured, np.linspace(0.75, 0.98, len(cars)), atol=0.03)  # the packs as aged
+
+
+def test_twin_sweeps_and_site_plans_on_ray_equal_in_process(ray_runner: RayRunner) -> None:
+    cars = [(f"JN1NSSAN0DD{n:06d}", DEFINITIONS[n % 4]) for n in range(1, 13)]
+    job = SweepJob(cars)
+    here, ray = twin_sweep(InProcess(), job, pieces=3), twin_sweep(ray_runner, job, pieces=3)
+    assert here == ray and set(here) == {vin for vin, _ in cars}
+    catalog = load_catalog()
+    for vin, model in cars:  # every allowed standard choice, each with a range the twin drove
+        assert len(here[vin]) == len(allowed_combinations(catalog.vehicle(model), catalog)) > 0
+        assert all(0 < choice.range_km < 1000 for choice in here[vin])
+
+    rng = np.random.default_rng(3)
+    sites = [
+        SitePlanJob(f"site-{k}", [
+            Session(f"car-{k}-{n}", f"CS-{n}", arrival=int(a), departure=int(a) + 40, kwh_requested=20.0, max_kw=11.0)
+            for n, a in enumerate(rng.integers(0, 50, 8))
+        ], slots=96, slot_h=0.25, cap_kw=30.0, tariff=time_of_use(96, 15.0, start_hour=18.0))
+        for k in range(6)
+    ]  # fmt: skip
+    planned_here, planned_ray = plan_sites(InProcess(), sites, pieces=3), plan_sites(ray_runner, sites, pieces=3)
+    assert sorted(planned_here) == sorted(planned_ray) == [f"site-{k}" for k in range(6)]
+    for site in planned_here:
+        assert np.allclose(planned_here[site].power_kw, planned_ray[site].power_kw)
+        assert planned_here[site].site_kw.max() <= 30.0 + 1e-6  # each site under its own cap

@@ -66,6 +66,9 @@ def _entry(target: TargetFile, ecu_identifiers: dict[str, Any], campaign: str) -
     return entry
 
 
+CACHED_REPOSITORIES = 4096  # open per-vehicle repositories kept (each holds its parsed metadata)
+
+
 class Director:
     def __init__(
         self,
@@ -105,7 +108,11 @@ class Director:
         return renewed
 
     def repository(self, vin: str, create: bool = True) -> SignedRepository:
-        if vin not in self._repos:
+        """The vehicle's repository (made if ``create`` and it does not exist yet). Only existing
+        repositories are cached, at most ``CACHED_REPOSITORIES`` of them (least recently used out):
+        asking for a VIN before its enrolment, or for many VINs that do not exist, leaves nothing behind."""
+        repo = self._repos.pop(vin, None)
+        if repo is None:
             if not _VIN.fullmatch(vin):
                 raise OtaRepositoryError(f"director: {vin!r} is not a VIN")
             repo = SignedRepository(
@@ -115,11 +122,16 @@ class Director:
                 self.clock,
                 root_dir=self.path / "root",
             )
-            self._repos[vin] = repo
-            if create and not repo.exists():
+            if not repo.exists():
+                if not create:
+                    return repo
                 repo.initialise()
+                self._repos[vin] = repo
                 self._publish(vin, {}, {})
-        return self._repos[vin]
+        self._repos[vin] = repo  # the most recently used last
+        while len(self._repos) > CACHED_REPOSITORIES:
+            del self._repos[next(iter(self._repos))]
+        return repo
 
     def _publish(self, vin: str, targets: dict[str, TargetFile], campaigns: dict[str, Any]) -> None:
         """New per-vehicle targets; only the terms of campaigns that still have an image are kept."""
