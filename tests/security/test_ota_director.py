@@ -31,3 +31,21 @@ def test_reads_of_unknown_vins_leave_nothing_behind(tmp_path: Path) -> None:
         assert world.backend.read(f"director/JN1ZZZZZ0ZZ{n:06d}/timestamp.json") is None
     assert len(director._repos) == 0  # nothing cached for VINs without a repository
     assert not (director.path / "vehicles").exists() or not any((director.path / "vehicles").iterdir())
+
+
+def test_a_captured_manifest_replayed_later_is_refused(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    vin = world.add_vehicle("nissan-leaf-40", 1)
+    primary = world.vehicles[vin]
+    captured = primary.manifest()  # what an attacker on the path keeps
+    director = world.backend.director
+    assert not director.receive_manifest(vin, captured).refused
+    world.clock.advance(minutes=5)
+    world.add_image("eaxle/inverter-2.4.0.bin", "2.4.0", 24)
+    world.backend.campaigns.create(CampaignSpec(id="inv", image="eaxle/inverter-2.4.0.bin", stages=[100], mode="forced"))
+    assert primary.update().status == "installed"  # its next manifest reports the new version
+    before = {e.serial: e.installed_version for e in world.backend.inventory.vehicle(vin).ecus}
+    replayed = director.receive_manifest(vin, captured)  # the old manifest again, after the new one
+    assert replayed.refused and set(replayed.refused) == {e.serial for e in world.backend.inventory.vehicle(vin).ecus}
+    assert all("replay" in why for why in replayed.refused.values())
+    assert {e.serial: e.installed_version for e in world.backend.inventory.vehicle(vin).ecus} == before  # nothing rewritten

@@ -56,6 +56,8 @@ class OtaEcuRow(Base):
     release_counter: Mapped[int] = mapped_column(Integer, default=0)
     last_nonce: Mapped[str | None] = mapped_column(String(128))
     last_report_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_report_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the ECU's own trusted time
+    recent_nonces: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the last RECENT_NONCES reports' nonces
 
 
 class OtaVehicleRow(Base):

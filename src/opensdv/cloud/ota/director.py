@@ -230,8 +230,13 @@ class Director:
                 )
                 if report.ecu_serial != serial:
                     raise ManifestError(f"report filed under {serial} is signed for {report.ecu_serial}")
-                if report.nonce == ecu.last_nonce:
+                if report.nonce == ecu.last_nonce or report.nonce in ecu.recent_nonces:
                     raise ManifestError(f"report of {serial} repeats nonce {report.nonce} (a replay)")
+                if ecu.last_report_time is not None and report.time < ecu.last_report_time:
+                    raise ManifestError(
+                        f"report of {serial} is older ({report.time.isoformat()}) than the last accepted "
+                        f"({ecu.last_report_time.isoformat()}): a replay"
+                    )
             except ManifestError as exc:
                 outcome.refused[serial] = str(exc)
                 events.append(OtaEvent(vin, serial, now, "report-refused", str(exc)))
@@ -241,7 +246,7 @@ class Director:
             version = self._version_of(image.filename, sha256)
             installed.append(
                 InstalledReport(
-                    serial, image.filename, sha256, version, report.release_counter, report.nonce, now
+                    serial, image.filename, sha256, version, report.release_counter, report.nonce, now, report.time
                 )
             )
             if report.attacks_detected:

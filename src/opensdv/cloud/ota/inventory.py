@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from securesystemslib.signer import Key, SSlibKey
 from sqlalchemy import select
@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from opensdv.storage.database import Database, StorageError
 from opensdv.storage.tables import EcuRow, OtaEcuRow, OtaEventRow, OtaVehicleRow, VehicleRow
 
-__all__ = ["EcuState", "InstalledReport", "Inventory", "OtaEvent", "VehicleState"]
+__all__ = ["RECENT_NONCES", "EcuState", "InstalledReport", "Inventory", "OtaEvent", "VehicleState"]
+
+RECENT_NONCES = 64  # per ECU: reports within the same trusted time are told apart by these
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class EcuState:
     installed_version: str | None
     release_counter: int
     last_nonce: str | None
+    last_report_time: datetime | None = None  # the ECU's trusted time in its last accepted report
+    recent_nonces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class InstalledReport:
     version: str | None
     release_counter: int
     nonce: str
-    at: datetime
+    at: datetime  # when the director received it
+    report_time: datetime | None = None  # the ECU's trusted time the report states
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,14 @@ def _ecu_state(ecu: EcuRow, ota: OtaEcuRow | None) -> EcuState:
         installed_version=ota.installed_version if ota else None,
         release_counter=ota.release_counter if ota else 0,
         last_nonce=ota.last_nonce if ota else None,
+        last_report_time=_aware(ota.last_report_time) if ota else None,
+        recent_nonces=tuple(json.loads(ota.recent_nonces or "[]")) if ota else (),
     )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite gives back naive datetimes for what was stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _vehicle_state(vehicle: VehicleRow, ota_vehicle: OtaVehicleRow | None, ecus: tuple[EcuState, ...]) -> VehicleState:
@@ -200,6 +212,10 @@ class Inventory:
                 row.installed_filename, row.installed_sha256 = report.filename, report.sha256
                 row.installed_version, row.release_counter = report.version, report.release_counter
                 row.last_nonce, row.last_report_at = report.nonce, report.at
+                if report.report_time is not None:
+                    last = _aware(row.last_report_time)
+                    row.last_report_time = report.report_time if last is None else max(last, report.report_time)
+                row.recent_nonces = json.dumps([*json.loads(row.recent_nonces or "[]"), report.nonce][-RECENT_NONCES:])
             session.add_all(
                 OtaEventRow(vin=e.vin, ecu_serial=e.ecu_serial, at=e.at, kind=e.kind, detail=e.detail)
                 for e in events
