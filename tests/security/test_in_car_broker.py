@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -33,20 +35,29 @@ async def _code(call: object, request: object, token: str | None) -> grpc.Status
     return grpc.StatusCode.OK
 
 
-async def test_an_app_without_actuate_is_refused_by_the_running_broker(tmp_path: Path) -> None:
+@asynccontextmanager
+async def _running_car(tmp_path: Path, **broker: object) -> AsyncIterator[tuple[VehicleProcess, bytes]]:
+    """A vehicle process with a token-checking broker on a free port; yields it and its token key."""
     layout = VehicleLayout(tmp_path / "car")
     initialise_vehicle(VIN, load_catalog().vehicle("nissan-leaf-40"), layout)
     settings = load_settings(
         vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": layout.root, "apps": False,
-                 "bus": {"interface": "virtual", "channel": f"sec-{VIN}"}},
-        broker={"host": "127.0.0.1", "port": 0, "jwt_public_keys": [layout.jwt_public_key]},
+                 "bus": {"interface": "virtual", "channel": f"sec-{tmp_path.name}"}},
+        broker={"host": "127.0.0.1", "port": 0, "jwt_public_keys": [layout.jwt_public_key], **broker},
     )  # fmt: skip
     process = VehicleProcess(settings)
     stop = asyncio.Event()
     running = asyncio.create_task(process.run(stop))
     try:
         await asyncio.wait_for(process.started.wait(), 30)
-        key = layout.jwt_private_key.read_bytes()
+        yield process, layout.jwt_private_key.read_bytes()
+    finally:
+        stop.set()
+        await running
+
+
+async def test_an_app_without_actuate_is_refused_by_the_running_broker(tmp_path: Path) -> None:
+    async with _running_car(tmp_path) as (process, key):
         reader = mint_token(key, f"read:{LIMIT} read:Vehicle.Speed", subject="app:dashboard")
         charger = mint_token(key, f"actuate:{LIMIT}", subject="app:charging")
         async with grpc.aio.insecure_channel(process.server.target) as channel:
@@ -69,9 +80,6 @@ async def test_an_app_without_actuate_is_refused_by_the_running_broker(tmp_path:
                 signal_id=t.SignalID(path="Vehicle.Speed"), data_point=t.Datapoint(timestamp=stamp, value=t.Value(float=0.0))
             )
             assert await _code(val.PublishValue, lie, liar) is grpc.StatusCode.INVALID_ARGUMENT
-    finally:
-        stop.set()
-        await running
 
 
 def _other_key() -> bytes:
@@ -106,22 +114,9 @@ def test_the_guard_judges_age_and_rate_by_arrival_not_by_the_providers_stamp() -
 
 async def test_a_subscription_flood_is_refused_and_others_keep_their_service(tmp_path: Path) -> None:
     """One client with read scope opens Subscribe streams it never reads: past its cap the broker
-    says RESOURCE_EXHAUSTED, past the broker's cap everyone does; another client still reads,
-    publishes still reach a live subscriber, and closed streams give their places back."""
-    layout = VehicleLayout(tmp_path / "car")
-    initialise_vehicle(VIN, load_catalog().vehicle("nissan-leaf-40"), layout)
-    settings = load_settings(
-        vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": layout.root, "apps": False,
-                 "bus": {"interface": "virtual", "channel": f"flood-{VIN}"}},
-        broker={"host": "127.0.0.1", "port": 0, "jwt_public_keys": [layout.jwt_public_key],
-                "max_subscriptions": 30, "max_subscriptions_per_client": 20},
-    )  # fmt: skip
-    process = VehicleProcess(settings)
-    stop = asyncio.Event()
-    running = asyncio.create_task(process.run(stop))
-    try:
-        await asyncio.wait_for(process.started.wait(), 30)
-        key = layout.jwt_private_key.read_bytes()
+    says RESOURCE_EXHAUSTED, past the broker's cap everyone does; another client still reads, and
+    closed streams give their places back."""
+    async with _running_car(tmp_path, max_subscriptions=30, max_subscriptions_per_client=20) as (process, key):
         flooder = [("authorization", f"Bearer {mint_token(key, 'read', subject='app:flood')}")]
         other = [("authorization", f"Bearer {mint_token(key, 'read', subject='app:other')}")]
         request = v.SubscribeRequest(signal_paths=["Vehicle.Speed"])
@@ -156,6 +151,3 @@ async def test_a_subscription_flood_is_refused_and_others_keep_their_service(tmp
             again.cancel()  # type: ignore[attr-defined]
             for stream, _ in others:
                 stream.cancel()  # type: ignore[attr-defined]
-    finally:
-        stop.set()
-        await running
