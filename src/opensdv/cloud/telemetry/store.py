@@ -323,4 +323,5 @@ def columns_of(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
 
 
 def join_value(num: float | None, other: str | None) -> Any:
+    """A sample's value from its two columns: the number, or the JSON of anything else."""
     return num if other is None else json.loads(other)
