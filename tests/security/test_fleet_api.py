@@ -73,6 +73,14 @@ async def test_guessing_a_secret_is_throttled_per_operator_and_per_address(
     await clock.advance(1.0)  # the wait is over: one more guess is allowed, and fails
     assert _login(client, "nissan-ops", "wrong again!!")[0] == 400
     assert _login(client, "nissan-ops")[1]["retry-after"] == "2"  # the wait doubles
+    # the lockout is in the audit log once (not per guess), where the account's tenant sees it
+    platform = cloud.operators.authenticate("platform", SECRET)
+    lockouts = [e for e in cloud.audit.entries(platform) if e.action == "login-locked-out"]
+    assert [(e.operator, e.tenant, e.target) for e in lockouts] == [
+        ("nissan-ops", "Nissan", "address:testclient"), ("nissan-ops", "Nissan", "operator:nissan-ops")
+    ]
+    honda = cloud.operators.authenticate("honda-ops", SECRET)
+    assert not [e for e in cloud.audit.entries(honda) if e.action == "login-locked-out"]  # not another brand's
 
 
 def test_the_back_off_doubles_is_capped_and_a_success_clears_it() -> None:

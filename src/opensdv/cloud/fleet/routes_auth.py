@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
-from opensdv.cloud.fleet.operators import AuthError
+from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operator
 from opensdv.cloud.fleet.service import FleetCloud
 
 __all__ = ["auth_routes"]
@@ -45,7 +45,10 @@ def auth_routes(cloud: FleetCloud) -> APIRouter:
             # scrypt (~50 ms of a core) off the event loop, at most two at once
             who = await asyncio.get_running_loop().run_in_executor(hashing, cloud.operators.authenticate, name, secret)
         except AuthError:
-            cloud.throttle.failed(*keys)
+            for key in cloud.throttle.failed(*keys):  # a lockout begins: the operators' audit shows it
+                account = next((o for o in cloud.operators.all() if o.name == name), None)
+                who = Operator(name or "?", account.tenant if account else PLATFORM, False)
+                cloud.audit.record(who, "login-locked-out", key, f"{cloud.throttle.free} failed logins in a row")
             raise HTTPException(400, {"error": "invalid_client"}) from None
         cloud.throttle.succeeded(*keys)
         return {"access_token": cloud.operators.token(who), "token_type": "bearer",

@@ -38,13 +38,18 @@ class LoginThrottle:
                 waits.append(last + min(self.cap_s, self.base_s * 2 ** (count - self.free)) - now)
         return max(waits)
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, *keys: str) -> list[str]:
+        """Count a failed attempt; returns the keys this failure locked out (their first wait)."""
         now = self.clock.monotonic()
+        locked = []
         for key in keys:
             count, _ = self._failures.pop(key, (0, now))
             self._failures[key] = (count + 1, now)
+            if count + 1 == self.free:
+                locked.append(key)
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
+        return locked
 
     def succeeded(self, *keys: str) -> None:
         for key in keys:
