@@ -8,8 +8,14 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.fleet_identities import Fleet, mosquitto_binary
+
+# Hypothesis's per-example deadline is a timing assertion: on a loaded 2-core machine it fails tests
+# whose logic is right (performance is measured in bench/, never asserted here).
+settings.register_profile("opensdv", deadline=None)
+settings.load_profile("opensdv")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
