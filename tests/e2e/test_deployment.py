@@ -302,7 +302,7 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             assert stored | waiting == set(range(spool.next_seq)), (
                 vin
             )  # every recorded batch: stored or still spooled
-            assert len(stored) > 10
+            assert max(stored) >= marks[vin]  # past what each car recorded while the cloud was down
             spool.close()
     finally:
         store.close()
