@@ -173,7 +173,8 @@ class Campaigns:
                     created_at=now,
                 )
             )
-            verdicts = [(v.vin, self.eligibility(spec, v)[1]) for v in self.inventory.vehicles()]
+            fleet = {v.vin: v for v in self.inventory.vehicles()}
+            verdicts = [(vin, self.eligibility(spec, v)[1]) for vin, v in fleet.items()]
             eligible = sum(not why for _vin, why in verdicts)
             position = 0
             for vin, why in verdicts:
@@ -193,7 +194,7 @@ class Campaigns:
                         updated_at=now,
                     )
                 )
-        self._assign_stage(spec.id)
+        self._assign_stage(spec.id, fleet)  # stage 1 from the same read of the fleet
         return self.progress(spec.id)
 
     def spec(self, campaign_id: str) -> CampaignSpec:
@@ -216,7 +217,7 @@ class Campaigns:
             terms["maintenance_window_utc"] = list(spec.maintenance_window_utc)
         return terms
 
-    def _assign_stage(self, campaign_id: str) -> None:
+    def _assign_stage(self, campaign_id: str, known: dict[str, VehicleState] | None = None) -> None:
         spec = self.spec(campaign_id)
         target, _ = self.images.image(spec.image)
         with self._db.session() as session:
@@ -230,7 +231,9 @@ class Campaigns:
                 )
             ).all()
             work: list[tuple[VehicleState, list[Assignment]]] = []
-            states = {v.vin: v for v in self.inventory.vehicles([row.vin for row in rows])}  # one query, not one each
+            states = known if known is not None else {
+                v.vin: v for v in self.inventory.vehicles([row.vin for row in rows])
+            }  # one read for the stage, not one per vehicle
             for row in rows:
                 vehicle = states[row.vin]
                 serials, why = self.eligibility(spec, vehicle)

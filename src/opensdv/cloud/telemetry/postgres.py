@@ -25,7 +25,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
-from opensdv.cloud.telemetry.store import Point, columns_of, group_by_vin, join_value
+from opensdv.cloud.telemetry.store import Point, columns_of, group_by_vin, join_value, points_by_vin
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 from opensdv.storage import StorageError
 
@@ -235,10 +235,7 @@ class PostgresTelemetryStore:
             " ORDER BY vin, path, ts DESC",
             [paths],
         )
-        found: dict[str, dict[str, Point]] = {}
-        for vin, path, ts, num, other in rows:
-            found.setdefault(vin, {})[path] = Point(ts, join_value(num, other))
-        return found
+        return points_by_vin(rows)
 
     def last_seen(self) -> dict[str, float]:
         return {vin: float(t) for vin, t in self._query("SELECT vin, max(received_at) FROM telemetry_batches GROUP BY vin")}

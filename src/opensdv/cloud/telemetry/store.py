@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 
-__all__ = ["SAMPLE_SCHEMA", "Point", "TelemetryStorage", "TelemetryStore", "columns_of", "group_by_vin", "join_value", "open_telemetry_store"]
+__all__ = ["SAMPLE_SCHEMA", "Point", "TelemetryStorage", "TelemetryStore", "columns_of", "group_by_vin", "join_value", "open_telemetry_store", "points_by_vin"]
 
 SAMPLE_SCHEMA = pa.schema([
     ("vin", pa.string()), ("seq", pa.int64()), ("path", pa.string()), ("ts", pa.float64()),
@@ -179,10 +179,7 @@ class TelemetryStore:
             " WHERE list_contains(?, path) GROUP BY vin, path",
             [paths],
         )
-        found: dict[str, dict[str, Point]] = {}
-        for vin, path, ts, num, other in rows:
-            found.setdefault(vin, {})[path] = Point(ts, join_value(num, other))
-        return found
+        return points_by_vin(rows)
 
     def last_seen(self) -> dict[str, float]:
         """When each vehicle's newest telemetry batch arrived."""
@@ -320,6 +317,14 @@ def columns_of(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
                 nums.append(None)
                 others.append(json.dumps(value))
     return {"vin": vins, "seq": seqs, "path": paths, "ts": stamps, "num": nums, "other": others}
+
+
+def points_by_vin(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, Point]]:
+    """Rows (vin, path, ts, num, other) as VIN -> path -> its point."""
+    found: dict[str, dict[str, Point]] = {}
+    for vin, path, ts, num, other in rows:
+        found.setdefault(vin, {})[path] = Point(ts, join_value(num, other))
+    return found
 
 
 def join_value(num: float | None, other: str | None) -> Any:
