@@ -3,19 +3,28 @@ vehicles built from the shipped catalog, talking through a transport that tests 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import uvicorn
+
+from opensdv.cloud.fleet.identities import RevokedSubjects
 from opensdv.cloud.fleet.registry import VehicleRegistry
+from opensdv.cloud.mtls import server_config
 from opensdv.cloud.ota.backend import OtaBackend
+from opensdv.cloud.ota.server import create_app
 from opensdv.demo.vehicles import demo_vin
 from opensdv.model.vehicles import load_catalog
 from opensdv.storage.database import Database
 from opensdv.vehicle.ota.primary import Primary
 from opensdv.vehicle.ota.setup import EcuSpec, build_vehicle, ecu_key
 from opensdv.vehicle.ota.transport import LocalTransport, Transport
+from tests.fleet_identities import Fleet
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 INVERTERS = ["KDS-INV-110-400-B", "KDS-INV-113-400-R", "HMW-INV-047-400-K"]
@@ -115,3 +124,24 @@ def installed(primary: Primary, ecu_name: str) -> str:
 
 
 Check = Callable[[bytes], bool]
+
+
+@contextmanager
+def served_over_tls(backend: OtaBackend, fleet: Fleet) -> Iterator[str]:
+    """The back end over real HTTPS (uvicorn, the ``opensdv-ota`` identity, client certificates
+    of ``fleet`` required, its revocations followed): the base URL."""
+    identity = fleet.ca.provision_service("ota", fleet.directory / "ota-service", hosts=("127.0.0.1",))
+    revoked = RevokedSubjects(fleet.ca.revoked_file, recheck_s=0)
+    app = create_app(backend, revoked.current)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # listening before the thread starts: early requests wait in the backlog
+    server = uvicorn.Server(server_config(app, identity.server_context(fleet.ca.crl_file)))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()

@@ -94,7 +94,10 @@ class VehicleSettings(BaseModel):
     bus: BusSettings = Field(default_factory=BusSettings)
     mqtt_url: str | None = Field(default=None, description="the fleet link; none: the car runs unlinked")
     telemetry_period_s: float = Field(default=1.0, gt=0)
-    ota_url: str | None = Field(default=None, description="the OTA back end (opensdv ota serve / cloud run)")
+    ota_url: str | None = Field(
+        default=None, pattern=r"^https://",
+        description="the OTA back end (opensdv ota serve / cloud run), https:// only: the car presents its fleet identity",
+    )  # fmt: skip
     ota_period_s: float = Field(default=60.0, gt=0, description="how often the primary checks for updates")
     apps: bool = Field(default=True, description="run the app sets installed on the APPS ECU")
     simulated_faults: list[str] = Field(
@@ -148,6 +151,9 @@ class CloudSettings(BaseModel):
         default_factory=list, description="origins allowed to call the API from a browser; none: no CORS"
     )
     api_port: int = Field(default=8000, ge=0, le=65535)
+    api_docs: bool = Field(
+        default=False, description="serve the interactive API docs at /docs (Swagger UI loads its scripts from a CDN)"
+    )
     ota_dir: Path | None = Field(default=None, description="OTA repositories; default <data_dir>/ota")
     ota_host: str = "127.0.0.1"
     ota_port: int = Field(default=8081, ge=0, le=65535)
@@ -157,7 +163,11 @@ class CloudSettings(BaseModel):
     )
     csms_host: str = "127.0.0.1"
     csms_port: int = Field(default=9000, ge=0, le=65535)
-    stations: list[str] = Field(default_factory=list, description="charging station ids the CSMS accepts")
+    stations: list[str] = Field(
+        default_factory=list,
+        description="charging station ids the CSMS knows; none: every station with credentials "
+        "(opensdv energy station add); each connects over wss:// with its own password or certificate",
+    )
     ops_host: str = "127.0.0.1"
     ops_port: int = Field(default=9100, ge=0, le=65535, description="/healthz, /readyz, /metrics")
 

@@ -22,12 +22,15 @@ class KeyFileError(OpenSDVError):
     """A key file is missing, unreadable or not an Ed25519 private key."""
 
 
-def write_atomically(path: Path, data: bytes, sync: bool = True) -> None:
+def write_atomically(path: Path, data: bytes, sync: bool = True, private: bool = False) -> None:
     """Readers see the old contents or the new, never half. With ``sync`` the new contents are on
-    disk before the rename, so a power cut cannot leave the old ones behind either."""
+    disk before the rename, so a power cut cannot leave the old ones behind either. ``private``:
+    readable by the owner only (mode 0600) from the moment the file exists, never after a chmod."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as out:
+    tmp.unlink(missing_ok=True)  # a leftover keeps its old mode: start afresh
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    with os.fdopen(descriptor, "wb") as out:
         out.write(data)
         if sync:
             out.flush()

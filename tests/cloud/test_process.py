@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -12,8 +13,10 @@ import pytest
 import urllib3
 from fastapi.testclient import TestClient
 
+from opensdv.cloud.energy.ocpp.credentials import StationCredentials
 from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
 from opensdv.cloud.energy.ocpp.stations import StationSimulator
+from opensdv.cloud.fleet.identities import FleetCa
 from opensdv.cloud.fleet.operators import Operators
 from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.process import CloudProcess, CloudProcessError, ops_app, token_key
@@ -59,23 +62,27 @@ def test_ops_endpoints_say_what_is_ready_and_export_metrics() -> None:
 async def test_the_energy_service_takes_its_stations_and_keeps_them_across_a_restart(tmp_path: Path) -> None:
     """`cloud run --only energy`: a station boots against the CSMS and runs a transaction; after a
     restart of the service the CSMS still knows it (its state is in the database)."""
-    settings = load_settings(
-        data_dir=tmp_path, cloud={"stations": ["CS-1"], "csms_port": 0, "ops_port": 0}
-    )
+    ca = FleetCa.init(tmp_path / "ca")
+    ca.provision_service("energy", tmp_path / "identities", hosts=("127.0.0.1",))  # its wss:// listener
+    settings = load_settings(data_dir=tmp_path, cloud={"csms_port": 0, "ops_port": 0})
+    database = Database(settings.effective_database_url)
+    database.migrate()
+    password = StationCredentials(database).set_password("CS-1")  # stations: those with credentials
+    trust = ssl.create_default_context(cafile=str(ca.cert_file))
     for attempt in range(2):
         process = CloudProcess(settings, frozenset({"energy"}))
         stop = asyncio.Event()
         running = asyncio.create_task(process.run(stop))
         await asyncio.wait_for(process.started.wait(), 30)
-        assert process.ready == {"energy": True}
-        async with StationSimulator.connected(process.addresses["energy"], "CS-1") as station:
+        assert process.ready == {"energy": True} and process.addresses["energy"].startswith("wss://")
+        async with StationSimulator.connected(process.addresses["energy"], "CS-1", password, tls=trust) as station:
             if attempt == 0:
                 tid = await station.plug_in("RFID-1")
                 await station.charge(600)
                 await station.unplug()
         stop.set()
         await running
-    state = CsmsStore(Database(settings.effective_database_url)).load()["CS-1"]
+    state = CsmsStore(database).load()["CS-1"]
     assert state.booted and state.transactions[tid].ended is not None
 
 

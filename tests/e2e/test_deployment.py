@@ -125,8 +125,9 @@ async def _signals_arrive(api: str, token: str, vin: str) -> dict[str, Any]:
     """The API's live stream for ``vin`` until it carries the car's speed and state of charge."""
 
     def read() -> dict[str, Any]:
+        issued = _http("POST", f"{api}/api/v1/vehicles/{vin}/live-ticket", None, {"Authorization": f"Bearer {token}"})
         with urlopen(
-            f"{api}/api/v1/vehicles/{vin}/live?{urlencode({'token': token, 'period_s': 0.2})}", timeout=60
+            f"{api}/api/v1/vehicles/{vin}/live?{urlencode({'ticket': issued['ticket'], 'period_s': 0.2})}", timeout=60
         ) as stream:
             for raw in stream:
                 line = raw.decode()
@@ -161,6 +162,7 @@ async def _provision(tmp_path: Path, port: int) -> Path:
         _run("fleet", "provision-service", "broker", "--host", "127.0.0.1", "--out", str(tmp_path / "broker"), *ca),
         _run("fleet", "provision-service", "ingest", "--out", str(identities), *ca),
         _run("fleet", "provision-service", "api", "--out", str(identities), *ca),
+        _run("fleet", "provision-service", "ota", "--host", "127.0.0.1", "--out", str(identities), *ca),
         *(_run("fleet", "provision", vin, "--vehicle-dir", str(tmp_path / vin), *ca) for vin in CARS),
     )
     await _run("fleet", "command-key", "--out", str(identities), *ca)
@@ -176,7 +178,7 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
     ingest = ("opensdv-ingest", IdentityFiles.under(tmp_path / "cloud-data" / "identities", "opensdv-ingest"))
     async with run_mosquitto(await _provision(tmp_path, port)):
         cloud_config, ports = _cloud_config(tmp_path, mqtt_url)
-        api, ota = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['ota']}"
+        api, ota = f"http://127.0.0.1:{ports['api']}", f"https://127.0.0.1:{ports['ota']}"
         cloud = await _start("cloud", "run", "--config", str(cloud_config), "--only", "api,ingest,ota")
         cars: dict[str, Running] = {}
         try:

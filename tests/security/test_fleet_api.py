@@ -4,6 +4,7 @@ of live streams, and what the audit log must show afterwards."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -253,12 +254,15 @@ def test_live_streams_are_capped_per_operator_and_end_when_rights_go(tmp_path: P
     token = operators.token(operators.authenticate("nissan-ops", SECRET))
     pool = urllib3.PoolManager(maxsize=MAX_LIVE_STREAMS + 2)
     with _serving(cloud) as url:
-        live = f"{url}/api/v1/vehicles/{VIN}/live?token={token}&period_s=0.01"
-        opened = [pool.request("GET", live, preload_content=False) for _ in range(MAX_LIVE_STREAMS)]
+        def live(period_s: str = "0.01") -> str:
+            issued = pool.request("POST", f"{url}/api/v1/vehicles/{VIN}/live-ticket", headers={"Authorization": f"Bearer {token}"})
+            return f"{url}/api/v1/vehicles/{VIN}/live?ticket={json.loads(issued.data)['ticket']}&period_s={period_s}"
+
+        opened = [pool.request("GET", live(), preload_content=False) for _ in range(MAX_LIVE_STREAMS)]
         assert all(r.status == 200 for r in opened)
-        refused = pool.request("GET", live, preload_content=False)
+        refused = pool.request("GET", live(), preload_content=False)
         assert refused.status == 429  # one operator cannot flood the API with streams
-        assert pool.request("GET", live.replace("period_s=0.01", "period_s=nan")).status == 422
+        assert pool.request("GET", live("nan")).status == 422
         first = opened[0]
         assert b"event: signals" in first.read(64)
         operators.remove("nissan-ops")  # its rights go: every stream of it ends

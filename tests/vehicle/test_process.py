@@ -43,6 +43,7 @@ def test_init_writes_a_config_that_runs_and_keys_that_stay(tmp_path: Path) -> No
         ("[vehicle]\nvin = 'JN1NSSAN0DD000001'\nmodel = 'no-such-car'\n", "no-such-car"),
         ("[vehicle]\nvin = 'not a vin'\n", "vehicle.vin"),
         ("[vehicle.bus]\nspeed = 500\n", "vehicle.bus.speed"),
+        (f"[vehicle]\nvin = '{VIN}'\nota_url = 'http://ota:8081'\n", "vehicle.ota_url"),
         (f"[vehicle]\nvin = '{VIN}'\nmodel = 'nissan-leaf-40'\nsimulated_faults = ['FLUX']\n", "vehicle.simulated_faults: FLUX"),
     ],
 )
@@ -54,7 +55,7 @@ def test_bad_settings_are_refused_naming_the_key(tmp_path: Path, toml: str, mess
 
 def test_an_ota_url_without_enrolment_says_what_to_do(tmp_path: Path) -> None:
     settings = load_settings(
-        vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": tmp_path, "ota_url": "http://127.0.0.1:1"}
+        vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": tmp_path, "ota_url": "https://127.0.0.1:1"}
     )
     process = VehicleProcess(settings)
     with pytest.raises(VehicleProcessError, match=f"opensdv ota enrol {VIN}"):

@@ -21,6 +21,7 @@ from opensdv.cli._common import component_catalog, console, settings, table
 if TYPE_CHECKING:
     from opensdv.cloud.energy.battery.pack_age import AgedPack
     from opensdv.cloud.energy.ocpp.csms import Csms
+    from opensdv.storage import Database
 
 class CellChemistry(StrEnum):
     """``opensdv.model.components.Chemistry``, written out so that --help loads no catalog model
@@ -304,65 +305,53 @@ def passport_check(
 csms_app = typer.Typer(
     name="csms", help="The charging-station management system (OCPP 2.0.1).", no_args_is_help=True
 )
+station_app = typer.Typer(
+    name="station", help="Which charging stations may connect, each with its own credentials.", no_args_is_help=True
+)
 stations_app = typer.Typer(
     name="stations", help="Simulated OCPP 2.0.1 charging stations.", no_args_is_help=True
 )
 app.add_typer(csms_app)
+app.add_typer(station_app)
 app.add_typer(stations_app)
-
-
-def _station_ids(count: int) -> list[str]:
-    return [f"CS-{n:03d}" for n in range(1, count + 1)]
 
 
 @csms_app.command(
     "serve",
-    epilog="Examples:\n\n  opensdv energy csms serve --count 20 --port 9000\n\n"
-    "  opensdv energy stations simulate --count 20 --csms ws://127.0.0.1:9000",
+    epilog="Examples:\n\n  opensdv fleet provision-service energy --host 127.0.0.1 --out ids\n\n"
+    "  opensdv energy station add CS-001 CS-002 --out stations.toml\n\n"
+    "  opensdv energy csms serve --identities-dir ids --port 9000\n\n"
+    "  opensdv energy stations simulate --csms wss://127.0.0.1:9000 --credentials stations.toml --ca ids/ca.pem",
 )
 def csms_serve(
     ctx: typer.Context,
-    count: int = typer.Option(10, min=1, help="stations CS-001 .. CS-<count> may connect"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(9000, min=1, max=65535, help="port (ws://HOST:PORT/<station id>)"),
+    port: int = typer.Option(9000, min=1, max=65535, help="port (wss://HOST:PORT/<station id>)"),
     heartbeat: int = typer.Option(60, min=1, help="heartbeat interval given to booting stations, s"),
-    password: str | None = typer.Option(
-        None,
-        envvar="OPENSDV_CSMS_PASSWORD",
-        help="stations must send it with HTTP Basic auth (security profile 1)",
+    identities_dir: Path | None = typer.Option(
+        None, help="the CSMS's opensdv-energy identity (default: cloud.identities_dir)"
     ),
-    tls_cert: Path | None = typer.Option(
-        None, help="server certificate (PEM): wss:// (with a password: profile 2)"
-    ),
-    tls_key: Path | None = typer.Option(None, help="the certificate's private key (PEM)"),
 ) -> None:
-    """Run the CSMS until Ctrl-C, showing each station's connector and transaction energy. Stations
-    and transactions are kept in the platform database, so a restart loses nothing."""
+    """Run the CSMS until Ctrl-C for every station with credentials (OCPP security profiles 2 and
+    3 over wss://), showing each station's connector and transaction energy. Stations and
+    transactions are kept in the platform database, so a restart loses nothing."""
+    from opensdv.cloud.energy.ocpp.credentials import StationCredentials, csms_tls
     from opensdv.cloud.energy.ocpp.csms import SUBPROTOCOL, Csms, CsmsError
     from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
-    from opensdv.storage import Database
 
-    ids = _station_ids(count)
-    database = Database(settings(ctx).effective_database_url)
-    database.migrate()
-    system = Csms(
-        dict.fromkeys(ids, password) if password else ids, heartbeat_s=heartbeat, store=CsmsStore(database)
-    )
-    tls = None
-    if tls_cert is not None or tls_key is not None:
-        if tls_cert is None or tls_key is None:
-            raise CsmsError("--tls-cert and --tls-key go together")
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            tls.load_cert_chain(tls_cert, tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise CsmsError(f"cannot load {tls_cert} / {tls_key}: {exc}") from None
+    s = settings(ctx)
+    database = _database(ctx)
+    credentials = StationCredentials(database)
+    ids = [login.station_id for login in credentials.all()]
+    if not ids:
+        raise CsmsError("no station has credentials yet: opensdv energy station add <station id>")
+    tls = csms_tls(identities_dir or s.cloud.identities_dir or s.data_dir / "identities")
+    system = Csms(ids, heartbeat_s=heartbeat, store=CsmsStore(database), credentials=credentials)
 
     async def run() -> None:
         server = await system.serve(host, port, tls)
-        scheme = "wss" if tls else "ws"
         console.print(
-            f"CSMS listening on {scheme}://{host}:{port}/<station id> ({SUBPROTOCOL}), stations {', '.join(system.stations)}"
+            f"CSMS listening on wss://{host}:{port}/<station id> ({SUBPROTOCOL}), stations {', '.join(system.stations)}"
         )
         with Live(_stations_table(system), console=console, refresh_per_second=2) as live:
             try:
@@ -374,6 +363,71 @@ def csms_serve(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+def _database(ctx: typer.Context) -> Database:
+    from opensdv.storage import Database
+
+    database = Database(settings(ctx).effective_database_url)
+    database.migrate()
+    return database
+
+
+@station_app.command(
+    "add",
+    epilog="Examples:\n\n  opensdv energy station add CS-001 CS-002 --out stations.toml\n\n"
+    "  opensdv energy station add CS-003 --certificate --no-password   "
+    "# then: opensdv fleet provision-station CS-003 --out DIR",
+)
+def station_add(
+    ctx: typer.Context,
+    station_ids: list[str] = typer.Argument(..., help="the stations' ids (their websocket path)"),
+    password: bool = typer.Option(True, help="give each a new generated password (security profile 2)"),
+    certificate: bool = typer.Option(False, help="accept its fleet-CA client certificate (security profile 3)"),
+    out: Path | None = typer.Option(None, help="also write the passwords to this TOML file (mode 0600)"),
+) -> None:
+    """Let stations connect, each with its own credentials; a new password replaces the old one.
+    Passwords are shown once (the CSMS keeps only their hashes): set each as the station's
+    BasicAuthPassword."""
+    from opensdv.cloud.energy.ocpp.credentials import StationCredentials, StationCredentialsError
+    from opensdv.durable import write_atomically
+
+    if not password and not certificate:
+        raise StationCredentialsError("a station needs a password, a certificate or both")
+    credentials = StationCredentials(_database(ctx))
+    passwords = {}
+    for station_id in station_ids:
+        if password:
+            passwords[station_id] = credentials.set_password(station_id)
+        credentials.allow_certificate(station_id, certificate)
+    shown = Table("station", "password (shown once)", "certificate")
+    for station_id in station_ids:
+        shown.add_row(station_id, passwords.get(station_id, "-"), "accepted" if certificate else "-")
+    console.print(shown)
+    if out is not None and passwords:
+        lines = "".join(f'"{sid}" = "{pw}"\n' for sid, pw in passwords.items())
+        write_atomically(out, private=True, data=("# station id = password (opensdv energy station add)\n" + lines).encode())
+        console.print(f"passwords written to {out}")
+
+
+@station_app.command("list")
+def station_list(ctx: typer.Context) -> None:
+    """The stations that may connect, and how each proves who it is."""
+    from opensdv.cloud.energy.ocpp.credentials import StationCredentials
+
+    shown = Table("station", "password", "certificate")
+    for login in StationCredentials(_database(ctx)).all():
+        shown.add_row(login.station_id, "set" if login.password else "-", "accepted" if login.certificate else "-")
+    console.print(shown)
+
+
+@station_app.command("remove")
+def station_remove(ctx: typer.Context, station_id: str = typer.Argument(...)) -> None:
+    """Refuse the station from its next connection on."""
+    from opensdv.cloud.energy.ocpp.credentials import StationCredentials
+
+    StationCredentials(_database(ctx)).remove(station_id)
+    console.print(f"{station_id}: removed; restart the CSMS to drop a connection it holds")
 
 
 def _stations_table(system: Csms) -> Table:
@@ -392,30 +446,37 @@ def _stations_table(system: Csms) -> Table:
 
 @stations_app.command(
     "simulate",
-    epilog="Examples:\n\n  opensdv energy stations simulate --count 20 --csms ws://127.0.0.1:9000 --hours 2",
+    epilog="Examples:\n\n  opensdv energy stations simulate --csms wss://127.0.0.1:9000 "
+    "--credentials stations.toml --ca ids/ca.pem --hours 2",
 )
 def stations_simulate(
-    count: int = typer.Option(10, min=1, help="stations CS-001 .. CS-<count>"),
-    csms: str = typer.Option("ws://127.0.0.1:9000", help="the CSMS's websocket URL"),
+    credentials: Path = typer.Option(
+        ..., help="TOML of station id = password (what `opensdv energy station add --out` writes)"
+    ),
+    csms: str = typer.Option("wss://127.0.0.1:9000", help="the CSMS's websocket URL"),
+    ca: Path = typer.Option(..., help="the fleet CA certificate (PEM) the CSMS's certificate is checked against"),
     hours: float = typer.Option(1.0, min=0, help="simulated charging time"),
     step_minutes: float = typer.Option(15.0, min=0.1, help="meter values every ... simulated minutes"),
     max_kw: float = typer.Option(11.0, min=0.1, help="each station's charger power"),
-    password: str | None = typer.Option(
-        None, envvar="OPENSDV_CSMS_PASSWORD", help="HTTP Basic auth password (security profile 1)"
-    ),
-    ca: Path | None = typer.Option(None, help="CA certificate (PEM) to trust for a wss:// CSMS (profile 2)"),
 ) -> None:
-    """Connect stations, start a transaction on each, meter simulated charging, then unplug."""
+    """Connect stations (OCPP security profile 2), start a transaction on each, meter simulated
+    charging, then unplug."""
     from websockets.exceptions import InvalidStatus
 
+    from opensdv.cloud.energy.ocpp.credentials import load_station_passwords
     from opensdv.cloud.energy.ocpp.csms import CsmsError
     from opensdv.cloud.energy.ocpp.stations import StationSimulator
 
-    tls = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
+    passwords = load_station_passwords(credentials)
+    count = len(passwords)
+    try:
+        tls = ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise CsmsError(f"--ca {ca}: not a PEM CA certificate ({exc})") from None
 
     async def one(station_id: str, progress: Progress, task: TaskID) -> float:
         async with StationSimulator.connected(
-            csms, station_id, password, tls=tls, max_power_w=max_kw * 1000
+            csms, station_id, passwords[station_id], tls=tls, max_power_w=max_kw * 1000
         ) as station:
             await station.plug_in(f"TOKEN-{station_id}")
             for _ in range(round(hours * 60 / step_minutes)):
@@ -428,7 +489,7 @@ def stations_simulate(
         steps = round(hours * 60 / step_minutes)
         with Progress(console=console) as progress:
             task = progress.add_task("metering", total=steps * count)
-            return await asyncio.gather(*(one(sid, progress, task) for sid in _station_ids(count)))
+            return await asyncio.gather(*(one(sid, progress, task) for sid in passwords))
 
     try:
         energies = asyncio.run(run())

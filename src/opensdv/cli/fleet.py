@@ -76,6 +76,25 @@ def provision_service(
 
 
 @app.command(
+    "provision-station",
+    epilog="Example:\n\n  opensdv fleet provision-station CS-003 --out /secure/CS-003\n\n"
+    "  opensdv energy station add CS-003 --certificate --no-password",
+)
+def provision_station(
+    ctx: typer.Context,
+    station_id: str = typer.Argument(..., help="the charging station's id (its OCPP identity)"),
+    out: Path = typer.Option(..., help="where <station id>.pem, .key and ca.pem go, for the station"),
+    ca_dir: Path | None = CA_DIR,
+) -> None:
+    """A charging station's client certificate (OCPP security profile 3); the CSMS accepts it once
+    `opensdv energy station add ID --certificate` allows it."""
+    from opensdv.cloud.energy.ocpp.credentials import checked_station_id
+
+    files = _ca(ctx, ca_dir).provision_station(checked_station_id(station_id), out)
+    console.print(f"{station_id}: {files.cert_file} and {files.key_file}, trusting {files.ca_file}")
+
+
+@app.command(
     "command-key", epilog="Example (a rotation):\n\n  opensdv fleet command-key --out /etc/opensdv/identities"
 )
 def command_key(

@@ -33,7 +33,7 @@ def _backend(ctx: typer.Context, directory: Path | None) -> OtaBackend:
     from opensdv.cloud.jobs.runner import runner_for
 
     runner = runner_for(s.cloud.ray_address) if s.cloud.ray_address else None  # campaign signing as a fleet job
-    return OtaBackend(directory or s.data_dir / "ota", database, runner=runner)
+    return OtaBackend(directory or s.cloud.ota_dir or s.data_dir / "ota", database, runner=runner)
 
 
 def _ready(ctx: typer.Context, directory: Path | None) -> OtaBackend:
@@ -179,18 +179,28 @@ for _action in ("pause", "resume", "advance", "cancel"):
     _lifecycle(_action)
 
 
-@app.command(epilog="Examples:\n\n  opensdv ota serve\n\n  opensdv ota serve --host 0.0.0.0 --port 8443")
+@app.command(
+    epilog="Examples:\n\n  opensdv fleet provision-service ota --host ota.example.com --out IDENTITIES_DIR\n\n"
+    "  opensdv ota serve --host 0.0.0.0 --port 8443\n\n"
+    "The same service as `opensdv cloud run --only ota` (its identity in cloud.identities_dir)."
+)
 def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8081, "--port"),
     directory: Path | None = DIR_OPTION,
 ) -> None:
-    """Serve metadata, images (with range requests) and manifest uploads over HTTP."""
-    import uvicorn
+    """Serve metadata, images (with range requests) and manifest uploads over HTTPS to the fleet's
+    certificates: each car reads and reports only its own director metadata."""
+    import asyncio
 
-    from opensdv.cloud.ota.server import create_app
+    from opensdv.cloud.process import CloudProcess
+    from opensdv.programs import run_until_signalled
 
     backend = _ready(ctx, directory)
-    console.print(f"OTA back end {backend.path} on http://{host}:{port}/ (director/<VIN>/..., image/...)")
-    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")
+    backend.database.close()
+    s = settings(ctx)
+    cloud = s.cloud.model_copy(update={"ota_host": host, "ota_port": port, "ota_dir": backend.path})
+    process = CloudProcess(s.model_copy(update={"cloud": cloud}), frozenset({"ota"}))
+    console.print(f"OTA back end {backend.path} on https://{host}:{port}/ (director/<VIN>/..., image/...)")
+    asyncio.run(run_until_signalled(process.run))

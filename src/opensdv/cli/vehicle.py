@@ -16,7 +16,7 @@ app = typer.Typer(name="vehicle", help=SUBCOMMANDS["vehicle"], no_args_is_help=T
     epilog="Examples:\n\n"
     "  opensdv vehicle init JN1NSSAN0DD000001 --model nissan-leaf-40 --dir /var/lib/opensdv/car\n\n"
     "  opensdv vehicle init JN1NSSAN0DD000001 --model nissan-leaf-40 --bus virtual:bench --simulate "
-    "--mqtt-url mqtts://127.0.0.1:8883 --ota-url http://127.0.0.1:8081\n\n"
+    "--mqtt-url mqtts://127.0.0.1:8883 --ota-url https://127.0.0.1:8081\n\n"
     "Writes the starting vehicle.toml and the car's keys; run it with `opensdv vehicle run --config vehicle.toml`."
 )
 def init(
@@ -32,7 +32,7 @@ def init(
     mqtt_url: str | None = typer.Option(
         None, help="the fleet link (mqtts://host:8883; the car needs its identity: opensdv fleet provision)"
     ),
-    ota_url: str | None = typer.Option(None, help="the OTA back end (http://host:port)"),
+    ota_url: str | None = typer.Option(None, help="the OTA back end (https://host:port)"),
     force: bool = typer.Option(False, help="overwrite an existing config file"),
 ) -> None:
     """Write a starting config and make the car's keys (broker token key, ECU keys)."""

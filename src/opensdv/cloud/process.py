@@ -1,7 +1,7 @@
 """``opensdv cloud run``: the fleet cloud's services, all in one process or each in its own.
 
 ``api`` (REST API and dashboard), ``ingest`` (telemetry from the link into the store, confirmed
-back to each car), ``ota`` (the Uptane back end over HTTP, its metadata renewed ahead of expiry)
+back to each car), ``ota`` (the Uptane back end over HTTPS for the fleet's certificates, its metadata renewed ahead of expiry)
 and ``energy`` (the OCPP CSMS for the charging sites) share one database URL and one MQTT URL.
 Every process serves ``/healthz``, ``/readyz`` and Prometheus ``/metrics`` on its ops port.
 
@@ -16,6 +16,7 @@ import asyncio
 import logging
 import secrets
 import socket
+import ssl
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 import uvicorn
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
+from opensdv.cloud.mtls import server_config
 from opensdv.config import Settings
 from opensdv.durable import write_atomically
 from opensdv.errors import OpenSDVError
@@ -37,6 +39,7 @@ __all__ = ["SERVICES", "CloudProcess", "CloudProcessError", "token_key"]
 
 log = logging.getLogger("opensdv.cloud")
 SERVICES = ("api", "ingest", "ota", "energy")
+LISTENERS = ("ota", "energy")  # their identities are TLS server certificates: they name the host
 
 
 class CloudProcessError(OpenSDVError):
@@ -102,11 +105,13 @@ class CloudProcess:
         if missing := files.missing():
             raise CloudProcessError(
                 f"{role}: {missing[0]} is missing; provision the service first "
-                f"(opensdv fleet provision-service {role} --out {self.identities_dir})"
+                f"(opensdv fleet provision-service {role}{' --host <its host name>' if role in LISTENERS else ''} "
+                f"--out {self.identities_dir})"
             )
         return files
 
-    def _database(self) -> Database:
+    def database(self) -> Database:
+        """The platform database (migrated on first use), shared by every service of the process."""
         if "database" not in self._parts:
             self._parts["database"] = Database(self.settings.effective_database_url)
             self._parts["database"].migrate()
@@ -132,7 +137,7 @@ class CloudProcess:
 
             runner = runner_for(self.settings.cloud.ray_address) if self.settings.cloud.ray_address else None
             backend = OtaBackend(
-                self.settings.cloud.ota_dir or self.settings.data_dir / "ota", self._database(), runner=runner
+                self.settings.cloud.ota_dir or self.settings.data_dir / "ota", self.database(), runner=runner
             )
             if not backend.initialised:
                 log.info("OTA: new repositories in %s", backend.path)
@@ -140,12 +145,14 @@ class CloudProcess:
             self._parts["ota_backend"] = backend
         return self._parts["ota_backend"]
 
-    async def _serve_http(self, name: str, app: Any, host: str, port: int, stack: AsyncExitStack) -> asyncio.Task[None]:
+    async def _serve_http(
+        self, name: str, app: Any, host: str, port: int, stack: AsyncExitStack, tls: ssl.SSLContext | None = None
+    ) -> asyncio.Task[None]:
         sock = _listener(host, port)
         stack.callback(sock.close)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        server = uvicorn.Server(server_config(app, tls))
         bound = sock.getsockname()
-        self.addresses[name] = f"http://{bound[0]}:{bound[1]}"
+        self.addresses[name] = f"{'https' if tls else 'http'}://{bound[0]}:{bound[1]}"
         task = asyncio.create_task(server.serve(sockets=[sock]))
 
         async def shutdown() -> None:
@@ -206,21 +213,26 @@ class CloudProcess:
         identities = self.identities_dir
         signer = CommandSigner(identities / "command-signer.key", identities / "command-signer.pem", clock=self.clock)
         send_command = CommandSender(MqttConnector(cloud.mqtt_url, self._identity("api")), signer)
-        database = self._database()
+        database = self.database()
         ota = self.ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
         fleet = FleetCloud(
             VehicleRegistry(database), self._telemetry(stack), Operators(database, token_key(self.settings.data_dir)),
             send_command, ota, sites=self.sites, clock=self.clock,
         )  # fmt: skip
-        await self._serve_http("api", create_api(fleet, cloud.api_cors_origins), cloud.api_host, cloud.api_port, stack)
+        await self._serve_http("api", create_api(fleet, cloud.api_cors_origins, cloud.api_docs), cloud.api_host, cloud.api_port, stack)
         self.ready["api"] = True
 
     async def _start_ota(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
+        from opensdv.cloud.fleet.identities import RevokedSubjects
         from opensdv.cloud.ota.server import create_app
 
         backend = self.ota_backend()
         cloud = self.settings.cloud
-        await self._serve_http("ota", create_app(backend), cloud.ota_host, cloud.ota_port, stack)
+        crl = self.identities_dir / "crl.pem"
+        tls = self._identity("ota").server_context(crl if crl.is_file() else None)
+        revoked = RevokedSubjects(self.identities_dir / "revoked.json", clock=self.clock)
+        app = create_app(backend, revoked.current)
+        await self._serve_http("ota", app, cloud.ota_host, cloud.ota_port, stack, tls)
         tasks.append(asyncio.create_task(self._renew_every(backend, cloud.ota_refresh_s, cloud.ota_renew_before_s)))
         self.ready["ota"] = True
 
@@ -233,12 +245,17 @@ class CloudProcess:
             await self.clock.sleep(period_s)
 
     async def _start_energy(self, stack: AsyncExitStack) -> None:
+        from opensdv.cloud.energy.ocpp.credentials import StationCredentials, csms_tls
         from opensdv.cloud.energy.ocpp.csms import Csms, listening_url
         from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
 
         cloud = self.settings.cloud
-        csms = Csms(cloud.stations, store=CsmsStore(self._database()), clock=self.clock)
-        server = await csms.serve(cloud.csms_host, cloud.csms_port)
+        credentials = StationCredentials(self.database())
+        stations = cloud.stations or [login.station_id for login in credentials.all()]
+        if missing := sorted(set(stations) - {login.station_id for login in credentials.all()}):
+            log.warning("energy: no credentials for %s (opensdv energy station add ...): refused", ", ".join(missing))
+        csms = Csms(stations, store=CsmsStore(self.database()), clock=self.clock, credentials=credentials)
+        server = await csms.serve(cloud.csms_host, cloud.csms_port, csms_tls(self.identities_dir))
         self._parts["csms"] = csms
 
         async def close() -> None:
@@ -246,7 +263,7 @@ class CloudProcess:
             await server.wait_closed()
 
         stack.push_async_callback(close)
-        self.addresses["energy"] = listening_url(server)
+        self.addresses["energy"] = listening_url(server, "wss")
         self.ready["energy"] = True
 
     # ------------------------------------------------------------------------------ running

@@ -11,14 +11,18 @@ job (docs/energy.md)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
+from opensdv.cloud.energy.ocpp.credentials import StationCredentials
 from opensdv.cloud.energy.ocpp.csms import Csms
 from opensdv.cloud.energy.ocpp.stations import StationSimulator
 from opensdv.cloud.energy.planning.sessions import Session
 from opensdv.cloud.energy.site import ChargingSite
+from opensdv.cloud.fleet.identities import FleetCa
 from opensdv.demo.vehicles import DemoCar
 from opensdv.physics import combined_range_km, wear_cost_per_kwh
 from opensdv.vehicle.broker import Permissions
@@ -103,7 +107,36 @@ def depot_sessions(cars: list[DemoCar]) -> list[Session]:
     return sessions
 
 
-async def start_demo_site(cars: list[DemoCar], csms: Csms, csms_url: str, tick_s: float = 2.0) -> DemoSite:
+@dataclass(frozen=True)
+class DepotLogin:
+    """How one simulated station proves who it is: its password (profile 2) or, with none, the
+    client certificate in ``tls`` (profile 3); ``tls`` trusts the fleet CA either way."""
+
+    password: str | None
+    tls: ssl.SSLContext
+
+
+def provision_depot(
+    ca: FleetCa, credentials: StationCredentials, stations: list[str], directory: Path
+) -> dict[str, DepotLogin]:
+    """Each depot station's own credentials, as an operator gives them: a password
+    (``opensdv energy station add``), or for every second station a certificate
+    (``opensdv fleet provision-station`` and ``station add --certificate --no-password``)."""
+    logins = {}
+    for index, station_id in enumerate(stations):
+        if index % 2:
+            identity = ca.provision_station(station_id, directory / station_id)
+            credentials.allow_certificate(station_id)
+            logins[station_id] = DepotLogin(None, identity.client_context())
+        else:
+            trust = ssl.create_default_context(cafile=str(ca.cert_file))
+            logins[station_id] = DepotLogin(credentials.set_password(station_id), trust)
+    return logins
+
+
+async def start_demo_site(
+    cars: list[DemoCar], csms: Csms, csms_url: str, logins: dict[str, DepotLogin], tick_s: float = 2.0
+) -> DemoSite:
     """The depot for the first ``MAX_STATIONS`` demo cars at the cloud's CSMS, already plugged in
     (each station's transaction carries the car's VIN as its token)."""
     sessions = depot_sessions(cars[:MAX_STATIONS])
@@ -111,8 +144,11 @@ async def start_demo_site(cars: list[DemoCar], csms: Csms, csms_url: str, tick_s
     stations = []
     try:
         for session in sessions:
+            login = logins[session.station]
             station = await stack.enter_async_context(
-                StationSimulator.connected(csms_url, session.station, max_power_w=session.max_kw * 1000)
+                StationSimulator.connected(
+                    csms_url, session.station, login.password, tls=login.tls, max_power_w=session.max_kw * 1000
+                )
             )
             await station.plug_in(session.id)
             stations.append(station)

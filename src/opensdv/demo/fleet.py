@@ -21,12 +21,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from opensdv.cloud.energy.ocpp.credentials import StationCredentials
 from opensdv.cloud.fleet.identities import FleetCa
 from opensdv.cloud.fleet.operators import PLATFORM, Operators
 from opensdv.cloud.fleet.registry import VehicleRegistry
 from opensdv.cloud.mqtt_broker import embedded_mqtt_broker
 from opensdv.cloud.process import CloudProcess, token_key
-from opensdv.demo.energy import DemoSite, depot_stations, start_demo_site
+from opensdv.demo.energy import DemoSite, depot_stations, provision_depot, start_demo_site
 from opensdv.demo.ota import publish_demo_updates
 from opensdv.demo.vehicles import DemoCar, demo_vin, free_or_any, settings_from_file
 from opensdv.model.vehicles import Vehicle
@@ -139,6 +140,8 @@ async def start_demo(
     broker_identity = ca.provision_service("broker", directory / "broker", hosts=("127.0.0.1", "localhost"))
     for role in ("ingest", "api"):
         ca.provision_service(role, identities)
+    for role in ("ota", "energy"):  # HTTPS and WSS listeners: their certificates name the host
+        ca.provision_service(role, identities, hosts=("127.0.0.1", "localhost"))
     ca.command_key(identities)
     ca.publish(identities)
     demo: Demo | None = None
@@ -150,6 +153,7 @@ async def start_demo(
         cloud = CloudProcess(settings_from_file(_cloud_config(directory, mqtt_url, http_port, stations)))
         demo = Demo(directory, cloud, [], _operators(cloud), mqtt_url, asyncio.Event(), stack)
         layouts = _enrol(cloud, ca, vehicles, directory / "cars")
+        logins = provision_depot(ca, StationCredentials(cloud.database()), stations, directory / "stations")
         demo.cloud_task = asyncio.create_task(cloud.run(demo.stop_event))
         await _started(cloud.started, demo.cloud_task, "the cloud")
         for index, (vehicle, (vin, layout)) in enumerate(zip(vehicles, layouts.items(), strict=True)):
@@ -161,7 +165,7 @@ async def start_demo(
             car.task = asyncio.create_task(car.process.run(demo.stop_event))
             await _started(car.process.started, car.task, f"vehicle {vin}")
         await _until_fed(demo.cars)
-        demo.site = await start_demo_site(demo.cars, cloud.csms, cloud.addresses["energy"], tick_s)
+        demo.site = await start_demo_site(demo.cars, cloud.csms, cloud.addresses["energy"], logins, tick_s)
         cloud.sites["depot"] = demo.site.site
     except BaseException:
         with contextlib.suppress(Exception):

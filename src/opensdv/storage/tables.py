@@ -131,6 +131,17 @@ class CsmsStationRow(Base):
     connectors: Mapped[str] = mapped_column(Text, default="{}", doc="JSON: 'evse/connector' -> status")
 
 
+class StationCredentialRow(Base):
+    """How a charging station proves who it is: a password (OCPP security profile 2, stored as a
+    salted hash) and/or a client certificate of the fleet CA naming it (profile 3)."""
+
+    __tablename__ = "csms_station_credentials"
+
+    station_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    certificate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class CsmsTransactionRow(Base):
     __tablename__ = "csms_transactions"
 

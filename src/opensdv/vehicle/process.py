@@ -159,6 +159,7 @@ class VehicleProcess:
     started: asyncio.Event = field(init=False, default_factory=asyncio.Event)  # the broker serves
     _buses: list[can.BusABC] = field(init=False, default_factory=list)
     _ota: Any = field(init=False, default=None)
+    _ota_transport: Any = field(init=False, default=None)
     _apps: Any = field(init=False, default=None)
     _app_set: str | None = field(init=False, default=None)
 
@@ -248,6 +249,12 @@ class VehicleProcess:
                 f"vehicle.ota_url is set but {self.layout.ota} holds no trusted roots: "
                 f"enrol the car first (opensdv ota enrol {self.vin} --vehicle-dir {self.layout.root})"
             )
+        identity = self.layout.link_identity
+        if missing := identity.missing():
+            raise VehicleProcessError(
+                f"vehicle.ota_url is set but {missing[0]} is missing: the OTA back end knows the car by its "
+                f"fleet certificate (opensdv fleet provision {self.vin} --vehicle-dir {self.layout.root})"
+            )
         from opensdv.vehicle.ota.primary import VehicleConditions
         from opensdv.vehicle.ota.setup import build_vehicle
         from opensdv.vehicle.ota.transport import HttpTransport
@@ -258,6 +265,7 @@ class VehicleProcess:
             level = float(soc.value) / 100 if soc is not None and soc.value is not None else 0.0
             return VehicleConditions(parked=not moving, battery_kwh=self.vehicle.pack.energy_kwh * level)
 
+        self._ota_transport = HttpTransport(url, tls=identity.client_context())
         self._ota = build_vehicle(
             self.vin,
             ecu_specs(self.vin, self.vehicle),
@@ -265,7 +273,7 @@ class VehicleProcess:
             self.layout.ota,
             self.layout.director_root.read_bytes(),
             self.layout.image_root.read_bytes(),
-            HttpTransport(url),
+            self._ota_transport,
             lambda: datetime.fromtimestamp(self.clock.time(), UTC),
             conditions=conditions,
             behaviour=self._ecu_behaviour(),
@@ -340,6 +348,8 @@ class VehicleProcess:
             self._write_health(running=False)
             if self.agent is not None:
                 self.agent.uplink.spool.close()
+            if self._ota_transport is not None:
+                self._ota_transport.close()  # its kept-alive TLS connections, which the server would wait on
             log.info("vehicle %s stopped", self.vin)
 
     async def _update_every(self, period_s: float) -> None:

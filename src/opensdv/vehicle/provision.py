@@ -69,7 +69,7 @@ def starting_config(
         f"mqtt_url = {q(mqtt_url)}"
         if mqtt_url
         else '# mqtt_url = "mqtts://fleet.example.com:8883"  (needs opensdv fleet provision)',
-        f"ota_url = {q(ota_url)}" if ota_url else '# ota_url = "http://ota.example.com:8081"',
+        f"ota_url = {q(ota_url)}" if ota_url else '# ota_url = "https://ota.example.com:8081"',
         f"telemetry_period_s = {telemetry_period_s!r}",
         f"ota_period_s = {ota_period_s!r}",
         *([f"simulated_faults = [{', '.join(q(name) for name in simulated_faults)}]"] if simulated_faults else []),

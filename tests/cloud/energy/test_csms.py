@@ -19,9 +19,12 @@ from websockets.typing import Subprotocol
 
 from opensdv.cli import app
 from opensdv.clock import FakeClock
+from opensdv.cloud.energy.ocpp.credentials import StationCredentials, csms_tls, load_station_passwords
 from opensdv.cloud.energy.ocpp.csms import SUBPROTOCOL, Csms, CsmsError, listening_url
 from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
 from opensdv.cloud.energy.ocpp.stations import StationSimulator
+from opensdv.cloud.fleet.identities import FleetCa
+from opensdv.config import load_settings
 from opensdv.storage.database import Database
 from opensdv.vehicle.broker import write_dev_pki
 
@@ -152,34 +155,44 @@ async def test_messages_that_fail_the_schema_get_the_protocols_error(
     assert not system.stations["CS-00"].booted
 
 
-def test_stations_simulate_command_against_a_running_csms() -> None:
-    """The CLI's simulators (their own event loop) against a CSMS on another thread's loop."""
+def test_station_credentials_csms_and_simulators_from_the_command_line(tmp_path: Path) -> None:
+    """`energy station add` gives each station its own password; the simulators (their own event
+    loop) log in with them over wss:// to a CSMS on another thread's loop; a wrong one is refused."""
+    env = {"OPENSDV_DATA_DIR": str(tmp_path)}
+    runner = CliRunner()
+    passwords = tmp_path / "stations.toml"
+    added = runner.invoke(app, ["energy", "station", "add", "CS-001", "CS-002", "CS-003", "--out", str(passwords)], env=env)
+    assert added.exit_code == 0, added.output
+    assert passwords.stat().st_mode & 0o077 == 0 and len(load_station_passwords(passwords)) == 3
+    ca = FleetCa.init(tmp_path / "ca")
+    ca.provision_service("energy", tmp_path / "identities", hosts=("127.0.0.1",))
+    credentials = StationCredentials(Database(load_settings(data_dir=tmp_path).effective_database_url))
+    assert [login.station_id for login in credentials.all()] == ["CS-001", "CS-002", "CS-003"]
+
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    system = asyncio.run_coroutine_threadsafe(_make_csms(3), loop).result()
-    server = asyncio.run_coroutine_threadsafe(system.serve(port=0), loop).result()
-    url = listening_url(server)
-    runner = CliRunner()
+    system = Csms(["CS-001", "CS-002", "CS-003"], credentials=credentials)
+    server = asyncio.run_coroutine_threadsafe(system.serve(port=0, tls=csms_tls(tmp_path / "identities")), loop).result()
+    url = listening_url(server, "wss")
     try:
-        args = ["energy", "stations", "simulate", "--csms", url, "--hours", "1", "--step-minutes", "30"]
-        ran = runner.invoke(app, [*args, "--count", "3", "--max-kw", "7"])
+        args = ["energy", "stations", "simulate", "--csms", url, "--ca", str(ca.cert_file), "--hours", "1", "--step-minutes", "30"]
+        ran = runner.invoke(app, [*args, "--credentials", str(passwords), "--max-kw", "7"], env=env)
         assert ran.exit_code == 0, ran.output
         assert "3 stations delivered 21.0 kWh" in ran.output
         finished = [t for s in system.stations.values() for t in s.transactions.values()]
         assert len(finished) == 3 and all(t.ended and t.energy_wh == pytest.approx(7000) for t in finished)
-        refused = runner.invoke(app, [*args, "--count", "4"])  # CS-004 is not one of the CSMS's stations
-        assert isinstance(refused.exception, CsmsError) and "HTTP 404" in str(refused.exception)
+        known = load_station_passwords(passwords)
+        borrowed = tmp_path / "borrowed.toml"  # CS-003 with CS-001's password
+        borrowed.write_text(f'"CS-003" = "{known["CS-001"]}"\n')
+        refused = runner.invoke(app, [*args, "--credentials", str(borrowed)], env=env)
+        assert isinstance(refused.exception, CsmsError) and "HTTP 401" in str(refused.exception)
     finally:
         server.close()
         asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
-
-
-async def _make_csms(count: int) -> Csms:
-    return Csms([f"CS-{n:03d}" for n in range(1, count + 1)])
 
 
 _METER = [

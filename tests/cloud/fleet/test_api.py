@@ -168,15 +168,39 @@ def test_operator_secrets_are_hashed_and_checked(tmp_path: Path) -> None:
 
 def test_live_signals_as_server_sent_events(cloud: tuple[TestClient, dict[str, str], list]) -> None:
     client, vins, _ = cloud
-    token = _login(client, "nissan-ops")["Authorization"].removeprefix("Bearer ")
-    assert client.get(f"/api/v1/vehicles/{vins['Honda']}/live", params={"token": token}).status_code == 404
-    assert client.get(f"/api/v1/vehicles/{vins['Nissan']}/live", params={"token": "bad"}).status_code == 401
-    with client.stream("GET", f"/api/v1/vehicles/{vins['Nissan']}/live", params={"token": token}) as stream:
+    nissan = _login(client, "nissan-ops")
+    leaf, honda = vins["Nissan"], vins["Honda"]
+    assert client.post(f"/api/v1/vehicles/{honda}/live-ticket", headers=nissan).status_code == 404
+    ticket = client.post(f"/api/v1/vehicles/{leaf}/live-ticket", headers=nissan).json()["ticket"]
+    with client.stream("GET", f"/api/v1/vehicles/{leaf}/live", params={"ticket": ticket}) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.iter_lines()
         assert next(lines) == "event: signals"
         data = json.loads(next(lines).removeprefix("data: "))
     assert data["Vehicle.Speed"]["value"] == 99.0
+
+
+def test_a_stream_ticket_opens_one_stream_of_one_car_and_is_no_bearer_token(
+    cloud: tuple[TestClient, dict[str, str], list],
+) -> None:
+    client, vins, _ = cloud
+    nissan = _login(client, "nissan-ops")
+    token = nissan["Authorization"].removeprefix("Bearer ")
+    leaf = vins["Nissan"]
+    assert client.get(f"/api/v1/vehicles/{leaf}/live", params={"ticket": token}).status_code == 401  # not a ticket
+    assert client.get(f"/api/v1/vehicles/{leaf}/live", params={"token": token}).status_code == 422  # no token in URLs
+    ticket = client.post(f"/api/v1/vehicles/{leaf}/live-ticket", headers=nissan).json()["ticket"]
+    assert client.get("/api/v1/fleet", headers={"Authorization": f"Bearer {ticket}"}).status_code == 401
+    assert client.get(f"/api/v1/vehicles/{vins['Honda']}/live", params={"ticket": ticket}).status_code == 401  # another car
+    with client.stream("GET", f"/api/v1/vehicles/{leaf}/live", params={"ticket": ticket}) as stream:
+        assert stream.status_code == 200
+    assert client.get(f"/api/v1/vehicles/{leaf}/live", params={"ticket": ticket}).status_code == 401  # used once
+
+
+def test_api_docs_are_off_unless_configured(cloud: tuple[TestClient, dict[str, str], list]) -> None:
+    client, _, _ = cloud
+    assert client.get("/docs").status_code == 404  # Swagger UI would load scripts from a CDN
+    assert client.get("/openapi.json").status_code == 200
 
 
 def test_passports_are_per_tenant_and_validate(cloud: tuple[TestClient, dict[str, str], list]) -> None:

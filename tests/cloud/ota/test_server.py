@@ -2,46 +2,36 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import urllib3
-import uvicorn
 import yaml
 from typer.testing import CliRunner
 
 from opensdv.cli import app
 from opensdv.cloud.ota.campaigns import CampaignSpec
-from opensdv.cloud.ota.server import create_app
 from opensdv.vehicle.ota.transport import HttpTransport
-from tests.ota_world import World, installed, make_world
+from tests.fleet_identities import Fleet
+from tests.ota_world import World, installed, make_world, served_over_tls
 
 IMAGE = "eaxle/inverter-2.4.0.bin"
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
+def served(tmp_path: Path) -> Iterator[tuple[World, Fleet, str]]:
     world = make_world(tmp_path)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)  # listening before the thread starts: early requests wait in the backlog
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(world.backend), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    yield world, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    listener.close()
+    fleet = Fleet(tmp_path / "fleet")
+    with served_over_tls(world.backend, fleet) as url:
+        yield world, fleet, url
 
 
-def test_vehicle_updates_over_http_and_images_support_range_requests(served: tuple[World, str]) -> None:
-    world, url = served
-    with HttpTransport(url) as transport:
-        vin = world.add_vehicle("nissan-leaf-40", 1)
+def test_vehicle_updates_over_https_and_images_support_range_requests(served: tuple[World, Fleet, str]) -> None:
+    world, fleet, url = served
+    vin = world.add_vehicle("nissan-leaf-40", 1)
+    tls = fleet.identity(vin).client_context()
+    with HttpTransport(url, tls=tls) as transport:
         world.vehicles[vin] = world.open(vin, transport=transport)
         data = world.add_image(IMAGE, "2.4.0", 24)
         world.backend.campaigns.create(
@@ -55,7 +45,7 @@ def test_vehicle_updates_over_http_and_images_support_range_requests(served: tup
     assert installed(world.vehicles[vin], "EAXLE_FRONT") == IMAGE
     assert world.backend.campaigns.progress("inverter-2-4").state == "completed"
     target, _ = world.backend.images.image(IMAGE)
-    http = urllib3.PoolManager()
+    http = urllib3.PoolManager(ssl_context=tls)
     part = http.request(
         "GET",
         f"{url}/image/targets/eaxle/{target.hashes['sha256']}.inverter-2.4.0.bin",

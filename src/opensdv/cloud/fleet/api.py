@@ -74,9 +74,11 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
-def create_api(cloud: FleetCloud, cors_origins: Sequence[str] = ()) -> FastAPI:
-    """The fleet REST API and dashboard as a FastAPI app over ``cloud``."""
-    app = FastAPI(title="OpenSDV fleet cloud", version="1", docs_url="/docs", redoc_url=None)
+def create_api(cloud: FleetCloud, cors_origins: Sequence[str] = (), docs: bool = False) -> FastAPI:
+    """The fleet REST API and dashboard as a FastAPI app over ``cloud``. ``docs``: Swagger UI at
+    ``/docs``, off by default because it loads scripts from a CDN (``/openapi.json`` is always
+    served: the description of the API, for clients and generators)."""
+    app = FastAPI(title="OpenSDV fleet cloud", version="1", docs_url="/docs" if docs else None, redoc_url=None)
     app.middleware("http")(_security_headers(dashboard_csp()))
     app.add_exception_handler(RequestValidationError, _invalid_request)
     if cors_origins:

@@ -47,7 +47,7 @@ __all__ = [
 
 SERVICE_ROLES = (*SERVICE_RULES, "broker")  # the broker: a server certificate, no rights on the link
 Usage = Literal["client", "server", "both", "command-signing"]
-_DAYS = {"vehicle": 3650, "service": 397, "command-signing": 90, "ca": 7300}
+_DAYS = {"vehicle": 3650, "station": 1095, "service": 397, "command-signing": 90, "ca": 7300}
 CRL_DAYS = 90  # a CRL past its next update makes every handshake fail: `opensdv fleet crl` renews it
 
 
@@ -69,8 +69,7 @@ def write_private_key(path: Path, key: ec.EllipticCurvePrivateKey | ed25519.Ed25
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    write_atomically(path, pem)
-    path.chmod(0o600)
+    write_atomically(path, pem, private=True)
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -267,6 +266,14 @@ class FleetCa:
         if signer.exists():
             shutil.copyfile(signer, link_dir / "command-signer.pem")
         return files
+
+    def provision_station(self, station_id: str, directory: Path) -> IdentityFiles:
+        """A charging station's client certificate for OCPP security profile 3 (its id as the
+        common name), as ``<directory>/<station id>.pem`` / ``.key``. An id that could be a car's
+        or a service's identity is refused, so a station's certificate never opens the link."""
+        if is_vehicle(station_id) or station_id.startswith(SERVICE_PREFIX):
+            raise IdentityError(f"station id {station_id!r} looks like a car's or a service's identity on the link")
+        return self._write_identity(directory, station_id, station_id, "client", _DAYS["station"])
 
     def provision_service(self, role: str, directory: Path, hosts: Iterable[str] = ()) -> IdentityFiles:
         """A service's identity (``opensdv-<role>``) in ``directory``, with the revocation files."""

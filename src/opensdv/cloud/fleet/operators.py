@@ -28,6 +28,8 @@ from opensdv.storage.tables import OperatorRow
 __all__ = ["PLATFORM", "AuthError", "Operator", "Operators"]
 
 PLATFORM = "*"
+TICKET_AUDIENCE = "opensdv-live"
+TICKET_LIFETIME_S = 30
 _N, _R, _P = 2**14, 8, 1
 
 
@@ -62,6 +64,7 @@ class Operators:
         self._db = database
         self._key = token_key
         self.token_lifetime_s = token_lifetime_s
+        self._redeemed: dict[str, float] = {}  # stream tickets used, until they expire
 
     def add(self, name: str, secret: str, tenant: str, can_command: bool = False) -> Operator:
         if len(secret) < 12:
@@ -115,10 +118,40 @@ class Operators:
     def verify(self, token: str) -> Operator:
         try:
             claims = jwt.decode(token, self._key, algorithms=["HS256"], options={"require": ["exp", "sub"]})
-        except jwt.PyJWTError as exc:
+        except jwt.PyJWTError as exc:  # a stream ticket (it has an audience) is refused here too
             raise AuthError(f"bad token: {exc}") from None
-        with self._db.session() as session:  # the account as it is now: removed or changed rights count at once
-            row = session.get(OperatorRow, str(claims["sub"]))
+        return self.current(str(claims["sub"]))
+
+    def current(self, name: str) -> Operator:
+        """The account as it is now: removed or changed rights count at once."""
+        with self._db.session() as session:
+            row = session.get(OperatorRow, name)
             if row is None:
-                raise AuthError(f"bad token: operator {claims['sub']} no longer exists")
+                raise AuthError(f"bad token: operator {name} no longer exists")
             return Operator(row.name, row.tenant, row.can_command)
+
+    def stream_ticket(self, operator: Operator, vin: str, now: float | None = None) -> str:
+        """A ticket to open one live stream of ``vin``, valid ``TICKET_LIFETIME_S``: browsers'
+        EventSource cannot send an Authorization header, so what goes into its URL (and from there
+        into logs and history) is this, used once and soon useless, never the bearer token."""
+        issued = time.time() if now is None else now
+        claims = {"sub": operator.name, "aud": TICKET_AUDIENCE, "vin": vin, "jti": secrets.token_urlsafe(12),
+                  "iat": int(issued), "exp": int(issued + TICKET_LIFETIME_S)}  # fmt: skip
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def redeem_ticket(self, ticket: str, vin: str, now: float | None = None) -> Operator:
+        """The operator a stream ticket was issued to, once: a ticket for another VIN, expired or
+        already used is refused."""
+        at = time.time() if now is None else now
+        try:
+            claims = jwt.decode(
+                ticket, self._key, algorithms=["HS256"], audience=TICKET_AUDIENCE,
+                options={"require": ["exp", "sub", "aud", "jti", "vin"]},
+            )  # fmt: skip
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"bad stream ticket: {exc}") from None
+        self._redeemed = {jti: exp for jti, exp in self._redeemed.items() if exp >= at}
+        if claims["vin"] != vin or claims["jti"] in self._redeemed:
+            raise AuthError("bad stream ticket: for another vehicle, or used already")
+        self._redeemed[str(claims["jti"])] = float(claims["exp"])
+        return self.current(str(claims["sub"]))

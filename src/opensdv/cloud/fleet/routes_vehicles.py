@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.limits import MAX_SERIES_POINTS, MIN_LIVE_PERIOD_S, LiveStreams, finite
-from opensdv.cloud.fleet.operators import PLATFORM, AuthError
+from opensdv.cloud.fleet.operators import PLATFORM, TICKET_LIFETIME_S, AuthError
 from opensdv.cloud.fleet.service import (
     ALERT_WINDOW_S,
     SPEED,
@@ -58,16 +58,22 @@ def vehicle_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
 
     streams = LiveStreams()
 
+    @app.post("/api/v1/vehicles/{vin}/live-ticket")
+    def live_ticket(vin: str, caller: Caller) -> dict[str, Any]:
+        """A one-use ticket for ``/live`` (the URL carries it, never the bearer token)."""
+        visible(caller, vin)
+        return {"ticket": cloud.operators.stream_ticket(caller, vin), "expires_in": TICKET_LIFETIME_S}
+
     @app.get("/api/v1/vehicles/{vin}/live")
-    async def live(vin: str, token: str, period_s: float = 1.0) -> StreamingResponse:
+    async def live(vin: str, ticket: str, period_s: float = 1.0) -> StreamingResponse:
         """Server-sent events: the vehicle's latest signals every ``period_s`` (at least
-        ``MIN_LIVE_PERIOD_S``). The token comes as a query parameter because browsers'
-        EventSource cannot send an Authorization header. The operator's token and rights are
-        checked again before every event: the stream ends when they go. An operator holds at most
-        ``MAX_LIVE_STREAMS`` streams (429 past them)."""
+        ``MIN_LIVE_PERIOD_S``). Browsers' EventSource cannot send an Authorization header, so the
+        stream opens with a ticket from ``POST .../live-ticket``: one use, 30 seconds. The
+        operator's rights are checked again before every event: the stream ends when they go. An
+        operator holds at most ``MAX_LIVE_STREAMS`` streams (429 past them)."""
         finite("period_s", period_s, 0.0)
         try:
-            caller = cloud.operators.verify(token)
+            caller = cloud.operators.redeem_ticket(ticket, vin)
         except AuthError as exc:
             raise HTTPException(401, str(exc)) from None
         visible(caller, vin)
@@ -77,7 +83,7 @@ def vehicle_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
             try:
                 while True:
                     try:
-                        visible(cloud.operators.verify(token), vin)
+                        visible(cloud.operators.current(caller.name), vin)
                     except (AuthError, HTTPException):
                         yield "event: closed\ndata: {}\n\n"  # the token expired, or its rights went
                         return

@@ -8,6 +8,7 @@ front of the real repositories through the same interface.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -37,10 +38,15 @@ class Transport(Protocol):
 
 
 class HttpTransport:
+    """HTTP(S) to the back end; ``tls`` (the car's ``IdentityFiles.client_context()``) presents the
+    car's fleet certificate, which the back end requires for everything it serves."""
+
     def __init__(
         self,
         base_url: str,
         connect_timeout_s: float = 5.0,
+        *,
+        tls: ssl.SSLContext | None = None,
         grace_s: float = 5.0,
         min_bytes_per_s: float = 8192.0,
         chunk: int = 65536,
@@ -50,7 +56,7 @@ class HttpTransport:
         self.min_bytes_per_s = min_bytes_per_s
         self.chunk = chunk
         self._pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=connect_timeout_s, read=grace_s), retries=False
+            timeout=urllib3.Timeout(connect=connect_timeout_s, read=grace_s), retries=False, ssl_context=tls
         )
 
     def get(self, path: str, max_length: int) -> bytes:

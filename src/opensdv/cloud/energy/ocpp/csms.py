@@ -9,6 +9,7 @@ handlers. Message validation against the OCPP JSON schemas, and the protocol's e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -16,7 +17,7 @@ import hmac
 import ssl
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
@@ -39,8 +40,9 @@ from opensdv.cloud.energy.ocpp.csms_state import (
 )
 from opensdv.cloud.energy.ocpp.csms_v16 import SUBPROTOCOL_16, StationSession16
 from opensdv.cloud.energy.ocpp.csms_v21 import SUBPROTOCOL_21, V2xMixin
+from opensdv.link.identity import identity_of
 
-__all__ = ["Csms", "CsmsError", "StationState", "Transaction", "listening_url"]
+__all__ = ["Csms", "CsmsError", "StationAuthenticator", "StationState", "Transaction", "listening_url"]
 
 SUBPROTOCOL = Subprotocol("ocpp2.0.1")
 
@@ -50,15 +52,37 @@ def _station_id(path: str) -> str:
     return path.strip("/").rsplit("/", 1)[-1]
 
 
-def _basic_auth_matches(request: Request, user: str, password: str) -> bool:
+def _basic_auth(request: Request) -> tuple[str, str] | None:
+    """The (user, password) of an HTTP Basic ``Authorization`` header, if it holds one."""
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "basic":
-        return False
+        return None
     try:
-        given = base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        return False
-    return hmac.compare_digest(given, f"{user}:{password}".encode())
+        user, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if colon else None
+
+
+def _certificate_name(connection: ServerConnection) -> str | None:
+    """The common name of the client certificate the station presented (verified by TLS), if any."""
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    return identity_of(ssl_object.getpeercert()) if ssl_object is not None else None
+
+
+class StationAuthenticator(Protocol):
+    def accepts(self, station_id: str, password: str | None, certificate_name: str | None) -> bool: ...
+
+
+class _Passwords:
+    """Passwords held in memory, one per station (tests and embedded uses; the cloud keeps hashes)."""
+
+    def __init__(self, passwords: Mapping[str, str]) -> None:
+        self._passwords = dict(passwords)
+
+    def accepts(self, station_id: str, password: str | None, certificate_name: str | None) -> bool:
+        expected = self._passwords.get(station_id)
+        return expected is not None and password is not None and hmac.compare_digest(password, expected)
 
 
 class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
@@ -124,6 +148,7 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
         meter_value: list[dict[str, Any]] | None = None,
         **_: Any,
     ) -> call_result.TransactionEvent:
+        energy, power = energy_and_power(meter_value or [])  # refused values change nothing
         tid = transaction_info["transaction_id"]
         transaction = self.state.transactions.get(tid)
         if transaction is None:  # a Started event, or an Updated/Ended one whose Started was lost
@@ -131,7 +156,6 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
             self.state.transactions[tid] = transaction
         if id_token is not None:
             transaction.id_token = id_token["id_token"]
-        energy, power = energy_and_power(meter_value or [])
         if energy is not None:
             transaction.energy_wh = energy
         if power is not None:
@@ -269,12 +293,21 @@ class Csms:
         store: StatePersistence | None = None,
         id_tokens: Iterable[str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        credentials: StationAuthenticator | None = None,
+        liveness_s: float = 5.0,
     ) -> None:
-        """``stations``: ids, or ids with passwords for OCPP security profile 1 (HTTP Basic auth,
-        the station id as user name). With a ``store`` the state survives restarts: what it holds
+        """``stations``: ids, or ids with their passwords (HTTP Basic auth, the station id as user
+        name). ``credentials`` checks each station's own password or certificate instead
+        (``StationCredentials``: what the cloud and the CLI use); with neither, any client may
+        connect as a listed id (tests only). With a ``store`` the state survives restarts: what it holds
         is loaded now, and every change is written as it happens. ``id_tokens``: the authorisation
-        list (RFID cards, app tokens); others are answered Invalid. None accepts every token."""
-        self._passwords = dict(stations) if isinstance(stations, Mapping) else {}
+        list (RFID cards, app tokens); others are answered Invalid. None accepts every token.
+        ``liveness_s``: how long a connected station has to answer a ping before a new connection
+        with its credentials replaces it (a live one is never taken over)."""
+        if credentials is None and isinstance(stations, Mapping):
+            credentials = _Passwords(stations)
+        self._credentials = credentials
+        self.liveness_s = liveness_s
         known = store.load() if store is not None else {}
         self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
         self._store = store
@@ -290,7 +323,7 @@ class Csms:
         """The stations connected now."""
         return sorted(self._sessions)
 
-    def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         station_id = _station_id(request.path)
         if station_id not in self.stations:
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charging station {station_id!r}\n")
@@ -300,14 +333,31 @@ class Csms:
                 HTTPStatus.BAD_REQUEST,
                 f"the CSMS speaks {SUBPROTOCOL_21}, {SUBPROTOCOL} and {SUBPROTOCOL_16}\n",
             )
-        password = self._passwords.get(station_id)
-        if password is not None and not _basic_auth_matches(request, station_id, password):
-            response = connection.respond(
-                HTTPStatus.UNAUTHORIZED, f"station {station_id!r}: wrong or no credentials\n"
+        if self._credentials is not None:
+            login = _basic_auth(request)
+            password = login[1] if login is not None and login[0] == station_id else None
+            if not self._credentials.accepts(station_id, password, _certificate_name(connection)):
+                response = connection.respond(
+                    HTTPStatus.UNAUTHORIZED, f"station {station_id!r}: wrong or no credentials\n"
+                )
+                response.headers["WWW-Authenticate"] = 'Basic realm="OCPP"'
+                return response
+        if station_id in self._sessions and await self._alive(self._sessions[station_id]):
+            return connection.respond(
+                HTTPStatus.CONFLICT, f"station {station_id!r} is connected already; one connection per station\n"
             )
-            response.headers["WWW-Authenticate"] = 'Basic realm="OCPP"'
-            return response
         return None
+
+    async def _alive(self, session: _StationSession | StationSession16) -> bool:
+        """Whether a station's connection answers a ping; a dead one is dropped (it would keep the id)."""
+        connection: ServerConnection = session._connection
+        try:
+            pong = await connection.ping()
+            await asyncio.wait_for(pong, self.liveness_s)
+        except (TimeoutError, ConnectionClosed):
+            connection.transport.abort()
+            return False
+        return True
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # the handshake has happened
@@ -325,7 +375,9 @@ class Csms:
             with contextlib.suppress(ConnectionError, ConnectionClosed):  # the station went away
                 await session.start()
         finally:
-            self._sessions.pop(station_id, None)
+            if self._sessions.get(station_id) is session:  # not a newer connection that replaced it
+                del self._sessions[station_id]
+            session.ended.set()
 
     async def serve(
         self, host: str = "127.0.0.1", port: int = 9000, tls: ssl.SSLContext | None = None
@@ -340,6 +392,12 @@ class Csms:
             process_request=self._check_handshake,
             ssl=tls,
         )
+
+    async def wait_disconnected(self, station_id: str) -> None:
+        """Until the station's current connection (if any) has ended."""
+        session = self._sessions.get(station_id)
+        if session is not None:
+            await session.ended.wait()
 
     async def wait_synced(self, station_id: str) -> None:
         """Until the connected station's open transactions have been checked after its boot."""

@@ -4,11 +4,15 @@ states, transactions — and where that state is kept between restarts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import json
+import math
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from ocpp.exceptions import PropertyConstraintViolationError
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.errors import EnergyError
@@ -20,10 +24,15 @@ __all__ = [
     "StationState",
     "Transaction",
     "energy_and_power",
+    "frame_problem",
+    "meter_reading",
     "utc_now",
 ]
 
 _ENERGY = "Energy.Active.Import.Register"
+MAX_DEPTH = 16  # the deepest OCPP 2.0.1 message nests about 8 levels
+MAX_ENERGY_WH = 1e12  # a meter register beyond a terawatt hour is no meter's (net of V2G: signed)
+MAX_POWER_W = 1e7  # nor beyond ten megawatts (negative: discharging)
 
 
 class CsmsError(EnergyError):
@@ -66,17 +75,70 @@ def utc_now(clock: Clock = SYSTEM_CLOCK) -> str:
     return datetime.fromtimestamp(clock.time(), UTC).isoformat(timespec="seconds")
 
 
-def energy_and_power(meter_values: Iterable[dict[str, Any]]) -> tuple[float | None, float | None]:
-    """The last energy register (Wh) and power (W) in OCPP meter values; kWh/kW are converted."""
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in a decoded frame, without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def frame_problem(raw: str | bytes) -> tuple[str, str] | None:
+    """Why an OCPP-J frame cannot be handled — (message id or ``"-1"``, reason) — or ``None``.
+
+    Python's JSON decoder accepts ``NaN`` and ``Infinity``, which JSON (RFC 8259) does not, and
+    recurses on nesting; the ``ocpp`` package would store the first and crash on the second."""
+    try:
+        frame = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        return "-1", "nested too deeply"
+    except (ValueError, UnicodeDecodeError) as exc:
+        return "-1", f"not JSON: {str(exc)[:80]}"
+    message_id = frame[1] if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) else "-1"
+    if _depth(frame) > MAX_DEPTH:
+        return message_id, f"nested deeper than {MAX_DEPTH} levels"
+    return None
+
+
+def meter_reading(value: object, measurand: str) -> float:
+    """A sampled value as a number within what a meter can read, else the OCPP error that says so."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    limit = MAX_ENERGY_WH if measurand == _ENERGY else MAX_POWER_W
+    if not math.isfinite(number) or abs(number) > limit:
+        raise PropertyConstraintViolationError(
+            description=f"{measurand} value {str(value)[:40]} is outside what a meter reads"
+        )
+    return number
+
+
+def _unit_201(sample: dict[str, Any]) -> object:
+    return sample.get("unit_of_measure", {}).get("unit")
+
+
+def energy_and_power(
+    meter_values: Iterable[dict[str, Any]], unit_of: Callable[[dict[str, Any]], object] = _unit_201
+) -> tuple[float | None, float | None]:
+    """The last energy register (Wh) and power (W) in OCPP meter values; kWh/kW are converted.
+    ``unit_of``: where a sampled value keeps its unit (2.0.1: ``unitOfMeasure.unit``; 1.6: ``unit``)."""
     energy = power = None
     for sample_set in meter_values:
         for sample in sample_set.get("sampled_value", []):
             measurand = sample.get("measurand", _ENERGY)
-            scale = 1000.0 if sample.get("unit_of_measure", {}).get("unit") in ("kWh", "kW") else 1.0
+            scale = 1000.0 if unit_of(sample) in ("kWh", "kW") else 1.0
             if measurand == _ENERGY:
-                energy = float(sample["value"]) * scale
+                energy = meter_reading(sample["value"], measurand) * scale
             elif measurand == "Power.Active.Import":
-                power = float(sample["value"]) * scale
+                power = meter_reading(sample["value"], measurand) * scale
     return energy, power
 
 
@@ -108,6 +170,18 @@ class SessionBasics:
         self._store = store
         self._id_tokens = id_tokens
         self.synced = asyncio.Event()  # set once open transactions were checked after a boot
+        self.ended = asyncio.Event()  # set when the connection is gone
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """Answer a frame the ``ocpp`` package would drop silently, store or crash on (not JSON,
+        NaN, nested too deeply) with a CallError, as OCPP-J asks; hand the rest on."""
+        problem = frame_problem(raw_msg)
+        if problem is None:
+            await super().route_message(raw_msg)  # type: ignore[misc]  # the ChargePoint's
+            return
+        message_id, reason = problem
+        code = "FormationViolation" if self._ocpp_version == "1.6" else "FormatViolation"  # type: ignore[attr-defined]
+        await self._send(json.dumps([4, message_id, code, reason, {}]))  # type: ignore[attr-defined]
 
     def _persist(self, transaction: Transaction | None = None) -> None:
         if self._store is not None:

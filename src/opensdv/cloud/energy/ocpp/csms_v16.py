@@ -10,7 +10,7 @@ RemoteStart/StopTransaction, UpdateFirmware.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ocpp.routing import after, on
@@ -19,27 +19,22 @@ from ocpp.v16 import datatypes as dt16
 from ocpp.v16 import enums as e16
 from websockets.typing import Subprotocol
 
-from opensdv.cloud.energy.ocpp.csms_state import CsmsError, SessionBasics, Transaction, utc_now
+from opensdv.cloud.energy.ocpp.csms_state import (
+    CsmsError,
+    SessionBasics,
+    Transaction,
+    energy_and_power,
+    utc_now,
+)
 
 __all__ = ["SUBPROTOCOL_16", "StationSession16"]
 
 SUBPROTOCOL_16 = Subprotocol("ocpp1.6")
-_ENERGY = "Energy.Active.Import.Register"
 _TRANSACTION_IDS = itertools.count(1)
 
 
-def _energy_and_power_16(meter_values: Iterable[dict[str, Any]]) -> tuple[float | None, float | None]:
-    """1.6 sampled values carry ``unit`` as a string (Wh, kWh, W, kW)."""
-    energy = power = None
-    for sample_set in meter_values:
-        for sample in sample_set.get("sampled_value", []):
-            scale = 1000.0 if sample.get("unit") in ("kWh", "kW") else 1.0
-            measurand = sample.get("measurand", _ENERGY)
-            if measurand == _ENERGY:
-                energy = float(sample["value"]) * scale
-            elif measurand == "Power.Active.Import":
-                power = float(sample["value"]) * scale
-    return energy, power
+def _unit_16(sample: dict[str, Any]) -> object:
+    return sample.get("unit")  # 1.6 sampled values carry the unit as a string (Wh, kWh, W, kW)
 
 
 class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
@@ -113,7 +108,7 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
     ) -> call_result.MeterValues:
         transaction = self.state.transactions.get(str(transaction_id)) if transaction_id is not None else None
         if transaction is not None:
-            self._metered(transaction, *_energy_and_power_16(meter_value))
+            self._metered(transaction, *energy_and_power(meter_value, _unit_16))
         return call_result.MeterValues()
 
     @on(e16.Action.stop_transaction)
