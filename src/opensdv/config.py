@@ -8,7 +8,6 @@ double underscore in the environment (``OPENSDV_BROKER__PORT=55556``).
 from __future__ import annotations
 
 import os
-import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from opensdv.errors import OpenSDVError
+from opensdv.files import FileFormatError, parse_toml, read_text
 from opensdv.model._files import describe_validation_error
 
 __all__ = [
@@ -237,12 +237,9 @@ _file_values: ContextVar[dict[str, Any] | None] = ContextVar("_file_values", def
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
+        return parse_toml(read_text(path), path)
+    except FileFormatError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

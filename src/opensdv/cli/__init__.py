@@ -102,7 +102,9 @@ def main() -> None:
     try:
         app()
     except OpenSDVError as exc:
+        from rich.markup import escape
+
         from opensdv.cli._common import error_console
 
-        error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        error_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         sys.exit(2)

@@ -96,9 +96,9 @@ def new(
     directory: Path = typer.Option(Path("."), "--dir", help="where the app directory is created"),
 ) -> None:
     """Create an app directory: app.toml, the app module and a test."""
-    from opensdv.vehicle.apps.manifest import load_manifest
+    from opensdv.vehicle.apps.manifest import check_app_name, load_manifest
 
-    target = directory / name
+    target = directory / check_app_name(name)  # before anything is written
     if target.exists():
         raise OpenSDVError(f"{target} already exists")
     module = name.replace("-", "_")
@@ -189,6 +189,11 @@ async def _run(
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(runtime.stop(status.name)))
     final = await runtime.wait(status.name)
     console.print(f"{final.name}: {final.state}" + (f" ({final.detail})" if final.detail else ""))
+    if final.state in ("crashed", "failed"):
+        raise OpenSDVError(
+            f"{final.name} {final.state}" + (f": {final.detail}" if final.detail else "")
+            + f"; its log: {runtime.log_file(final.name)}"
+        )
 
 
 @app.command(epilog="Examples:\n\n  opensdv app run ./my-app --broker 127.0.0.1:55555 --vehicle honda-e-advance\n\n"

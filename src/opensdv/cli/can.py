@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import component_catalog, console, settings, table, vss_catalog
 from opensdv.errors import OpenSDVError
+from opensdv.files import parse_json, read_text
 
 if TYPE_CHECKING:
     import can as python_can
@@ -145,7 +146,7 @@ def map_(
                 )
             except CanMappingError as exc:
                 failed = True
-                console.print(f"[bold red]FAIL[/bold red] {exc}")
+                console.print(f"[bold red]FAIL[/bold red] {escape(str(exc))}")
         raise typer.Exit(1 if failed else 0)
     resolved = load_mapping(_mapping_for(ctx, vehicle, mapping))
     shown = table(
@@ -185,10 +186,9 @@ def stats(
             f"no feeder stats in {settings(ctx).data_dir / 'can'}: start 'opensdv can feed' first"
         )
     for path in files:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise OpenSDVError(f"{path}: cannot read feeder stats: {exc}") from None
+        data = parse_json(read_text(path), path)
+        if not isinstance(data, dict):
+            raise OpenSDVError(f"{path}: feeder stats are a JSON object")
         shown = table("counter", "value", title=f"{data.get('vehicle', path.stem)} ({path})")
         for key in (
             "frames",

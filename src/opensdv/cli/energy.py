@@ -288,11 +288,12 @@ def passport_check(
 ) -> None:
     """Check a battery passport against the schema; every problem is listed with its path."""
     from opensdv.cloud.energy.battery.passport import PassportError, validate_passport
+    from opensdv.files import FileFormatError, parse_json, read_text
 
     try:
-        document = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PassportError(f"{file}: cannot read a JSON passport: {exc}") from exc
+        document = parse_json(read_text(file), file)
+    except FileFormatError as exc:
+        raise PassportError(str(exc)) from None
     if not isinstance(document, dict):
         raise PassportError(f"{file}: a passport is a JSON object, got {type(document).__name__}")
     try:

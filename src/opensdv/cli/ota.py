@@ -132,15 +132,15 @@ def create(
     directory: Path | None = DIR_OPTION,
 ) -> None:
     """Create a campaign and start its first stage."""
-    import yaml
     from pydantic import ValidationError
 
     from opensdv.cloud.ota.campaigns import CampaignSpec
+    from opensdv.model._files import describe_validation_error, read_document
 
     try:
-        spec = CampaignSpec.model_validate(yaml.safe_load(spec_file.read_text()))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise OpenSDVError(f"{spec_file}: {exc}") from None
+        spec = CampaignSpec.model_validate(read_document(spec_file))
+    except ValidationError as exc:
+        raise OpenSDVError(f"{spec_file}: {describe_validation_error(exc)}") from None
     _print_progress(_ready(ctx, directory).campaigns.create(spec))
 
 

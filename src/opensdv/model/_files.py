@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from opensdv.errors import OpenSDVError
+from opensdv.files import FileFormatError, parse_json, parse_yaml, read_text
 
 
 class ModelError(OpenSDVError):
@@ -30,26 +29,16 @@ class CatalogError(ModelError):
 
 
 def read_document(path: Path) -> Any:
-    """Parse a ``.json``, ``.yaml`` or ``.yml`` file; syntax errors name the file and the line."""
+    """Parse a ``.json``, ``.yaml`` or ``.yml`` file within ``opensdv.files``' bounds; errors name
+    the file (and the line where the syntax says one)."""
+    suffix = path.suffix.lower()
+    if suffix not in {".json", ".yaml", ".yml"}:
+        raise CatalogError(path, "", f"unsupported file type {path.suffix!r} (use .json, .yaml or .yml)")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CatalogError(path, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(path, "", f"cannot read file: {exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CatalogError(path, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
-    if path.suffix.lower() in {".yaml", ".yml"}:
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else ""
-            raise CatalogError(path, where, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    raise CatalogError(path, "", f"unsupported file type {path.suffix!r} (use .json, .yaml or .yml)")
+        text = read_text(path)
+        return parse_json(text, path) if suffix == ".json" else parse_yaml(text, path)
+    except FileFormatError as exc:
+        raise CatalogError(path, exc.where, exc.problem) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

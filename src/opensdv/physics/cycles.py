@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from opensdv.errors import OpenSDVError
+from opensdv.files import FileFormatError, read_text
 
 __all__ = ["SHIPPED_CYCLES", "CycleError", "CycleGapWarning", "DriveCycle", "load_cycle"]
 
@@ -90,9 +91,9 @@ def _load_file(path: Path) -> DriveCycle:
     if not path.exists():
         raise CycleError(f"{path}: not a shipped cycle ({', '.join(SHIPPED_CYCLES)}) and no such file")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CycleError(f"{path}: cannot read cycle: {exc}") from None
+        lines = read_text(path).splitlines()
+    except FileFormatError as exc:
+        raise CycleError(str(exc)) from None
     source = next((line[1:].strip() for line in lines if line.startswith("#")), str(path))
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
     if not numbered:

@@ -56,5 +56,5 @@ def test_unknown_and_broken_sources(tmp_path: Path) -> None:
     broken.write_text('VERSION ""\nBO_ 1 X: 8 Y\n SG_ A : 0|8@1+ (1,0) [0|1 "" Y\n')
     with pytest.raises(CanDatabaseError, match="broken.dbc: cannot parse DBC"):
         load_dbc(str(broken))
-    with pytest.raises(CanDatabaseError, match="cannot read DBC"):
+    with pytest.raises(CanDatabaseError, match="missing.dbc: file not found"):
         load_dbc(str(tmp_path / "missing.dbc"))

@@ -22,17 +22,20 @@ privilege), and refuses to start an app whose ``requires`` the vehicle does not 
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from opensdv.files import FileFormatError, parse_toml, read_text
 from opensdv.model._files import CatalogError, describe_validation_error
 from opensdv.model.vehicles import Vehicle
 
-__all__ = ["AppManifest", "Limits", "Requirements", "load_manifest"]
+__all__ = ["APP_NAME_RULE", "AppManifest", "Limits", "Requirements", "check_app_name", "load_manifest"]
 
+MAX_MANIFEST_BYTES = 64 * 1024  # an app.toml is a few hundred bytes
+APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,40}$")
+APP_NAME_RULE = "2 to 41 characters: a lower-case letter, then lower-case letters, digits or '-'"
 _PATH = re.compile(r"Vehicle(\.[A-Za-z0-9_*]+)*")
 
 
@@ -54,7 +57,7 @@ class Limits(_Manifest):
 
 
 class AppManifest(_Manifest):
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    name: str = Field(pattern=APP_NAME.pattern)
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     publisher: str = Field(min_length=1)
     entry: str = Field(default="app:App", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -95,15 +98,24 @@ class AppManifest(_Manifest):
         return problems
 
 
+def check_app_name(name: str) -> str:
+    """``name`` if an app may be called that, else an error that spells the rule out."""
+    if APP_NAME.fullmatch(name) is None:
+        hint = name.lower().replace("_", "-")
+        suggestion = f" (e.g. {hint!r}; its Python module is then {hint.replace('-', '_')!r})" if APP_NAME.fullmatch(hint) else ""
+        raise CatalogError("app name", repr(name), f"{APP_NAME_RULE}{suggestion}")
+    return name
+
+
 def load_manifest(directory: Path) -> AppManifest:
     """An app's ``app.toml``, validated; errors name the file and the field."""
     file = directory / "app.toml"
+    if not file.is_file():
+        raise CatalogError(file, "", "no app.toml (is this an app directory?)")
     try:
-        document = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogError(file, "", "no app.toml (is this an app directory?)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(file, "", f"invalid TOML: {exc}") from None
+        document = parse_toml(read_text(file, MAX_MANIFEST_BYTES), file)
+    except FileFormatError as exc:
+        raise CatalogError(file, exc.where, exc.problem) from None
     try:
         return AppManifest.model_validate(document)
     except ValidationError as exc:

@@ -18,11 +18,13 @@ import cantools
 from cantools.database import Database
 from cantools.database.errors import Error as CantoolsError
 
+from opensdv.files import FileFormatError, read_text
 from opensdv.vehicle.can._errors import CanDatabaseError
 
 __all__ = ["FIXES", "CanDatabaseError", "DbcFix", "apply_fixes", "load_dbc", "opendbc_names"]
 
 OPENDBC_PREFIX = "opendbc:"
+MAX_DBC_BYTES = 2 * 1024 * 1024  # opendbc's largest is 0.8 MB; cantools takes seconds a megabyte
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,9 @@ def load_dbc(source: str) -> Database:
     else:
         path = _own(source) if "/" not in source and not source.endswith(".dbc") else Path(source)
         try:
-            text, origin = path.read_text(encoding="utf-8"), str(path)
-        except OSError as exc:
-            raise CanDatabaseError(f"{path}: cannot read DBC: {exc.strerror}") from None
+            text, origin = read_text(path, MAX_DBC_BYTES), str(path)
+        except FileFormatError as exc:
+            raise CanDatabaseError(str(exc)) from None
     try:
         database = cantools.database.load_string(apply_fixes(text), "dbc", strict=True)
     except (CantoolsError, ValueError) as exc:

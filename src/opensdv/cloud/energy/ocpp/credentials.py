@@ -19,11 +19,11 @@ import hmac
 import re
 import secrets
 import ssl
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from opensdv.cloud.energy.ocpp.csms_state import CsmsError
+from opensdv.files import FileFormatError, parse_toml, read_text
 from opensdv.link.identity import SERVICE_PREFIX, IdentityFiles, is_vehicle
 from opensdv.storage.database import Database
 from opensdv.storage.tables import StationCredentialRow
@@ -138,9 +138,9 @@ def csms_tls(identities_dir: Path) -> ssl.SSLContext:
 def load_station_passwords(path: Path) -> dict[str, str]:
     """``station id = "password"`` lines (TOML), as ``opensdv energy station add --out`` writes them."""
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise StationCredentialsError(f"{path}: not a readable TOML file of station passwords ({exc})") from None
+        table = parse_toml(read_text(path), path)
+    except FileFormatError as exc:
+        raise StationCredentialsError(str(exc)) from None
     for station_id, password in table.items():
         if not isinstance(password, str):
             raise StationCredentialsError(f"{path}: {station_id}: the password must be a string")

@@ -20,13 +20,13 @@ The ACN-Data export's names (``session_id``, ``station_id``, ``arrival_step``, `
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opensdv.cloud.energy.errors import EnergyError
+from opensdv.files import FileFormatError, parse_json, read_text
 
 __all__ = ["Session", "SessionError", "load_sessions", "with_v2g"]
 
@@ -37,6 +37,7 @@ _ALIASES = {
     "departure_step": "departure",
     "requested_kwh": "kwh_requested",
 }
+MAX_SLOT = 366 * 24 * 12  # a year of five-minute slots: plans past it would not fit in memory
 _REQUIRED = ("id", "station", "arrival", "departure", "kwh_requested", "max_kw")
 
 
@@ -63,6 +64,8 @@ class Session:
             raise ValueError(f"departure {self.departure} must be after arrival {self.arrival}")
         if self.arrival < 0:
             raise ValueError(f"arrival {self.arrival} must not be negative")
+        if self.departure > MAX_SLOT:
+            raise ValueError(f"departure {self.departure} is past slot {MAX_SLOT} (a year of five-minute slots)")
         for name in ("kwh_requested", "max_kw", "max_discharge_kw"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
@@ -105,21 +108,20 @@ def _number(row: dict[str, Any], field: str, where: str, kind: type = float, def
 def load_sessions(path: Path) -> list[Session]:
     """Read sessions from CSV or JSON; every problem names the file, the row and the field."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SessionError(f"{path}: cannot read sessions: {exc.strerror}") from None
+        text = read_text(path)
+        rows = parse_json(text, path) if path.suffix.lower() == ".json" else None
+    except FileFormatError as exc:
+        raise SessionError(str(exc)) from None
     if path.suffix.lower() == ".json":
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SessionError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise SessionError(f"{path}: expected a list of session objects")
         numbered = list(enumerate(rows, 1))
         label = "item"
     else:
-        reader = csv.DictReader(text.splitlines())
-        numbered = list(enumerate(reader, 2))
+        try:
+            numbered = list(enumerate(csv.DictReader(text.splitlines()), 2))
+        except csv.Error as exc:
+            raise SessionError(f"{path}: not a CSV of sessions: {exc}") from None
         label = "line"
     sessions: list[Session] = []
     seen: set[str] = set()
