@@ -162,3 +162,12 @@ def test_yaml_aliases_within_bounds_still_load() -> None:
         parse_yaml(LAUGHS, "f")
     with pytest.raises(FileFormatError, match="contains it"):
         parse_yaml("a: &a [1, *a]\n", "f")
+
+
+def test_app_run_fails_when_the_app_never_starts(tmp_path: Path) -> None:
+    assert CliRunner().invoke(app, ["app", "new", "crashy", "--dir", str(tmp_path)]).exit_code == 0
+    with (tmp_path / "crashy" / "app.toml").open("a") as manifest:
+        manifest.write("\n[limits]\nmax_restarts = 0\n")
+    (tmp_path / "crashy" / "crashy.py").write_text('raise RuntimeError("boom at import")\n')
+    result = CliRunner().invoke(app, ["app", "run", str(tmp_path / "crashy"), "--broker", "127.0.0.1:1"])
+    assert "crashy failed: exited with 1" in _refused(result, "crashy.log")
