@@ -14,6 +14,7 @@ import typer
 
 from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import console, settings, vss_catalog
+from opensdv.durable import write_atomically
 from opensdv.errors import OpenSDVError
 
 if TYPE_CHECKING:
@@ -158,9 +159,8 @@ def keygen(
 
     private, public = generate_key_pair(algorithm)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "jwt.key").write_bytes(private)
-    (out / "jwt.key").chmod(0o600)
-    (out / "jwt.pub").write_bytes(public)
+    write_atomically(out / "jwt.key", private, private=True)
+    write_atomically(out / "jwt.pub", public)
     console.print(f"wrote {out / 'jwt.key'} and {out / 'jwt.pub'} ({algorithm})")
 
 

@@ -50,8 +50,7 @@ def token_key(data_dir: Path) -> bytes:
     """The key the API signs operators' tokens with: made once, shared by every API process."""
     path = data_dir / "keys" / "api-token.key"
     if not path.exists():
-        write_atomically(path, secrets.token_bytes(32))
-        path.chmod(0o600)
+        write_atomically(path, secrets.token_bytes(32), private=True)
     return path.read_bytes()
 
 

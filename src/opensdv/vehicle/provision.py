@@ -33,8 +33,7 @@ def initialise_vehicle(vin: str, vehicle: Vehicle, layout: VehicleLayout) -> Non
     if not layout.jwt_private_key.exists():
         private, public = generate_key_pair("ES256")
         write_atomically(layout.jwt_public_key, public)
-        write_atomically(layout.jwt_private_key, private)
-        layout.jwt_private_key.chmod(0o600)
+        write_atomically(layout.jwt_private_key, private, private=True)
     ecu_public_keys(vin, vehicle, layout.ota)  # creates each ECU's key once
 
 

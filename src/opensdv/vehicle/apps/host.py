@@ -1,8 +1,9 @@
 """One app in its own process: ``python -m opensdv.vehicle.apps.host APP_DIR BROKER``.
 
-The runtime starts this with the app's token in ``OPENSDV_APP_TOKEN`` and its resource limits
-already applied; it imports the manifest's entry class from the app directory, runs it, and stops it
-cleanly on SIGTERM. An app is ordinary Python: whatever it imports must be installed.
+The runtime starts this with the app's token on standard input (one line) in a clean environment;
+the host makes itself not dumpable, applies the manifest's resource limits, imports the manifest's
+entry class from the app directory, runs it, and stops it cleanly on SIGTERM. An app is ordinary
+Python: whatever it imports must be installed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import os
 import resource
 import signal
 import sys
@@ -19,6 +19,7 @@ from pathlib import Path
 from opensdv.vehicle.apps.app import VehicleApp
 from opensdv.vehicle.apps.client import VehicleClient
 from opensdv.vehicle.apps.errors import AppError
+from opensdv.vehicle.apps.isolation import forbid_inspection
 from opensdv.vehicle.apps.manifest import AppManifest, load_manifest
 
 __all__ = ["apply_limits", "load_app_class", "main"]
@@ -47,9 +48,11 @@ def apply_limits(manifest: AppManifest) -> None:
 
 
 async def _run(directory: Path, target: str) -> None:
+    forbid_inspection()
+    token = sys.stdin.readline().strip() or None  # the runtime's token, then stdin is done with
     manifest = load_manifest(directory)
     apply_limits(manifest)
-    client = VehicleClient(target, os.environ.get("OPENSDV_APP_TOKEN"))
+    client = VehicleClient(target, token)
     app = load_app_class(directory, manifest)(client, manifest.settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,8 +3,10 @@
 For each app the runtime checks the vehicle meets the manifest's hardware needs, mints a token
 whose scope is the manifest's reads and actuates (signed with the vehicle's app-signing key, which
 the broker trusts), starts ``opensdv.vehicle.apps.host`` (which applies the manifest's memory and
-CPU limits to itself before it imports the app), writes its output to ``<logs>/<name>.log``, and restarts it after a
-crash up to ``max_restarts`` times with a growing back-off.
+CPU limits to itself before it imports the app) with a clean environment, private directories and,
+under root, a user of its own (see ``isolation``), hands it the token on standard input, writes its
+output to ``<logs>/<name>.log``, and restarts it after a crash up to ``max_restarts`` times with a
+growing back-off.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from opensdv.model.vehicles import Vehicle
 from opensdv.vehicle.apps.errors import AppError
+from opensdv.vehicle.apps.isolation import AppSandbox
 from opensdv.vehicle.apps.manifest import AppManifest, load_manifest
 from opensdv.vehicle.apps.package import unpack_app_set
 from opensdv.vehicle.broker import mint_token
@@ -34,6 +37,7 @@ class AppStatus:
     restarts: int = 0
     exit_code: int | None = None
     detail: str = ""
+    isolation: str = ""  # how the process is kept apart (private directories, its own uid)
 
 
 @dataclass
@@ -55,12 +59,20 @@ class AppRuntime:
         signing_key_pem: bytes,
         logs: Path,
         backoff_s: float = 0.5,
+        private_root: Path | None = None,
+        separate_users: bool | None = None,
     ) -> None:
+        """``private_root``: where each app's home and temporary directory go (default: beside
+        ``logs``). ``separate_users``: run each app as a user of its own (default: when root)."""
         self.vehicle = vehicle
         self.broker_target = broker_target
         self.signing_key_pem = signing_key_pem
         self.logs = logs
         self.backoff_s = backoff_s
+        self.sandbox = AppSandbox(
+            private_root or logs.parent / "app-private",
+            os.geteuid() == 0 if separate_users is None else separate_users,
+        )
         self._apps: dict[str, _Running] = {}
 
     def statuses(self) -> list[AppStatus]:
@@ -95,15 +107,21 @@ class AppRuntime:
         token = mint_token(
             self.signing_key_pem, manifest.scope(), subject=manifest.name, lifetime_s=24 * 3600
         )
+        options, running.status.isolation = self.sandbox.prepare(manifest.name, running.directory)
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.log_file(manifest.name).open("ab")
         try:
-            return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "opensdv.vehicle.apps.host", str(running.directory), self.broker_target,
-                stdout=log, stderr=log, env={**os.environ, "OPENSDV_APP_TOKEN": token},
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "opensdv.vehicle.apps.host", str(running.directory.resolve()),
+                self.broker_target, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, **options,  # type: ignore[arg-type]
             )  # fmt: skip
         finally:
             log.close()
+        assert process.stdin is not None
+        process.stdin.write(token.encode() + b"\n")  # never in the environment, where /proc shows it
+        await process.stdin.drain()
+        process.stdin.close()
+        return process
 
     async def _launch(self, running: _Running) -> None:
         running.status.state = "starting"

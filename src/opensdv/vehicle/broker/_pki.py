@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from opensdv.durable import write_atomically
+
 __all__ = ["DevPki", "write_dev_pki"]
 
 
@@ -91,9 +93,7 @@ def write_dev_pki(directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0
     )
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    pki.server_key.write_bytes(_key_pem(server_key))
+    write_atomically(pki.server_key, _key_pem(server_key), private=True)
     pki.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
-    pki.client_key.write_bytes(_key_pem(client_key))
-    pki.server_key.chmod(0o600)
-    pki.client_key.chmod(0o600)
+    write_atomically(pki.client_key, _key_pem(client_key), private=True)
     return pki
