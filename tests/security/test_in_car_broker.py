@@ -18,9 +18,10 @@ from kuksa.val.v2 import val_pb2_grpc
 
 from opensdv.config import load_settings
 from opensdv.model.vehicles import load_catalog
-from opensdv.vehicle.broker import mint_token
+from opensdv.vehicle.broker import ALLOW_ALL, mint_token
 from opensdv.vehicle.process import VehicleLayout, VehicleProcess
 from opensdv.vehicle.provision import initialise_vehicle
+from opensdv.vehicle.safety import ActuationGuard
 
 VIN = "JN1NSSAN0DD000001"
 LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
@@ -36,13 +37,15 @@ async def _code(call: object, request: object, token: str | None) -> grpc.Status
 
 
 @asynccontextmanager
-async def _running_car(tmp_path: Path, **broker: object) -> AsyncIterator[tuple[VehicleProcess, bytes]]:
+async def _running_car(
+    tmp_path: Path, bus: dict[str, object] | None = None, **broker: object
+) -> AsyncIterator[tuple[VehicleProcess, bytes]]:
     """A vehicle process with a token-checking broker on a free port; yields it and its token key."""
     layout = VehicleLayout(tmp_path / "car")
     initialise_vehicle(VIN, load_catalog().vehicle("nissan-leaf-40"), layout)
     settings = load_settings(
         vehicle={"vin": VIN, "model": "nissan-leaf-40", "state_dir": layout.root, "apps": False,
-                 "bus": {"interface": "virtual", "channel": f"sec-{tmp_path.name}"}},
+                 "bus": {"interface": "virtual", "channel": f"sec-{tmp_path.name}", **(bus or {})}},
         broker={"host": "127.0.0.1", "port": 0, "jwt_public_keys": [layout.jwt_public_key], **broker},
     )  # fmt: skip
     process = VehicleProcess(settings)
@@ -82,6 +85,41 @@ async def test_an_app_without_actuate_is_refused_by_the_running_broker(tmp_path:
             assert await _code(val.PublishValue, lie, liar) is grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_a_data_provider_cannot_move_the_guards_view_of_the_moving_car(tmp_path: Path) -> None:
+    """The attack of the hardening issue: a token of ``provide:data:Vehicle.Speed actuate:<trunk>``
+    publishes "standing still" while the car drives at 50 km/h, then opens the trunk. The broker
+    takes the value (readers see it), the guard does not: only the brand adapter's feeder moves it."""
+    cycle = tmp_path / "steady-50.csv"
+    cycle.write_text("time_s,speed_kmh\n" + "".join(f"{t},{0 if t == 0 else 50}\n" for t in range(3600)))
+    trunk = "Vehicle.Body.Trunk.Rear.IsOpen"
+    async with _running_car(tmp_path, {"simulate": True, "simulated_cycle": str(cycle)}) as (process, key):
+        broker = process.broker
+
+        def driving() -> bool:
+            speed = broker.get("Vehicle.Speed", ALLOW_ALL)
+            return speed is not None and speed.value is not None and float(speed.value) > 40
+
+        await asyncio.wait_for(broker.changed.wait_until(driving), 30)  # the feeder reports the drive
+        liar = mint_token(key, f"provide:data:Vehicle.Speed actuate:{trunk}", subject="app:liar")
+        standstill = v.PublishValueRequest(
+            signal_id=t.SignalID(path="Vehicle.Speed"), data_point=t.Datapoint(value=t.Value(float=0.0))
+        )
+        open_trunk = v.ActuateRequest(signal_id=t.SignalID(path=trunk), value=t.Value(bool=True))
+        async with grpc.aio.insecure_channel(process.server.target) as channel:
+            val = val_pb2_grpc.VALStub(channel)
+            metadata = [("authorization", f"Bearer {liar}")]
+            refusals = []
+            for _ in range(10):
+                await val.PublishValue(standstill, metadata=metadata)  # accepted: it may provide data
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await val.Actuate(open_trunk, metadata=metadata)
+                refusals.append(refused.value)
+        assert all(r.code() is grpc.StatusCode.PERMISSION_DENIED for r in refusals)
+        assert all("needs Vehicle.Speed < 3" in (r.details() or "") for r in refusals), refusals[0].details()
+        guard = broker.guard
+        assert isinstance(guard, ActuationGuard) and guard.untrusted_updates >= 10
+
+
 def _other_key() -> bytes:
     from opensdv.vehicle.broker import generate_key_pair
 
@@ -92,7 +130,7 @@ def test_the_guard_judges_age_and_rate_by_arrival_not_by_the_providers_stamp() -
     """A value stamped in the past but arriving now is as old as its stamp; a jump stamped as if
     it took a minute is judged by how fast it arrived."""
     from opensdv.model.vss import load_default_vss
-    from opensdv.vehicle.broker import Broker, Permissions
+    from opensdv.vehicle.broker import Broker, Permissions, vehicle_source
     from opensdv.vehicle.safety import ActuationGuard, SafetyDenied, load_policy
 
     now = [1_000_000.0]
@@ -101,7 +139,7 @@ def test_the_guard_judges_age_and_rate_by_arrival_not_by_the_providers_stamp() -
     trunk = "Vehicle.Body.Trunk.Rear.IsOpen"
     body = broker.register_provider(Permissions.from_scope("provide"), "body-ecu")
     body.claim([trunk])
-    speed = Permissions.from_scope("provide:data:Vehicle.Speed", subject="speed-sensor")
+    speed = vehicle_source("provide:data:Vehicle.Speed", subject="speed-sensor")
     app = Permissions.from_scope(f"actuate:{trunk}", subject="app:trunk")
     broker.publish({"Vehicle.Speed": 0.0}, speed, timestamp=now[0] - 60)  # a replayed old reading
     with pytest.raises(SafetyDenied, match="stale"):

@@ -41,7 +41,14 @@ from opensdv.vehicle.agent.agent import VehicleAgent
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
 from opensdv.vehicle.attributes import vehicle_attributes
-from opensdv.vehicle.broker import Broker, BrokerServer, Permissions, StateFile, server_from_settings
+from opensdv.vehicle.broker import (
+    Broker,
+    BrokerServer,
+    Permissions,
+    StateFile,
+    server_from_settings,
+    vehicle_source,
+)
 from opensdv.vehicle.can import (
     Adapter,
     BrokerSink,
@@ -63,7 +70,7 @@ SPEED = "Vehicle.Speed"
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 # each part of the process calls the broker with its own scope (least privilege in the car too)
 ATTRIBUTES = Permissions.from_scope("provide:data", subject="vehicle-attributes")
-FEEDER = Permissions.from_scope("provide", subject="can-feeder")  # provides values, actuates nothing
+FEEDER = vehicle_source("provide", subject="can-feeder")  # provides, actuates nothing; the guard believes it
 OTA_CONDITIONS = Permissions.from_scope(f"read:{SPEED} read:{SOC}", subject="ota-primary")
 
 

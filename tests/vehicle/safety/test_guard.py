@@ -17,7 +17,7 @@ from kuksa_client.grpc import VSSClient, VSSClientError
 
 from opensdv.model._files import CatalogError
 from opensdv.model.vss import load_default_vss
-from opensdv.vehicle.broker import ALLOW_ALL, Broker, Permissions
+from opensdv.vehicle.broker import ALLOW_ALL, Broker, Permissions, vehicle_source
 from opensdv.vehicle.safety import ActuationGuard, AuditTrail, SafetyDenied, load_policy
 from tests.vehicle.broker.conftest import RunningBroker, start_broker
 
@@ -28,6 +28,7 @@ TRUNK = "Vehicle.Body.Trunk.Rear.IsOpen"
 GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"
 CABIN_TEMP = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
 APP = Permissions.from_scope("read actuate", subject="eco-coach")
+FEEDER = vehicle_source()  # the brand adapter's feeder: the one source of speed the guard believes
 
 
 class Clock:
@@ -60,7 +61,7 @@ def _guard(broker: Broker) -> ActuationGuard:
 
 def _drive(broker: Broker, clock: Clock, speed: float) -> None:
     clock.now += 0.5
-    broker.publish({SPEED: speed}, ALLOW_ALL)
+    broker.publish({SPEED: speed}, FEEDER)
 
 
 def test_charging_settings_any_time_with_the_limit_clamped(broker: Broker, clock: Clock) -> None:
@@ -95,8 +96,8 @@ def test_unknown_stale_or_jumping_speed_means_deny(broker: Broker, clock: Clock)
         broker.actuate({DOOR: False}, APP)
     _drive(broker, clock, 0.0)
     clock.now += 0.1
-    broker.publish({SPEED: 100.0}, ALLOW_ALL)
-    broker.publish({SPEED: 1.0}, ALLOW_ALL)  # 100 -> 1 km/h at once: a sensor fault, not braking
+    broker.publish({SPEED: 100.0}, FEEDER)
+    broker.publish({SPEED: 1.0}, FEEDER)  # 100 -> 1 km/h at once: a sensor fault, not braking
     with pytest.raises(SafetyDenied, match="jumped implausibly"):
         broker.actuate({DOOR: False}, APP)
 

@@ -23,7 +23,7 @@ from opensdv.vehicle.broker._errors import (
     Unauthenticated,
     Unavailable,
 )
-from opensdv.vehicle.broker._permissions import ALLOW_ALL, Action, Permissions
+from opensdv.vehicle.broker._permissions import ALLOW_ALL, Action, Permissions, vehicle_source
 from opensdv.vehicle.broker._pki import DevPki, write_dev_pki
 from opensdv.vehicle.broker._settings import server_from_settings
 from opensdv.vehicle.broker._state import StateFile, StateFileError
@@ -63,5 +63,6 @@ __all__ = [
     "generate_key_pair",
     "mint_token",
     "server_from_settings",
+    "vehicle_source",
     "write_dev_pki",
 ]

@@ -100,8 +100,9 @@ class ActuationCheck(Protocol):
         """The value to forward, or raise ``PermissionDenied`` with the reason."""
         ...
 
-    def observe(self, points: Mapping[str, Datapoint]) -> None:
-        """Every accepted update, so the check can judge how signals move."""
+    def observe(self, points: Mapping[str, Datapoint], source: Permissions) -> None:
+        """Every accepted update and who provided it, so the check can judge how signals move
+        (and believe only the sources it trusts)."""
         ...
 
 
@@ -142,8 +143,6 @@ class Broker:
         self._dropped_by_closed = 0
         self._listeners: list[Callable[[Mapping[str, Datapoint]], None]] = []
         self.changed = Notifier()  # after every update, claim, release and unsubscribe: for whoever awaits a state
-        if guard is not None:
-            self._listeners.append(guard.observe)
         now = clock()
         for leaf in catalog:
             if leaf.default is not None:
@@ -239,7 +238,7 @@ class Broker:
         except BrokerError:
             self._rejected += 1
             raise
-        self._apply(checked, timestamp, provider)
+        self._apply(checked, timestamp, provider, permissions)
 
     def publish_each(
         self,
@@ -263,7 +262,7 @@ class Broker:
             except BrokerError as exc:
                 errors[path] = exc
         self._rejected += len(errors)
-        self._apply(checked, timestamp, provider)
+        self._apply(checked, timestamp, provider, permissions)
         return errors
 
     def _check_timestamp(self, timestamp: float | None) -> None:
@@ -275,7 +274,9 @@ class Broker:
                 f"timestamp {timestamp:.3f} is {ahead:.1f} s ahead of the broker's clock (limit {self._max_future_s:g} s)"
             )
 
-    def _apply(self, checked: Mapping[str, Any], timestamp: float | None, provider: Provider | None) -> None:
+    def _apply(
+        self, checked: Mapping[str, Any], timestamp: float | None, provider: Provider | None, source: Permissions
+    ) -> None:
         if not checked:
             return
         when = self._clock() if timestamp is None else timestamp
@@ -287,6 +288,8 @@ class Broker:
         if provider is not None:
             provider.published.update(points)
         self._notify(self._subscribers, points)
+        if self._guard is not None:
+            self._guard.observe(points, source)
         for listener in self._listeners:
             listener(points)
         self.changed.notify()

@@ -9,13 +9,13 @@ every leaf below a branch, or a pattern where ``*`` matches one path element.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from opensdv.model.vss import path_pattern
 from opensdv.vehicle.broker._errors import InvalidArgument, PermissionDenied
 
-__all__ = ["ALLOW_ALL", "Action", "Permissions"]
+__all__ = ["ALLOW_ALL", "Action", "Permissions", "vehicle_source"]
 
 
 class Action(StrEnum):
@@ -43,6 +43,9 @@ class Permissions:
 
     grants: frozenset[tuple[Action, str | None]]
     subject: str = ""
+    vehicle_source: bool = False
+    """A source of the vehicle's state the safety guard believes (the brand adapter's feeder, in
+    the vehicle process). No token can carry it: a remote provider never moves the guard's view."""
     _compiled: dict[tuple[Action, str | None], re.Pattern[str] | None] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -91,3 +94,9 @@ class Permissions:
 
 
 ALLOW_ALL = Permissions(frozenset((action, None) for action in Action), "in-process")
+
+
+def vehicle_source(scope: str = "provide", subject: str = "can-feeder") -> Permissions:
+    """Permissions of a source of the vehicle's state that the safety guard believes: made in the
+    vehicle process for the brand adapter's feeder, never from a token."""
+    return replace(Permissions.from_scope(scope, subject), vehicle_source=True)

@@ -1,9 +1,15 @@
 """The guard the broker asks before it forwards any actuation, whoever the caller is.
 
-It decides from the policy and the broker's current values: the rule for the actuator, the vehicle
+It decides from the policy and its own view of the vehicle: the rule for the actuator, the vehicle
 state its conditions read (a signal that is missing, stale or jumping implausibly counts as unknown,
 and unknown means deny), the value range (clamp or reject) and a per-caller rate limit. A denial is
 a ``PermissionDenied`` with the reason, so every API answers the caller with it.
+
+Its view of the signals the policy reads comes only from sources it trusts: the brand adapter's
+feeder in the vehicle process (``Permissions.vehicle_source``), which checks the bus's own
+protection of its frames and cross-checks redundant signals. What any other provider publishes —
+an app or a remote client with ``provide`` rights — reaches the broker's readers but never moves
+the guard: a forged ``Vehicle.Speed = 0`` cannot open the doors at 50 km/h.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opensdv.vehicle.broker import Datapoint, PermissionDenied
+from opensdv.vehicle.broker import Datapoint, PermissionDenied, Permissions
 from opensdv.vehicle.safety.audit import AuditRecord, AuditTrail
 from opensdv.vehicle.safety.policy import Rule, SafetyPolicy
 
@@ -38,30 +44,34 @@ class ActuationGuard:
         self._previous_at: dict[str, float] = {}
         self._latest_at: dict[str, float] = {}
         self._recent: dict[tuple[str, str], deque[float]] = {}
+        self.untrusted_updates = 0  # updates of policy signals from sources it does not believe
 
-    def observe(self, points: Mapping[str, Datapoint]) -> None:
-        """Broker listener: keep the last two samples of the signals the policy checks (jump test)."""
+    def observe(self, points: Mapping[str, Datapoint], source: Permissions) -> None:
+        """Every update the broker applied: keep the last two samples of the signals the policy
+        checks (jump test), from trusted sources only."""
         for path, point in points.items():
             if path in self.policy.signals:
+                if not source.vehicle_source:
+                    self.untrusted_updates += 1
+                    continue
                 if path in self._latest:
                     self._previous[path] = self._latest[path]
                     self._previous_at[path] = self._latest_at[path]
                 self._latest[path] = point
                 self._latest_at[path] = self.clock()
 
-    def _signal(self, path: str, current: Mapping[str, Datapoint]) -> tuple[Any, str]:
-        """(value, '') if plausible, else (None, why it is unknown)."""
+    def _signal(self, path: str) -> tuple[Any, str]:
+        """(value, '') if plausible, else (None, why it is unknown); from the guard's own view."""
         check = self.policy.signals[path]
-        point = current.get(path)
+        point = self._latest.get(path)
         if point is None or point.value is None:
-            return None, f"{path} is unknown"
-        observed = self._latest.get(path) == point
-        received = self._latest_at[path] if observed else point.timestamp
+            return None, f"{path} is unknown (no trusted source has reported it)"
+        received = self._latest_at[path]
         age = self.clock() - min(point.timestamp, received)  # the older of measured and received
         if age > check.max_age_s:
             return None, f"{path} is stale ({age:.1f} s old, limit {check.max_age_s:g} s)"
         previous = self._previous.get(path)
-        if check.max_rate_per_s is not None and previous is not None and observed:
+        if check.max_rate_per_s is not None and previous is not None:
             dt = max(self._latest_at[path] - self._previous_at[path], 1e-3)  # as received, not as stamped
             rate = abs(float(point.value) - float(previous.value)) / dt
             if rate > check.max_rate_per_s:
@@ -71,7 +81,7 @@ class ActuationGuard:
     def check(self, path: str, value: Any, subject: str, current: Mapping[str, Datapoint]) -> Any:
         """The value to forward (possibly clamped), or ``SafetyDenied``; the decision is audited."""
         try:
-            decided, clamped = self._decide(path, value, subject, current)
+            decided, clamped = self._decide(path, value, subject)  # from its own view, not ``current``
         except SafetyDenied as exc:
             self.audit.record(AuditRecord(self.clock(), subject, path, value, "denied", str(exc)))
             raise
@@ -79,9 +89,7 @@ class ActuationGuard:
             self.audit.record(AuditRecord(self.clock(), subject, path, value, "clamped", f"to {decided}"))
         return decided
 
-    def _decide(
-        self, path: str, value: Any, subject: str, current: Mapping[str, Datapoint]
-    ) -> tuple[Any, bool]:
+    def _decide(self, path: str, value: Any, subject: str) -> tuple[Any, bool]:
         rule = self.policy.rule_for(path)
         if rule is None:
             if self.policy.default == "deny":
@@ -90,7 +98,7 @@ class ActuationGuard:
         if rule.deny is not None:
             raise SafetyDenied(f"{path}: {rule.deny}")
         for condition in rule.when:
-            reading, unknown = self._signal(condition.signal, current)
+            reading, unknown = self._signal(condition.signal)
             if unknown:
                 raise SafetyDenied(f"{path}: needs {condition.describe()}, but {unknown}")
             if not condition.holds(reading):
