@@ -19,6 +19,7 @@ from opensdv.model import load_catalog
 from opensdv.model.vss import load_default_vss
 from opensdv.vehicle.broker import ALLOW_ALL, Broker
 from opensdv.vehicle.can import Adapter, BrokerSink, Feeder, GrpcSink, bus_frames, load_mapping, log_frames
+from tests.can_frames import consistent_frames
 from tests.vehicle.broker.conftest import start_broker
 
 SPEED = "Vehicle.Speed"
@@ -66,7 +67,7 @@ async def test_one_app_behaves_the_same_on_three_brands(vehicle: str) -> None:
         await asyncio.wait_for(feeder.ready.wait(), timeout=10)
 
         def send(values: dict[str, Any]) -> None:
-            for frame in adapter.encode_signals(values):
+            for frame in consistent_frames(adapter, values):
                 car.send(frame)
 
         async with VSSClient("127.0.0.1", handle.port) as client:
@@ -89,8 +90,8 @@ def _drive(adapter: Adapter) -> list[can.Message]:
     """A short recorded drive: speeds and charge states with timestamps 10 ms apart."""
     frames = []
     for step in range(50):
-        for frame in adapter.encode_signals(
-            {SPEED: step * 1.5, SOC: 90 - step * 0.1, "Vehicle.Powertrain.ElectricMotor.Speed": step * 120.0}
+        for frame in consistent_frames(
+            adapter, {SPEED: step * 1.5, SOC: 90 - step * 0.1, "Vehicle.Powertrain.ElectricMotor.Speed": step * 120.0}
         ):
             frame.timestamp = 1_700_000_000 + step * 0.01
             frames.append(frame)
@@ -139,7 +140,7 @@ def test_feed_and_stats_commands(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert handle.call(handle.broker.get, SPEED, ALLOW_ALL).value == pytest.approx(73.5)  # type: ignore[union-attr]
         stats = json.loads(stats_file.read_text())
-        assert stats["unknown_ids"] == 1 and stats["frames"] == 151
+        assert stats["unknown_ids"] == 1 and stats["frames"] == 201  # 50 steps x 4 messages (wheels with speed), +1
         shown = runner.invoke(app, ["can", "stats", "--file", str(stats_file)], env={"COLUMNS": "200"})
         assert shown.exit_code == 0 and "unknown_ids" in shown.output
     finally:

@@ -92,6 +92,10 @@ class Adapter:
                 self._add_actuator(actuator)
             except (ValueError, UnitError, KeyError) as exc:
                 problems.append(f"{actuator.vss}: {exc}")
+        for check in mapping.cross_checks.values():
+            unmapped = [p for p in (check.vss, *check.against) if p not in mapping.signals]
+            if unmapped:
+                problems.append(f"cross-check of {check.vss}: {', '.join(unmapped)} not mapped to a CAN signal")
         if problems:
             raise CanMappingError(mapping.id, problems)
         self.fast_decoders: dict[int, Callable[[bytes], dict[str, Any] | None]] = {}

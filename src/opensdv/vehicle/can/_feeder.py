@@ -65,6 +65,9 @@ class Feeder:
         self._pending: dict[str, Any] = {}  # throttled values still owed to the broker (latest wins)
         self._throttle = {path: adapter.throttle(path) for path in adapter.signal_paths}
         self._fast = adapter.fast_decoders
+        self._checks = adapter.mapping.cross_checks
+        self._redundant = {path for check in self._checks.values() for path in check.against}
+        self._seen: dict[str, tuple[float, float]] = {}  # redundant values as decoded: (time, value)
         self.ready = asyncio.Event()  # set once the sink accepted the actuator claims
 
     def process(self, message: can.Message) -> dict[str, Any]:
@@ -85,6 +88,8 @@ class Feeder:
             for where, reason, detail in decoded.dropped if decoded is not None else ():
                 stats.drop(reason, f"{where}: {detail}")
         now = message.timestamp or self._clock()  # throttle on the data's own time (replays too)
+        if self._checks:
+            values = self._cross_checked(values, now)
         due: dict[str, Any] = {}
         if self._pending:
             for path in list(self._pending):
@@ -107,6 +112,26 @@ class Feeder:
             due[path] = value
         stats.updates += len(due)
         return due
+
+    def _cross_checked(self, values: dict[str, Any], now: float) -> dict[str, Any]:
+        """``values`` without the cross-checked signals their redundant measurement contradicts
+        (or that it has not confirmed lately); each one dropped is counted as ``cross-check``."""
+        for path in self._redundant.intersection(values):
+            self._seen[path] = (now, float(values[path]))
+        for path in [p for p in values if p in self._checks]:
+            check = self._checks[path]
+            fresh = [self._seen[p][1] for p in check.against if p in self._seen and now - self._seen[p][0] <= check.max_age_ms / 1000]
+            if len(fresh) < len(check.against):
+                why = f"{path}: {', '.join(check.against)} not all seen in the last {check.max_age_ms:g} ms"
+            else:
+                expected = sum(fresh) / len(fresh)
+                allowed = max(check.tolerance, check.tolerance_ratio * abs(expected))
+                if abs(float(values[path]) - expected) <= allowed:
+                    continue
+                why = f"{path}={float(values[path]):g} disagrees with {expected:g} from {', '.join(check.against)}"
+            values = {p: v for p, v in values.items() if p != path}
+            self.stats.drop("cross-check", why)
+        return values
 
     def flush(self) -> dict[str, Any]:
         """Throttled values not yet published (the stream ended before their interval came round)."""

@@ -68,6 +68,18 @@ class ActuatorMap(_Record):
     )
 
 
+class CrossCheck(_Record):
+    """A signal published only while a redundant measurement agrees with it (vehicle speed
+    against the wheel speeds): a stuck or corrupted sensor then goes unreported, and what reads
+    it — the safety guard — sees it stale instead of wrong."""
+
+    vss: str = Field(min_length=1)
+    against: list[str] = Field(min_length=1, description="VSS paths whose mean should match")
+    tolerance: float = Field(default=5.0, ge=0, description="in the signal's unit")
+    tolerance_ratio: float = Field(default=0.1, ge=0, le=1, description="of the redundant value, if larger")
+    max_age_ms: float = Field(default=500.0, gt=0, description="redundant values older than this do not count")
+
+
 class MappingFile(_Record):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -82,6 +94,7 @@ class MappingFile(_Record):
     remove: list[str] = Field(
         default_factory=list, description="VSS paths an overlay drops from what it extends"
     )
+    cross_checks: list[CrossCheck] = Field(default_factory=list)
 
 
 class ResolvedMapping(BaseModel):
@@ -94,6 +107,7 @@ class ResolvedMapping(BaseModel):
     signals: dict[str, SignalMap]
     actuators: dict[str, ActuatorMap]
     sources: list[str]
+    cross_checks: dict[str, CrossCheck] = {}
 
 
 def _mappings_folder() -> Path:
@@ -143,12 +157,14 @@ def load_mapping(
     signals: dict[str, SignalMap] = {}
     actuators: dict[str, ActuatorMap] = {}
     sources: list[str] = []
+    checks: dict[str, CrossCheck] = {}
     for parent in parents:
         base = load_mapping(parent, folders[:-1], seen)
         dbc += [d for d in base.dbc if d not in dbc]
         cycle.update(base.cycle_ms)
         signals.update(base.signals)
         actuators.update(base.actuators)
+        checks.update(base.cross_checks)
         sources += base.sources
     for removed in mapping.remove:
         if removed not in signals and removed not in actuators:
@@ -157,6 +173,9 @@ def load_mapping(
             )
         signals.pop(removed, None)
         actuators.pop(removed, None)
+        checks.pop(removed, None)
+    for check in mapping.cross_checks:
+        checks[check.vss] = check
     for entry in mapping.signals:
         signals[entry.vss] = entry
     for actuator in mapping.actuators:
@@ -171,4 +190,5 @@ def load_mapping(
         signals=signals,
         actuators=actuators,
         sources=[*sources, str(path)],
+        cross_checks=checks,
     )

@@ -100,11 +100,21 @@ def frame_problem(raw: str | bytes) -> tuple[str, str] | None:
     except RecursionError:
         return "-1", "nested too deeply"
     except (ValueError, UnicodeDecodeError) as exc:
-        return "-1", f"not JSON: {str(exc)[:80]}"
-    message_id = frame[1] if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) else "-1"
+        return _message_id(raw), f"not JSON: {str(exc)[:80]}"
     if _depth(frame) > MAX_DEPTH:
-        return message_id, f"nested deeper than {MAX_DEPTH} levels"
+        return _message_id(frame), f"nested deeper than {MAX_DEPTH} levels"
     return None
+
+
+def _message_id(frame: object) -> str:
+    """The frame's message id if one can be read (also from a frame that is JSON but for a NaN),
+    else ``"-1"`` as OCPP-J says."""
+    if isinstance(frame, str | bytes):
+        try:
+            frame = json.loads(frame)  # Python's lenient decoder: only to find the id to answer
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return "-1"
+    return frame[1] if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) else "-1"
 
 
 def meter_reading(value: object, measurand: str) -> float:
