@@ -4,10 +4,16 @@ standard-component frames that were corrupted, replayed or forged (AUTOSAR E2E).
 
 from __future__ import annotations
 
+import can
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from opensdv.model.vss import load_default_vss
 from opensdv.vehicle.can import Adapter, Feeder, load_mapping
+from opensdv.vehicle.can._e2e import E2EProfile1
 
 SPEED = "Vehicle.Speed"
+SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 REAR = ["Vehicle.Chassis.Axle.Row2.Wheel.Left.Speed", "Vehicle.Chassis.Axle.Row2.Wheel.Right.Speed"]
 
 
@@ -29,3 +35,52 @@ def test_a_speed_the_wheels_contradict_is_not_reported() -> None:
     late = adapter.encode_signals({SPEED: 30.0})[0]
     late.timestamp = 5.0
     assert SPEED not in feeder.process(late) and "not all seen" in feeder.stats.last_drop["cross-check"]
+
+
+def test_the_e2e_crc_is_crc8_sae_j1850() -> None:
+    from crc import Calculator, Crc8
+
+    assert Calculator(Crc8.SAEJ1850.value).checksum(b"123456789") == 0x4B  # the catalogued check value
+    protection = E2EProfile1("T", data_id=0x0510, crc_byte=7, counter_bit=52)
+    frame = protection.protect(bytes(8))
+    assert frame[6] >> 4 == 0 and frame[7] == protection.crc(frame)  # counter 0 in the nibble, CRC in byte 7
+
+
+def _pack_frames(adapter: Adapter, count: int) -> list[can.Message]:
+    return [adapter.encode_signals({SOC: 50.0 + n})[0] for n in range(count)]
+
+
+def test_corrupted_replayed_and_out_of_sequence_frames_are_dropped() -> None:
+    adapter = Adapter(load_mapping("nissan-leaf-2018"), load_default_vss())
+    feeder = Feeder(adapter)
+    first, second, third, _, fifth, sixth = _pack_frames(adapter, 6)
+    assert feeder.process(first)[SOC] == 50.0
+    tampered = bytearray(second.data)
+    tampered[4] ^= 0x01  # one bit of the state of charge flipped on the way
+    assert feeder.process(can.Message(arbitration_id=second.arbitration_id, data=bytes(tampered), is_extended_id=False)) == {}
+    assert feeder.stats.dropped["e2e-crc"] == 1
+    assert feeder.process(second)[SOC] == 51.0
+    assert feeder.process(second) == {} and feeder.stats.dropped["e2e-repeated"] == 1  # the same frame again
+    assert feeder.process(sixth) == {} and feeder.stats.dropped["e2e-sequence"] == 1  # three frames missing
+    assert SOC not in feeder.process(third)  # ... and the old ones replayed after it are out of sequence too
+    forged = bytearray(fifth.data)
+    forged[7] = 0  # a frame from someone without the Data ID cannot carry the right CRC but by chance
+    assert feeder.process(can.Message(arbitration_id=fifth.arbitration_id, data=bytes(forged), is_extended_id=False)) == {}
+
+
+@settings(max_examples=300)
+@given(index=st.integers(0, 7), change=st.integers(1, 255))
+def test_fuzz_any_change_within_one_byte_is_detected(index: int, change: int) -> None:
+    protection = E2EProfile1("T", data_id=0x0510, crc_byte=7, counter_bit=52)
+    sender = E2EProfile1("T", data_id=0x0510, crc_byte=7, counter_bit=52)
+    frame = bytearray(sender.protect(bytes([1, 2, 3, 4, 5, 6, 0, 0])))
+    frame[index] ^= change
+    assert protection.check(bytes(frame)) is not None
+
+
+def test_the_running_twin_sends_protected_frames_the_feeder_accepts() -> None:
+    adapter = Adapter(load_mapping("honda-e-advance-2020"), load_default_vss())
+    feeder = Feeder(adapter)
+    for frame in _pack_frames(adapter, 40):  # more than one counter cycle (0..14)
+        assert SOC in feeder.process(frame)
+    assert not any(reason.startswith("e2e") for reason in feeder.stats.dropped)

@@ -18,6 +18,7 @@ from cantools.database.errors import EncodeError
 from opensdv.model.vss import EntryType, VssCatalog, VssLeaf, VssValueError
 from opensdv.vehicle.can._codegen import generate_decoder
 from opensdv.vehicle.can._dbc import load_dbc
+from opensdv.vehicle.can._e2e import E2EProfile1, e2e_protection
 from opensdv.vehicle.can._errors import CanDatabaseError, CanMappingError
 from opensdv.vehicle.can._layout import Target, compile_extract
 from opensdv.vehicle.can._mapping import ActuatorMap, ResolvedMapping, SignalMap
@@ -80,6 +81,15 @@ class Adapter:
                     )
                 owners[key] = source
                 self.messages[message.name] = message
+        self.e2e: dict[str, E2EProfile1] = {}  # by message name: what the components DBC protects
+        for message in self.messages.values():
+            try:
+                protection = e2e_protection(message)
+            except (ValueError, KeyError) as exc:
+                problems.append(str(exc))
+                continue
+            if protection is not None:
+                self.e2e[message.name] = protection
         self.decoders: dict[tuple[int, bool], _Decoder] = {}
         for entry in mapping.signals.values():
             try:
@@ -294,10 +304,11 @@ class Adapter:
             payload = message.encode(data, scaling=True, strict=True)
         except (EncodeError, ValueError, KeyError, OverflowError) as exc:
             raise CanMappingError(self.mapping.id, [f"cannot encode {message.name}: {exc}"]) from None
+        protection = self.e2e.get(message.name)
         return can.Message(
             arbitration_id=message.frame_id,
             is_extended_id=message.is_extended_frame,
-            data=payload,
+            data=payload if protection is None else protection.protect(payload),
             is_fd=message.length > 8,
         )
 

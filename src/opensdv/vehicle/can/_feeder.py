@@ -13,7 +13,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,11 @@ class Feeder:
         self._pending: dict[str, Any] = {}  # throttled values still owed to the broker (latest wins)
         self._throttle = {path: adapter.throttle(path) for path in adapter.signal_paths}
         self._fast = adapter.fast_decoders
+        self._e2e = {  # a receiver's own counters: what the adapter sends is counted apart
+            frame_key(m.frame_id, m.is_extended_frame): replace(adapter.e2e[m.name], sent=-1, received=None)
+            for m in adapter.messages.values()
+            if m.name in adapter.e2e
+        }
         self._checks = adapter.mapping.cross_checks
         self._redundant = {path for check in self._checks.values() for path in check.against}
         self._seen: dict[str, tuple[float, float]] = {}  # redundant values as decoded: (time, value)
@@ -80,6 +85,10 @@ class Feeder:
             stats.unknown_ids += 1
             return {}
         stats.mapped_frames += 1
+        protection = self._e2e.get(frame_key(message.arbitration_id, message.is_extended_id))
+        if protection is not None and (problem := protection.check(data)) is not None:
+            stats.drop(*problem)  # corrupted, stale or replayed: none of its values is used
+            return {}
         self.adapter.observe(message.arbitration_id, message.is_extended_id, data)
         values = fast(data)
         if values is None:  # something is off: the generic decoder says what
