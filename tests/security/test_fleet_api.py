@@ -15,6 +15,8 @@ import pytest
 import urllib3
 import uvicorn
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from opensdv.clock import FakeClock
 from opensdv.cloud.fleet.api import create_api
@@ -270,3 +272,32 @@ def test_live_streams_are_capped_per_operator_and_end_when_rights_go(tmp_path: P
         assert rest.rstrip().endswith(b"event: closed\ndata: {}")
         for response in opened:
             response.release_conn()
+
+
+_NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr), st.integers(-(10**20), 10**20).map(str),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from(["passport", "health", "series"]),
+    params=st.dictionaries(
+        st.sampled_from(["years", "daily_km", "ambient_c", "hours", "start", "end", "bucket_s", "path"]),
+        _NUMBERS, max_size=4,
+    ),
+    command=st.dictionaries(st.sampled_from(["path", "value", "x"]), st.one_of(_NUMBERS, st.none(), st.booleans()), max_size=3),
+)  # fmt: skip
+def test_fuzz_no_parameter_or_command_body_gets_a_server_error(
+    world: tuple[FleetCloud, TestClient, FakeClock], route: str, params: dict[str, str], command: dict[str, object]
+) -> None:
+    _, client, _ = world
+    token = client.post("/api/v1/token", data={"grant_type": "password", "username": "nissan-ops", "password": SECRET})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    if route == "series":
+        params.setdefault("path", "Vehicle.Speed")
+    answer = client.get(f"/api/v1/vehicles/{VIN}/{route}", params=params, headers=headers)
+    assert answer.status_code < 500, (route, params, answer.text)
+    sent = client.post(f"/api/v1/vehicles/{VIN}/commands", json=command, headers=headers)
+    assert sent.status_code < 500, (command, sent.text)
