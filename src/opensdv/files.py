@@ -17,7 +17,7 @@ from typing import Any
 
 from opensdv.errors import OpenSDVError
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_YAML_NODES", "FileFormatError", "parse_json", "parse_toml",
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_YAML_NODES", "FileFormatError", "nesting_depth", "parse_json", "parse_toml",
            "parse_yaml", "read_text"]  # fmt: skip
 
 MAX_FILE_BYTES = 32 * 1024 * 1024  # the VSS 6.0 catalog is 0.3 MB, the largest opendbc DBC under 1 MB
@@ -50,7 +50,8 @@ def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
         raise FileFormatError(path, f"byte {exc.start}", "not UTF-8 text (a binary file?)") from None
 
 
-def _depth(value: object) -> int:
+def nesting_depth(value: object) -> int:
+    """How deeply lists and dicts nest in ``value`` (counted up to just past ``MAX_DEPTH``), without recursion."""
     deepest, pending = 0, [(value, 1)]
     while pending:
         item, level = pending.pop()
@@ -62,7 +63,7 @@ def _depth(value: object) -> int:
 
 
 def _shallow(value: Any, source: str | Path) -> Any:
-    if _depth(value) > MAX_DEPTH:
+    if nesting_depth(value) > MAX_DEPTH:
         raise FileFormatError(source, "", f"nested deeper than {MAX_DEPTH} levels")
     return value
 

@@ -16,6 +16,7 @@ from ocpp.exceptions import PropertyConstraintViolationError
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.errors import EnergyError
+from opensdv.files import nesting_depth
 
 __all__ = [
     "CsmsError",
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 _ENERGY = "Energy.Active.Import.Register"
-MAX_DEPTH = 16  # the deepest OCPP 2.0.1 message nests about 8 levels
+MAX_DEPTH = 16  # the deepest OCPP 2.0.1 message nests about 8 levels (below the files' limit)
 MAX_ENERGY_WH = 1e12  # a meter register beyond a terawatt hour is no meter's (net of V2G: signed)
 MAX_POWER_W = 1e7  # nor beyond ten megawatts (negative: discharging)
 
@@ -79,17 +80,6 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _depth(value: object) -> int:
-    """How deeply lists and objects nest in a decoded frame, without recursion."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 def frame_problem(raw: str | bytes) -> tuple[str, str] | None:
     """Why an OCPP-J frame cannot be handled — (message id or ``"-1"``, reason) — or ``None``.
 
@@ -101,7 +91,7 @@ def frame_problem(raw: str | bytes) -> tuple[str, str] | None:
         return "-1", "nested too deeply"
     except (ValueError, UnicodeDecodeError) as exc:
         return _message_id(raw), f"not JSON: {str(exc)[:80]}"
-    if _depth(frame) > MAX_DEPTH:
+    if nesting_depth(frame) > MAX_DEPTH:
         return _message_id(frame), f"nested deeper than {MAX_DEPTH} levels"
     return None
 
