@@ -84,3 +84,30 @@ def test_the_running_twin_sends_protected_frames_the_feeder_accepts() -> None:
     for frame in _pack_frames(adapter, 40):  # more than one counter cycle (0..14)
         assert SOC in feeder.process(frame)
     assert not any(reason.startswith("e2e") for reason in feeder.stats.dropped)
+
+
+def test_honda_frames_carry_the_checksum_and_counter_opendbc_computes() -> None:
+    """Against opendbc's own packer, byte for byte; then a corrupted or repeated CAR_SPEED is dropped."""
+    from dataclasses import replace
+
+    from opendbc.can.packer import CANPacker
+
+    adapter = Adapter(load_mapping("honda-e-advance-2020"), load_default_vss())
+    packer = CANPacker("honda_e_advance_2020_can_generated")
+    message = adapter.messages["CAR_SPEED"]
+    sender = replace(adapter.protections["CAR_SPEED"])
+    for counter in range(6):
+        _, reference, _ = packer.make_can_msg("CAR_SPEED", 0, {"CAR_SPEED": 50, "COUNTER": counter % 4})
+        ours = sender.protect(message.encode({**{s.name: 0 for s in message.signals}, "CAR_SPEED": 50}))
+        assert ours == bytes(reference)
+    feeder = Feeder(adapter)
+    wheels = adapter.encode_signals(dict.fromkeys([*REAR, *(p.replace("Row2", "Row1") for p in REAR)], 50.0))
+    speed = adapter.encode_signals({SPEED: 50.0})[0]
+    for frame in wheels:
+        feeder.process(frame)
+    corrupted = bytearray(speed.data)
+    corrupted[1] ^= 0x40
+    assert feeder.process(can.Message(arbitration_id=speed.arbitration_id, data=bytes(corrupted), is_extended_id=False)) == {}
+    assert feeder.stats.dropped["checksum"] == 1
+    assert feeder.process(speed)[SPEED] == 50.0
+    assert feeder.process(speed) == {} and feeder.stats.dropped["e2e-repeated"] == 1  # its counter did not move

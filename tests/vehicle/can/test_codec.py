@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
+import can
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -145,7 +146,7 @@ def test_bad_frames_are_dropped_with_their_reason(data: bytes, reason: str) -> N
     adapter = ADAPTERS["nissan-leaf-2018"]
     feeder = Feeder(adapter)
     if len(data) == 8:  # a frame its sender protected: only the decoder can find what is wrong
-        data = replace(adapter.e2e["BMS_PACK_STATUS"]).protect(data)
+        data = replace(adapter.protections["BMS_PACK_STATUS"]).protect(data)
     assert "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" not in feeder.process(
         can.Message(arbitration_id=0x510, data=data, is_extended_id=False)
     )
@@ -164,7 +165,7 @@ def test_vss_invalid_values_are_dropped(tmp_path: Any) -> None:
     frame = can.Message(
         arbitration_id=message.frame_id,
         is_extended_id=False,
-        data=adapter.e2e[message.name].protect(
+        data=adapter.protections[message.name].protect(
             message.encode({"PACK_VOLTAGE": 350, "PACK_CURRENT": 0, "SOC": 80, "SOH": 99, "COUNTER": 0, "CRC": 0})
         ),
     )
@@ -180,18 +181,20 @@ def test_throttling() -> None:
     adapter = ADAPTERS["honda-e-advance-2020"]
     feeder = Feeder(adapter, clock=lambda: now[0])
     steering = "Vehicle.Chassis.SteeringWheel.Angle"  # (speed is throttled too, but also cross-checked)
-    angle = adapter.encode_signals({steering: 10})[0]
-    assert feeder.process(angle) == {steering: 10}
+    def angle() -> can.Message:  # each frame with the next counter, as the ECU sends them
+        return adapter.encode_signals({steering: 10})[0]
+
+    assert feeder.process(angle()) == {steering: 10}
     now[0] = 0.02
-    assert feeder.process(angle) == {}  # 50 ms minimum interval
+    assert feeder.process(angle()) == {}  # 50 ms minimum interval
     now[0] = 0.06
-    assert feeder.process(angle) == {steering: 10}
-    soc = adapter.encode_signals({"Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 50.0})[0]
-    assert "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" in feeder.process(soc)
+    assert feeder.process(angle()) == {steering: 10}
+    def soc() -> can.Message:
+        return adapter.encode_signals({"Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 50.0})[0]
+
+    assert "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" in feeder.process(soc())
     now[0] = 10
-    assert "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" not in feeder.process(
-        soc
-    )  # on change only
+    assert "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current" not in feeder.process(soc())  # on change only
     assert feeder.stats.throttled >= 2
 
 

@@ -16,6 +16,7 @@ from cantools.database.can import Message, Signal
 from cantools.database.errors import EncodeError
 
 from opensdv.model.vss import EntryType, VssCatalog, VssLeaf, VssValueError
+from opensdv.vehicle.can._checksums import HondaChecksum, brand_protection
 from opensdv.vehicle.can._codegen import generate_decoder
 from opensdv.vehicle.can._dbc import load_dbc
 from opensdv.vehicle.can._e2e import E2EProfile1, e2e_protection
@@ -56,6 +57,7 @@ def _mean(values: list[float]) -> float:
 
 
 _COMBINE: dict[str, Callable[[list[float]], float]] = {"mean": _mean, "min": min, "max": max}
+FrameProtection = E2EProfile1 | HondaChecksum  # protect(payload) when sending, check(payload) when receiving
 
 
 class Adapter:
@@ -67,6 +69,7 @@ class Adapter:
         problems: list[str] = []
         self.messages: dict[str, Message] = {}
         owners: dict[tuple[int, bool], str] = {}
+        sources: dict[str, str] = {}
         for source in mapping.dbc:
             try:
                 database = load_dbc(source)
@@ -81,15 +84,17 @@ class Adapter:
                     )
                 owners[key] = source
                 self.messages[message.name] = message
-        self.e2e: dict[str, E2EProfile1] = {}  # by message name: what the components DBC protects
+                sources[message.name] = source
+        # by message name: the E2E header of the components DBC, or the brand's own checksum
+        self.protections: dict[str, FrameProtection] = {}
         for message in self.messages.values():
             try:
-                protection = e2e_protection(message)
+                protection = e2e_protection(message) or brand_protection(sources[message.name], message)
             except (ValueError, KeyError) as exc:
                 problems.append(str(exc))
                 continue
             if protection is not None:
-                self.e2e[message.name] = protection
+                self.protections[message.name] = protection
         self.decoders: dict[tuple[int, bool], _Decoder] = {}
         for entry in mapping.signals.values():
             try:
@@ -304,7 +309,7 @@ class Adapter:
             payload = message.encode(data, scaling=True, strict=True)
         except (EncodeError, ValueError, KeyError, OverflowError) as exc:
             raise CanMappingError(self.mapping.id, [f"cannot encode {message.name}: {exc}"]) from None
-        protection = self.e2e.get(message.name)
+        protection = self.protections.get(message.name)
         return can.Message(
             arbitration_id=message.frame_id,
             is_extended_id=message.is_extended_frame,

@@ -66,9 +66,9 @@ class Feeder:
         self._throttle = {path: adapter.throttle(path) for path in adapter.signal_paths}
         self._fast = adapter.fast_decoders
         self._e2e = {  # a receiver's own counters: what the adapter sends is counted apart
-            frame_key(m.frame_id, m.is_extended_frame): replace(adapter.e2e[m.name], sent=-1, received=None)
+            frame_key(m.frame_id, m.is_extended_frame): replace(adapter.protections[m.name], sent=-1, received=None)
             for m in adapter.messages.values()
-            if m.name in adapter.e2e
+            if m.name in adapter.protections
         }
         self._checks = adapter.mapping.cross_checks
         self._redundant = {path for check in self._checks.values() for path in check.against}
