@@ -12,6 +12,8 @@ from hypothesis import settings
 
 from tests.fleet_identities import Fleet, mosquitto_binary
 
+pytest_plugins = ["tests.hang_report"]
+
 # Hypothesis's per-example deadline is a timing assertion: on a loaded 2-core machine it fails tests
 # whose logic is right (performance is measured in bench/, never asserted here).
 settings.register_profile("opensdv", deadline=None)
