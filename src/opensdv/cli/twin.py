@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from opensdv.cli import SUBCOMMANDS
-from opensdv.cli._common import component_catalog, console, table
+from opensdv.cli._common import CATALOG_OPTION, component_catalog, console, table
 
 if TYPE_CHECKING:
-    from opensdv.model.vehicles import Vehicle
+    from opensdv.model.vehicles import PublishedLabel, Vehicle
 
 app = typer.Typer(
     name="twin",
@@ -24,8 +25,8 @@ app = typer.Typer(
 CYCLE_HELP = "a shipped cycle (udds, hwfet, wltc_class1, wltc_class2, wltc_class3b, wltc_japan) or a CSV file"
 
 
-def _vehicles(ctx: typer.Context, ids: list[str] | None) -> list[Vehicle]:
-    catalog = component_catalog(ctx)
+def _vehicles(ctx: typer.Context, ids: list[str] | None, extra: list[Path] | None) -> list[Vehicle]:
+    catalog = component_catalog(ctx, extra)
     return [catalog.vehicle(i) for i in ids] if ids else catalog.all_vehicles()
 
 
@@ -34,6 +35,7 @@ def _vehicles(ctx: typer.Context, ids: list[str] | None) -> list[Vehicle]:
 )
 def run(
     ctx: typer.Context,
+    catalog: list[Path] | None = CATALOG_OPTION,
     vehicle: str = typer.Argument(..., help="vehicle id"),
     cycle: str = typer.Option("udds", help=CYCLE_HELP),
     soc_start: float = typer.Option(0.95, min=0.05, max=1.0, help="state of charge at the start"),
@@ -44,7 +46,7 @@ def run(
     from opensdv.physics import load_cycle, simulate
     from opensdv.physics.plots import plot_run
 
-    chosen = component_catalog(ctx).vehicle(vehicle)
+    chosen = component_catalog(ctx, catalog).vehicle(vehicle)
     drive = load_cycle(cycle)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -85,42 +87,112 @@ def run(
 
 @app.command(
     name="range",
-    epilog="Examples:\n\n  opensdv twin range\n\n  opensdv twin range mitsubishi-ek-x-ev --combinations",
+    epilog="Examples:\n\n  opensdv twin range\n\n  opensdv twin range mitsubishi-ek-x-ev --combinations\n\n"
+    "  opensdv twin range my-city-ev --catalog docs/examples/my-ev.yaml --no-combinations",
 )
 def range_(
     ctx: typer.Context,
+    catalog: list[Path] | None = CATALOG_OPTION,
     vehicles: list[str] | None = typer.Argument(None, help="vehicle ids (default: all)"),
     combinations: bool = typer.Option(True, help="also every allowed standard pack / e-axle choice"),
 ) -> None:
-    """EPA-style combined range (55 % UDDS, 45 % HWFET, x0.7), per vehicle and pack/e-axle choice."""
-    from opensdv.physics import combined_range_km
+    """Range and consumption by each label method (EPA, WLTP, Japan's WLTC mode), per vehicle and
+    pack/e-axle choice; consumption is from the wall, as labels print it."""
+    from opensdv.physics import VehicleParams, label_figures
     from opensdv.physics.combinations import allowed_combinations
 
-    catalog = component_catalog(ctx)
-    chosen = _vehicles(ctx, vehicles)
+    everything = component_catalog(ctx, catalog)
+    chosen = _vehicles(ctx, vehicles, catalog)
     variants: list[tuple[str, Vehicle]] = []
     for vehicle in chosen:
         variants.append((vehicle.title, vehicle))
         if combinations:
-            for option in allowed_combinations(vehicle, catalog):
+            for option in allowed_combinations(vehicle, everything):
                 if (option.pack.module.id, option.pack.modules_series, [a.id for a in option.eaxles]) != (
                     vehicle.pack.module.id, vehicle.pack.modules_series, [a.id for a in vehicle.eaxles]
                 ):  # fmt: skip
                     variants.append((f"  {vehicle.definition.model} with", option))
-    ranges, consumption = combined_range_km([v for _, v in variants])
+    params = VehicleParams.from_vehicles([v for _, v in variants])
+    figures = [label_figures(params, regulation) for regulation in ("epa", "wltp", "japan-wltc")]
     shown = table(
-        "vehicle", "pack", "e-axle", "kWh", "Wh/km (adjusted)", "range km", title="Combined range (EPA-style)"
-    )
-    for (label, v), km, wh in zip(variants, ranges, consumption, strict=True):
+        "vehicle", "pack", "e-axle", "usable kWh",
+        "EPA km", "EPA Wh/km", "WLTP km", "WLTP Wh/km", "Japan WLTC km", "Japan Wh/km",
+        title="Range by label method (consumption from the wall)",
+    )  # fmt: skip
+    for i, (label, v) in enumerate(variants):
+        cells = [f"{f.range_km[i]:.0f}|{f.wall_wh_per_km[i]:.0f}" for f in figures]
         shown.add_row(
-            label,
-            v.pack.label,
-            ", ".join(a.id for a in v.eaxles),
-            f"{v.pack.energy_kwh:.1f}",
-            f"{wh:.0f}",
-            f"{km:.0f}",
-        )
+            label, v.pack.label, ", ".join(a.id for a in v.eaxles), f"{v.usable_energy_kwh:.1f}",
+            *(part for cell in cells for part in cell.split("|")),
+        )  # fmt: skip
     console.print(shown)
+
+
+def _label_option(text: str) -> PublishedLabel:
+    """``REGULATION:RANGE_KM[:WH_PER_KM]``, e.g. ``wltp:285`` or ``epa:243:186.4``."""
+    from pydantic import ValidationError
+
+    from opensdv.model.vehicles import PublishedLabel
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise typer.BadParameter(f"{text!r}: expected REGULATION:RANGE_KM[:WH_PER_KM], e.g. wltp:285")
+    fields = {"regulation": parts[0], "range_km": parts[1], "source": "--label"}
+    if len(parts) == 3:
+        fields["consumption_wh_per_km"] = parts[2]
+    try:
+        return PublishedLabel.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(f"{text!r}: {problems}") from None
+
+
+@app.command(
+    epilog="Examples:\n\n  opensdv twin validate\n\n  opensdv twin validate nissan-leaf-40 --tolerance 0.03\n\n"
+    "  opensdv twin validate my-city-ev --catalog docs/examples/my-ev.yaml --label japan-wltc:300:128\n\n"
+    "Exit status: 0 every label within the tolerance, 1 one is outside it, 2 bad input."
+)
+def validate(
+    ctx: typer.Context,
+    catalog: list[Path] | None = CATALOG_OPTION,
+    vehicles: list[str] | None = typer.Argument(None, help="vehicle ids (default: all)"),
+    label: list[str] | None = typer.Option(
+        None, "--label", help="REGULATION:RANGE_KM[:WH_PER_KM] (epa, wltp, japan-wltc), instead of the catalog's; one vehicle"
+    ),
+    tolerance: float = typer.Option(0.05, min=0.0, max=1.0, help="largest deviation allowed, as a fraction"),
+) -> None:
+    """The twin against each published label range and consumption, by the label's own method."""
+    from opensdv.physics.validation import validate as check_labels
+
+    chosen = _vehicles(ctx, vehicles, catalog)
+    overrides: dict[str, list[PublishedLabel]] | None = None
+    if label:
+        if len(chosen) != 1:
+            raise typer.BadParameter("--label applies to one vehicle: name it")
+        overrides = {chosen[0].id: [_label_option(text) for text in label]}
+    checks = check_labels(chosen, overrides)
+    if not checks:
+        console.print("no published labels to check: add `labels` to the vehicle's catalog record, or --label")
+        raise typer.Exit(1)
+    sources = list(dict.fromkeys(check.source for check in checks))
+    shown = table(
+        "vehicle", "label", "quantity", "twin", "published", "deviation", "", "usable kWh to match", "source",
+        title=f"Twin against published labels (tolerance {tolerance:.0%})",
+    )  # fmt: skip
+    for check in checks:
+        ok = check.within(tolerance)
+        shown.add_row(
+            check.vehicle, check.regulation, check.quantity, f"{check.twin:.1f}", f"{check.published:g}",
+            f"{check.deviation:+.1%}", "[green]ok[/green]" if ok else "[red]outside[/red]",
+            "" if check.implied_usable_kwh is None else f"{check.implied_usable_kwh:.1f}",
+            f"[{sources.index(check.source) + 1}]",
+        )  # fmt: skip
+    console.print(shown)
+    for number, source in enumerate(sources, start=1):
+        console.print(f"[{number}] {escape(source)}", markup=False)
+    outside = [c for c in checks if not c.within(tolerance)]
+    console.print(f"{len(checks) - len(outside)} of {len(checks)} within {tolerance:.0%}")
+    raise typer.Exit(1 if outside else 0)
 
 
 @app.command(
@@ -128,13 +200,14 @@ def range_(
 )
 def compare(
     ctx: typer.Context,
+    catalog: list[Path] | None = CATALOG_OPTION,
     vehicles: list[str] | None = typer.Argument(None, help="vehicle ids (default: all)"),
     cycle: str = typer.Option("udds", help=CYCLE_HELP),
 ) -> None:
     """Several vehicles on one cycle, side by side."""
     from opensdv.physics import load_cycle, simulate
 
-    chosen = _vehicles(ctx, vehicles)
+    chosen = _vehicles(ctx, vehicles, catalog)
     drive = load_cycle(cycle)
     result = simulate(chosen, drive, keep_traces=False)
     shown = table(
@@ -162,6 +235,7 @@ def compare(
 )
 def age_(
     ctx: typer.Context,
+    catalog: list[Path] | None = CATALOG_OPTION,
     vehicle: str = typer.Argument(..., help="vehicle id"),
     years: float = typer.Option(8.0, min=0.1, max=30),
     daily_km: float = typer.Option(40.0, min=0),
@@ -174,7 +248,7 @@ def age_(
     from opensdv.physics import AgeingProfile, age, combined_range_km
     from opensdv.physics.plots import plot_ageing
 
-    chosen = component_catalog(ctx).vehicle(vehicle)
+    chosen = component_catalog(ctx, catalog).vehicle(vehicle)
     _, consumption = combined_range_km([chosen])
     profile = AgeingProfile(
         daily_km=daily_km, ambient_c=ambient, charge_target_soc=target_soc, fast_charge_share=fast_share

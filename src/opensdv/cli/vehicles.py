@@ -47,8 +47,15 @@ def show(
                  f"({vehicle.pack.min_voltage_v:.0f}-{vehicle.pack.max_voltage_v:.0f} V), {vehicle.pack.voltage_class}"),
         ("e-axles", ", ".join(f"{a.id} ({a.position}, {a.peak_power_kw:.0f} kW)" for a in vehicle.eaxles)),
         ("curb mass", f"{d.curb_mass_kg:.0f} kg"),
-        ("drag", f"Cd {d.drag_coefficient} x {d.frontal_area_m2} m2"),
-        ("rolling resistance", str(d.rolling_resistance)),
+        *(
+            [("road load", f"{d.road_load.f0_n:g} N + {d.road_load.f1_n_per_kmh:g} N/(km/h) v + "
+                           f"{d.road_load.f2_n_per_kmh2:g} N/(km/h)2 v2 at {d.road_load.test_mass_kg:.0f} kg")]
+            if d.road_load is not None
+            else [("drag", f"Cd {d.drag_coefficient} x {d.frontal_area_m2} m2"),
+                  ("rolling resistance", str(d.rolling_resistance))]
+        ),
+        ("usable energy", f"{vehicle.usable_energy_kwh:.1f} kWh"),
+        ("labels", ", ".join(f"{label.regulation} {label.range_km:g} km" for label in d.labels) or "-"),
         ("wheel radius", f"{d.wheel_radius_m} m"),
         ("auxiliary load", f"{d.auxiliary_load_w:.0f} W"),
         ("CAN adapter", d.can_adapter or "-"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,6 +25,9 @@ __all__ = [
     "ChargingSpec",
     "Ecu",
     "PackSpec",
+    "PublishedLabel",
+    "Regulation",
+    "RoadLoad",
     "Vehicle",
     "VehicleDefinition",
     "load_catalog",
@@ -48,9 +51,52 @@ class ChargingSpec(_Record):
     ac_kw: float = Field(gt=0, le=50, description="on-board charger, AC")
     dc_kw: float | None = Field(default=None, gt=0, le=500, description="DC fast charging")
     bidirectional: bool = Field(default=False, description="may discharge to the grid or home (V2G/V2H)")
+    efficiency: float = Field(
+        default=0.86,
+        gt=0.5,
+        le=1.0,
+        description="energy into the pack per kWh from the wall on AC (charger, cabling, battery charging losses)",
+    )
+
+
+Regulation = Literal["epa", "wltp", "japan-wltc"]
+
+
+class RoadLoad(_Record):
+    """Coast-down coefficients, F = f0 + f1 v + f2 v^2 with v in km/h, as homologation documents
+    print them (WLTP CoC fields f0/f1/f2; EPA's target A/B/C converted from lbf and mph)."""
+
+    f0_n: float = Field(gt=0, lt=2000)
+    f1_n_per_kmh: float = Field(ge=-5, lt=20)
+    f2_n_per_kmh2: float = Field(gt=0, lt=1)
+    test_mass_kg: float = Field(gt=300, lt=8000, description="the mass the coast-down was run at")
+
+
+class PublishedLabel(_Record):
+    """A range (and consumption) a regulation's test gave the car, as printed for buyers, with its source."""
+
+    regulation: Regulation
+    range_km: float = Field(gt=0, lt=2000, description="the label's range (EPA: combined, adjusted)")
+    consumption_wh_per_km: float | None = Field(
+        default=None, gt=20, lt=1000, description="the label's consumption from the wall (AC), if it states one"
+    )
+    adjustment: float = Field(
+        default=0.7,
+        gt=0.5,
+        le=1.0,
+        description="EPA only: the factor from dynamometer to label; 0.7 unless the maker ran the 5-cycle tests",
+    )
+    source: str = Field(min_length=1, description="where the figures are published")
+
+    @model_validator(mode="after")
+    def _adjustment_is_epa_only(self) -> Self:
+        if self.regulation != "epa" and self.adjustment != 0.7:
+            raise ValueError(f"adjustment applies to EPA labels only, not {self.regulation}")
+        return self
 
 
 APP_RUNTIME_HARDWARE_ID = "OPENSDV-APP-RUNTIME-1"
+DEFAULT_USABLE_FRACTION = 0.9
 
 
 class Ecu(_Record):
@@ -72,12 +118,31 @@ class VehicleDefinition(_Record):
     body_type: str = Field(min_length=1)
     pack: PackSpec
     eaxles: list[str] = Field(min_length=1, max_length=4)
-    curb_mass_kg: float = Field(gt=300, lt=5000)
-    drag_coefficient: float = Field(gt=0.1, lt=0.8)
-    frontal_area_m2: float = Field(gt=1.0, lt=6.0)
-    rolling_resistance: float = Field(gt=0.003, lt=0.03, description="tyre rolling resistance coefficient")
+    curb_mass_kg: float = Field(gt=300, lt=5000, description="unladen, without a driver")
+    gross_mass_kg: float | None = Field(default=None, gt=300, lt=8000, description="technically permissible maximum laden mass")
+    drag_coefficient: float | None = Field(default=None, gt=0.1, lt=0.8)
+    frontal_area_m2: float | None = Field(default=None, gt=1.0, lt=6.0)
+    rolling_resistance: float | None = Field(
+        default=None, gt=0.003, lt=0.03, description="tyre rolling resistance coefficient"
+    )
+    road_load: RoadLoad | None = Field(
+        default=None, description="coast-down coefficients, instead of drag and rolling resistance"
+    )
     wheel_radius_m: float = Field(gt=0.15, lt=0.6)
-    auxiliary_load_w: float = Field(ge=0, lt=10000)
+    auxiliary_load_w: float = Field(ge=0, lt=10000, description="in use: low-voltage loads plus climate control")
+    test_load_w: float = Field(
+        default=250,
+        ge=0,
+        lt=2000,
+        description="low-voltage loads on a dynamometer, climate control off (every label's test conditions)",
+    )
+    usable_energy_kwh: float | None = Field(
+        default=None, gt=0, description="what the BMS lets the car use; default: 90 % of the pack's nominal energy"
+    )
+    labels: list[PublishedLabel] = Field(default_factory=list, description="published ranges to validate against")
+    sources: dict[str, str] = Field(
+        default_factory=dict, description="field name -> where its value comes from (a spec sheet, a test record)"
+    )
     pack_envelope: Dimensions
     max_pack_mass_kg: float = Field(gt=0)
     can_adapter: str | None = Field(default=None, description="id of the brand CAN adapter (DBC + mapping)")
@@ -91,6 +156,25 @@ class VehicleDefinition(_Record):
         for market in self.markets:
             if not (len(market) == 2 and market.isupper() and market.isalpha()):
                 raise ValueError(f"market {market!r} is not an ISO 3166 alpha-2 code such as JP, US or EU")
+        return self
+
+    @model_validator(mode="after")
+    def _road_load_given_once(self) -> Self:
+        coefficients = (self.drag_coefficient, self.frontal_area_m2, self.rolling_resistance)
+        if self.road_load is None and None in coefficients:
+            raise ValueError("give drag_coefficient, frontal_area_m2 and rolling_resistance, or road_load")
+        if self.road_load is not None and any(c is not None for c in coefficients):
+            raise ValueError("road_load replaces drag_coefficient, frontal_area_m2 and rolling_resistance: give one")
+        return self
+
+    @model_validator(mode="after")
+    def _sources_name_fields(self) -> Self:
+        unknown = sorted(set(self.sources) - set(type(self).model_fields))
+        if unknown:
+            raise ValueError(f"sources names no field of a vehicle: {', '.join(unknown)}")
+        regulations = [label.regulation for label in self.labels]
+        if len(set(regulations)) != len(regulations):
+            raise ValueError(f"one label per regulation, got {regulations}")
         return self
 
 
@@ -131,6 +215,12 @@ class Vehicle:
     def checks(self) -> list[CheckResult]:
         d = self.definition
         return check_compatibility(self.pack, list(self.eaxles), d.pack_envelope, d.max_pack_mass_kg)
+
+    @property
+    def usable_energy_kwh(self) -> float:
+        """The catalog's figure, else the default window (FASTSim's convention: 5 % to 95 %)."""
+        stated = self.definition.usable_energy_kwh
+        return stated if stated is not None else self.pack.energy_kwh * DEFAULT_USABLE_FRACTION
 
     @property
     def compatible(self) -> bool:
@@ -192,6 +282,13 @@ class Catalog:
             pack = Pack(module, definition.pack.modules_series, definition.pack.modules_parallel)
         except ValueError as exc:
             raise CatalogError(source, f"vehicles[{definition.id}].pack", str(exc)) from None
+        usable = definition.usable_energy_kwh
+        if usable is not None and usable > pack.energy_kwh:
+            raise CatalogError(
+                source,
+                f"vehicles[{definition.id}].usable_energy_kwh",
+                f"{usable:g} kWh is more than the pack's nominal {pack.energy_kwh:.2f} kWh",
+            )
         return Vehicle(definition, pack, tuple(axles))
 
     def vehicle(self, vehicle_id: str) -> Vehicle:

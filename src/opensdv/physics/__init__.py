@@ -8,8 +8,9 @@ projects state of health over years.
 
 from opensdv.physics.ageing import AgeingProfile, AgeingResult, age, wear_cost_per_kwh
 from opensdv.physics.cycles import SHIPPED_CYCLES, CycleError, DriveCycle, load_cycle
+from opensdv.physics.labels import LabelFigures, combined_range_km, label_figures
 from opensdv.physics.params import VehicleParams
-from opensdv.physics.simulate import TwinResult, combined_range_km, simulate
+from opensdv.physics.simulate import TwinResult, simulate
 
 __all__ = [
     "SHIPPED_CYCLES",
@@ -17,10 +18,12 @@ __all__ = [
     "AgeingResult",
     "CycleError",
     "DriveCycle",
+    "LabelFigures",
     "TwinResult",
     "VehicleParams",
     "age",
     "combined_range_km",
+    "label_figures",
     "load_cycle",
     "simulate",
     "wear_cost_per_kwh",

@@ -27,8 +27,14 @@ def allowed_combinations(vehicle: Vehicle, catalog: Catalog) -> list[Vehicle]:
                 except ValueError:
                     break  # above 1,000 V
                 spec = PackSpec(module=module.id, modules_series=series)
+                usable = vehicle.definition.usable_energy_kwh  # the BMS keeps its share of the pack
+                changes = {
+                    "pack": spec,
+                    "eaxles": [a.id for a in axles],
+                    "usable_energy_kwh": None if usable is None else usable / vehicle.pack.energy_kwh * pack.energy_kwh,
+                }
                 candidate = Vehicle(
-                    vehicle.definition.model_copy(update={"pack": spec, "eaxles": [a.id for a in axles]}),
+                    vehicle.definition.model_copy(update=changes),
                     pack,
                     tuple(axles),
                 )

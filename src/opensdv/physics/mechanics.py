@@ -92,7 +92,8 @@ def mechanics(params: Any, rows: Any, v0: Any, v1: Any, grade: Any, dt: float) -
     force = m * (1 + params.rotating_mass_factor[rows][column]) * accel + (
         0.5 * AIR_DENSITY * params.cda_m2[rows][column]
     ) * (speed * speed)
-    force = force + (m * GRAVITY * params.crr[rows][column]) * rolling + grade_force
+    force = force + (m * GRAVITY * params.crr[rows][column] + params.linear_n_per_mps[rows][column] * speed) * rolling
+    force = force + grade_force
     wheel_power = force * speed
     omega_wheel = speed / params.wheel_radius_m[rows][column]
     regen_fraction = np.clip((speed - REGEN_FADE_MPS[0]) / (REGEN_FADE_MPS[1] - REGEN_FADE_MPS[0]), 0.0, 1.0)

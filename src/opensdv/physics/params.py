@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from opensdv.model.components import EAxle, EfficiencyMap
-from opensdv.model.vehicles import Vehicle
+from opensdv.model.vehicles import ChargingSpec, Vehicle, VehicleDefinition
+from opensdv.physics.mechanics import AIR_DENSITY, GRAVITY
 
 __all__ = ["OCV_GRID", "PAYLOAD_KG", "VehicleParams"]
 
@@ -26,6 +27,7 @@ CONDUCTANCE_W_PER_K_PER_MODULE = (
     1.2  # pack to ambient, passive (order of FASTSim's Leaf: 26.5 W/K, 24 modules)
 )
 OCV_GRID = np.linspace(0.0, 1.0, 101)
+DEFAULT_CHARGER_EFFICIENCY = ChargingSpec.model_fields["efficiency"].default
 
 Array = NDArray[np.float64]
 
@@ -35,11 +37,15 @@ class VehicleParams:
     """Arrays of shape (N,) unless noted; ``axle_ids`` names each variant's e-axle maps."""
 
     names: tuple[str, ...]
-    mass_kg: Array
+    mass_kg: Array  # as driven: curb mass plus PAYLOAD_KG (a label's test sets its own, physics.labels)
+    curb_mass_kg: Array
+    gross_mass_kg: Array  # NaN where the catalog has none
     cda_m2: Array
     crr: Array
+    linear_n_per_mps: Array  # the coast-down's f1 term (0 from drag and rolling coefficients)
     wheel_radius_m: Array
-    aux_w: Array
+    aux_w: Array  # in use, climate control included
+    test_load_w: Array  # on a dynamometer, climate control off
     rotating_mass_factor: Array  # wheels, gears and rotor as extra equivalent mass, share of mass
     # e-axles: up to two per vehicle, shape (N, 2); a missing axle has zero peak power
     axle_share: Array
@@ -67,6 +73,8 @@ class VehicleParams:
     heat_capacity_j_per_k: Array
     conductance_w_per_k: Array
     energy_kwh: Array
+    usable_kwh: Array
+    charger_efficiency: Array  # wall (AC) to pack
     maps_list: tuple[EfficiencyMap, ...]
 
     def __len__(self) -> int:
@@ -111,6 +119,19 @@ class VehicleParams:
         return replace(self, **updates)
 
 
+def _road_load(d: VehicleDefinition) -> dict[str, float]:
+    """Drag area, rolling coefficient and linear term, from coefficients or from a coast-down."""
+    if d.road_load is None:
+        assert d.drag_coefficient is not None and d.frontal_area_m2 is not None and d.rolling_resistance is not None
+        return {"cda_m2": d.drag_coefficient * d.frontal_area_m2, "crr": d.rolling_resistance, "linear_n_per_mps": 0.0}
+    load, kmh = d.road_load, 3.6  # per km/h -> per m/s
+    return {
+        "cda_m2": 2 * load.f2_n_per_kmh2 * kmh * kmh / AIR_DENSITY,
+        "crr": load.f0_n / (load.test_mass_kg * GRAVITY),
+        "linear_n_per_mps": load.f1_n_per_kmh * kmh,
+    }
+
+
 def _row(vehicle: Vehicle) -> dict[str, Any]:
     d, pack = vehicle.definition, vehicle.pack
     module, cell = pack.module, pack.module.cell_model
@@ -125,10 +146,12 @@ def _row(vehicle: Vehicle) -> dict[str, Any]:
     c2 = cell.c2_f if cell.c2_f is not None else 1.0
     return {
         "mass_kg": d.curb_mass_kg + PAYLOAD_KG,
-        "cda_m2": d.drag_coefficient * d.frontal_area_m2,
-        "crr": d.rolling_resistance,
+        "curb_mass_kg": d.curb_mass_kg,
+        "gross_mass_kg": d.gross_mass_kg if d.gross_mass_kg is not None else np.nan,
+        **_road_load(d),
         "wheel_radius_m": d.wheel_radius_m,
         "aux_w": d.auxiliary_load_w,
+        "test_load_w": d.test_load_w,
         "rotating_mass_factor": ROTATING_MASS_FACTOR,
         "axle_share": share,
         "peak_power_w": [a.peak_power_kw * 1000 for a in padded],
@@ -153,4 +176,6 @@ def _row(vehicle: Vehicle) -> dict[str, Any]:
         "heat_capacity_j_per_k": pack.modules_mass_kg * CELL_HEAT_CAPACITY_J_PER_KG_K,
         "conductance_w_per_k": pack.module_count * CONDUCTANCE_W_PER_K_PER_MODULE,
         "energy_kwh": pack.energy_kwh,
+        "usable_kwh": vehicle.usable_energy_kwh,
+        "charger_efficiency": d.charging.efficiency if d.charging is not None else DEFAULT_CHARGER_EFFICIENCY,
     }

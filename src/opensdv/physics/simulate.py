@@ -20,10 +20,8 @@ from opensdv.physics.cycles import DriveCycle, load_cycle
 from opensdv.physics.mechanics import NumpyOps, ScalarOps, mechanics, pack_stepper
 from opensdv.physics.params import VehicleParams
 
-__all__ = ["ShortfallWarning", "TwinResult", "combined_range_km", "pack_parameters", "simulate"]
+__all__ = ["ShortfallWarning", "TwinResult", "pack_parameters", "simulate"]
 
-EPA_ADJUSTMENT = 0.7  # EPA's derating of 2-cycle (city/highway) results to on-road figures
-CITY_SHARE = 0.55
 USABLE_WINDOW = (0.05, 0.95)
 TRACE_KEYS = (
     "speed_mps",
@@ -215,16 +213,3 @@ def simulate(
         temp_final_c=out["temp"],
         traces=traces,
     )
-
-
-def combined_range_km(
-    vehicles: Sequence[Vehicle] | VehicleParams,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """EPA-style combined range: 55 % city (UDDS) + 45 % highway (HWFET) consumption, derated by 0.7,
-    over the usable energy window. Returns (range km, adjusted Wh/km)."""
-    params = vehicles if isinstance(vehicles, VehicleParams) else VehicleParams.from_vehicles(list(vehicles))
-    city = simulate(params, "udds", keep_traces=False).wh_per_km
-    highway = simulate(params, "hwfet", keep_traces=False).wh_per_km
-    adjusted = (CITY_SHARE * city + (1 - CITY_SHARE) * highway) / EPA_ADJUSTMENT
-    usable_kwh = params.energy_kwh * (USABLE_WINDOW[1] - USABLE_WINDOW[0])
-    return usable_kwh * 1000 / adjusted, adjusted
