@@ -244,7 +244,7 @@ def age_(
     fast_share: float = typer.Option(0.1, min=0, max=1, help="share of energy from DC fast charging"),
     plot: Path | None = typer.Option(None, help="PNG file for the plot (default: twin_age_VEHICLE.png)"),
 ) -> None:
-    """Project the pack's state of health over years of use (consumption from the twin, EPA-style)."""
+    """Project the pack's state of health over years of use (consumption: the EPA label method)."""
     from opensdv.physics import AgeingProfile, age, combined_range_km
     from opensdv.physics.plots import plot_ageing
 

@@ -37,7 +37,7 @@ class SweepJob:
 
 
 def sweep_piece(job: SweepJob) -> list[tuple[str, list[Choice]]]:
-    """Each car's allowed choices with their EPA-style combined range (one batch simulation per
+    """Each car's allowed choices with their EPA label range (one batch simulation per
     model of the piece: its cars share the choices)."""
     catalog = load_catalog(job.catalog)
     by_model: dict[str, list[Choice]] = {}
