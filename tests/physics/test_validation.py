@@ -44,3 +44,18 @@ def test_energy_and_final_soc_match_fastsim() -> None:
         # HWFET within the 3 % target; UDDS at -3.3 %: FASTSim regenerates at the bottom of its
         # efficiency curve (0.84) where we apply the curve both ways (docs/twin.md explains)
         assert abs(energy) <= (0.03 if cycle == "hwfet" else 0.035)
+
+
+def test_the_epa_label_method_reproduces_the_2016_leafs_label() -> None:
+    """Our EPA method on NREL's record of the 2016 Leaf (independent of our catalog) against the
+    label EPA printed for that car, and against FASTSim's own label method on the same record."""
+    need_reference("fastsim")
+    from bench.twin_validation import label_comparison
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = label_comparison()
+    label, ours = rows["EPA label"], rows["OpenSDV epa_label"]
+    assert ours["range_mi"] == pytest.approx(label["range_mi"], rel=0.05)
+    assert ours["kwh_per_mi"] == pytest.approx(label["kwh_per_mi"], rel=0.05)
+    assert rows["FASTSim get_label_fe"]["range_mi"] == pytest.approx(label["range_mi"], rel=0.05)
