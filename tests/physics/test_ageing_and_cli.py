@@ -45,7 +45,7 @@ def test_bad_profiles() -> None:
     ("args", "expected"),
     [
         (["twin", "run", "honda-e-advance", "--cycle", "wltc_class3b", "--plot", "run.png"], "consumption"),
-        (["twin", "range", "mitsubishi-ek-x-ev"], "Japan WLTC km"),
+        (["twin", "range", "mitsubishi-ek-x-ev"], "Japan WLTC"),
         (["twin", "compare", "nissan-sakura", "mitsubishi-ek-x-ev", "--cycle", "wltc_japan"], "Wh/km"),
         (["twin", "age", "nissan-leaf-40", "--years", "3", "--plot", "age.png"], "state of health"),
     ],

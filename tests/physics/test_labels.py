@@ -185,3 +185,12 @@ def test_combinations_keep_the_bms_share_of_each_pack() -> None:
     for option in allowed_combinations(honda, CATALOG):
         assert option.usable_energy_kwh / option.pack.energy_kwh == pytest.approx(share)
     assert np.isfinite(share)
+
+
+def test_combinations_carry_their_pack_and_e_axle_mass() -> None:
+    from opensdv.physics.combinations import allowed_combinations
+
+    for option in allowed_combinations(LEAF, CATALOG):
+        heavier = option.pack.modules_mass_kg - LEAF.pack.modules_mass_kg
+        heavier += sum(a.mass_kg for a in option.eaxles) - sum(a.mass_kg for a in LEAF.eaxles)
+        assert option.definition.curb_mass_kg == pytest.approx(LEAF.definition.curb_mass_kg + heavier)

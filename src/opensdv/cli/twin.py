@@ -115,17 +115,19 @@ def range_(
     params = VehicleParams.from_vehicles([v for _, v in variants])
     figures = [label_figures(params, regulation) for regulation in ("epa", "wltp", "japan-wltc")]
     shown = table(
-        "vehicle", "pack", "e-axle", "usable kWh",
-        "EPA km", "EPA Wh/km", "WLTP km", "WLTP Wh/km", "Japan WLTC km", "Japan Wh/km",
-        title="Range by label method (consumption from the wall)",
+        "vehicle", "pack", "e-axle", "usable kWh", "EPA", "WLTP", "Japan WLTC",
+        title="Range and consumption by label method (Wh/km at the pack / from the wall)",
     )  # fmt: skip
     for i, (label, v) in enumerate(variants):
-        cells = [f"{f.range_km[i]:.0f}|{f.wall_wh_per_km[i]:.0f}" for f in figures]
-        shown.add_row(
-            label, v.pack.label, ", ".join(a.id for a in v.eaxles), f"{v.usable_energy_kwh:.1f}",
-            *(part for cell in cells for part in cell.split("|")),
-        )  # fmt: skip
+        cells = [
+            f"{f.range_km[i]:.0f} km\n{f.battery_wh_per_km[i]:.0f} / {f.wall_wh_per_km[i]:.0f} Wh/km" for f in figures
+        ]
+        shown.add_row(label, v.pack.label, ", ".join(a.id for a in v.eaxles), f"{v.usable_energy_kwh:.1f}", *cells)
     console.print(shown)
+    console.print(
+        "from the wall = at the pack / the charging efficiency (0.86 unless the catalog says); "
+        "EPA's figures include its 0.7 adjustment"
+    )
 
 
 def _label_option(text: str) -> PublishedLabel:

@@ -10,7 +10,8 @@ __all__ = ["allowed_combinations"]
 
 def allowed_combinations(vehicle: Vehicle, catalog: Catalog) -> list[Vehicle]:
     """The vehicle with each standard module (as many in series as fit best) and each e-axle of the
-    same position, keeping the combinations that pass every compatibility rule."""
+    same position, keeping the combinations that pass every compatibility rule. The curb mass changes
+    by the difference in module and e-axle mass; the BMS keeps its share of the pack as usable."""
     results: list[Vehicle] = []
     positions = sorted(a.position for a in vehicle.eaxles)
     axle_sets = (
@@ -27,10 +28,14 @@ def allowed_combinations(vehicle: Vehicle, catalog: Catalog) -> list[Vehicle]:
                 except ValueError:
                     break  # above 1,000 V
                 spec = PackSpec(module=module.id, modules_series=series)
-                usable = vehicle.definition.usable_energy_kwh  # the BMS keeps its share of the pack
+                usable = vehicle.definition.usable_energy_kwh
+                heavier = pack.modules_mass_kg - vehicle.pack.modules_mass_kg + sum(a.mass_kg for a in axles) - sum(
+                    a.mass_kg for a in vehicle.eaxles
+                )
                 changes = {
                     "pack": spec,
                     "eaxles": [a.id for a in axles],
+                    "curb_mass_kg": vehicle.definition.curb_mass_kg + heavier,
                     "usable_energy_kwh": None if usable is None else usable / vehicle.pack.energy_kwh * pack.energy_kwh,
                 }
                 candidate = Vehicle(
