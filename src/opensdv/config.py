@@ -60,6 +60,9 @@ class BrokerSettings(BaseModel):
         default=None, gt=0, description="a signal not updated for this long is stale"
     )
     disable_v1: bool = False
+    enable_sdv_v1: bool = Field(
+        default=False, description="serve sdv.databroker.v1 (Broker, Collector): Velocitas apps and v1-era providers"
+    )
     max_subscriptions: int = Field(default=1000, ge=1, description="Subscribe streams held at once, all clients together")
     max_subscriptions_per_client: int = Field(
         default=100, ge=1, description="Subscribe streams one token subject may hold (more: RESOURCE_EXHAUSTED)"

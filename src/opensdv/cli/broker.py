@@ -83,6 +83,9 @@ def serve(
     no_safety_guard: bool = typer.Option(
         False, "--no-safety-guard", help="forward actuations without the safety guard (bench rigs only)"
     ),
+    enable_sdv_v1: bool = typer.Option(
+        False, "--enable-sdv-v1", help="also serve sdv.databroker.v1 (what Velocitas apps speak; KUKSA 0.7 removed it)"
+    ),
 ) -> None:
     """Serve the data broker until Ctrl-C (or SIGTERM)."""
     from opensdv.vehicle.broker import Broker, StateFile, server_from_settings
@@ -106,6 +109,7 @@ def serve(
                 "jwt_public_keys": jwt_public_key or None,
                 "jwt_audience": jwt_audience,
                 "stale_after_s": stale_after,
+                "enable_sdv_v1": enable_sdv_v1 or None,
             }.items()
             if value is not None
         }

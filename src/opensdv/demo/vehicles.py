@@ -88,6 +88,7 @@ class DemoCar:
                 vin, vehicle.id, layout, bus=f"virtual:opensdv-demo-{vin}", simulate=True,
                 broker_address=f"127.0.0.1:{free_or_any(port)}", mqtt_url=mqtt_url, ota_url=ota_url,
                 simulated_cycle=cycle or DEMO_CYCLES.get(brand, "udds"), simulated_faults=faults, ota_period_s=1.0,
+                enable_sdv_v1=True,
             )
         )  # fmt: skip
         return cls(vehicle, vin, config, VehicleProcess(settings_from_file(config)))

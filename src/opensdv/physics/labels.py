@@ -76,6 +76,7 @@ def wltp_test_mass_kg(params: VehicleParams) -> Array:
 
 
 def japan_test_mass_kg(params: VehicleParams) -> Array:
+    """MLIT's WLTC mode: vehicle mass plus two occupants of 55 kg."""
     return params.curb_mass_kg + JAPAN_OCCUPANTS_KG
 
 
@@ -123,6 +124,7 @@ LABEL_METHODS: dict[Regulation, Callable[[VehicleParams], LabelFigures]] = {
 
 
 def label_figures(params: VehicleParams, regulation: Regulation) -> LabelFigures:
+    """Every vehicle of ``params`` through ``regulation``'s method (``epa`` at its default adjustment)."""
     return LABEL_METHODS[regulation](params)
 
 

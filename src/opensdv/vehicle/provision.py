@@ -51,6 +51,7 @@ def starting_config(
     simulated_faults: Sequence[str] = (),
     telemetry_period_s: float = 1.0,
     ota_period_s: float = 60.0,
+    enable_sdv_v1: bool = False,
 ) -> str:
     """A ``vehicle.toml`` for ``opensdv vehicle run`` (every key documented in docs/deploy.md)."""
     interface, _, channel = bus.partition(":")
@@ -83,6 +84,7 @@ def starting_config(
         f"host = {q(host or '127.0.0.1')}",
         f"port = {int(port or 55555)}",
         f"jwt_public_keys = [{q(layout.jwt_public_key)}]",
+        f"enable_sdv_v1 = {'true' if enable_sdv_v1 else 'false'}  # sdv.databroker.v1, for Velocitas apps",
         "# tls_cert = ...  tls_key = ...  tls_client_ca = ...",
         "",
     ]

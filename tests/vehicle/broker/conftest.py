@@ -86,7 +86,7 @@ def start_broker(
 
         async def boot() -> None:
             broker = Broker(catalog or load_default_vss(), guard=guard)
-            server = BrokerServer(broker, address, authenticator=verifier, tls=tls)
+            server = BrokerServer(broker, address, authenticator=verifier, tls=tls, enable_sdv_v1=True)
             await server.start()
             ready.set_result((broker, server))
 

@@ -370,6 +370,7 @@ class Broker:
             registry.setdefault(path, []).append(subscription)
         source = self._target if targets else self._current
         subscription.push({path: source.get(path) for path in known})
+        self.changed.notify()  # a subscriber arrived (statistics changed)
         return subscription
 
     def _unsubscribe(self, subscription: Subscription, registry: dict[str, list[Subscription]], client: str) -> None:

@@ -40,4 +40,5 @@ def server_from_settings(broker: Broker, config: BrokerSettings) -> BrokerServer
         authenticator=token_verifier(config),
         tls=tls_config(config),
         enable_v1=not config.disable_v1,
+        enable_sdv_v1=config.enable_sdv_v1,
     )

@@ -1,4 +1,5 @@
-"""Serving the broker core over gRPC: both API versions, plain TCP, TLS or mutual TLS."""
+"""Serving the broker core over gRPC: kuksa.val v2 and v1, sdv.databroker.v1 if enabled; plain TCP,
+TLS or mutual TLS."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from kuksa.val.v2 import val_pb2_grpc as v2_grpc
 from opensdv.vehicle.broker._core import Broker
 from opensdv.vehicle.broker._errors import InvalidArgument
 from opensdv.vehicle.broker.grpc._errors import AllowAll, Authenticator
+from opensdv.vehicle.broker.grpc._sdv_v1 import SdvBrokerV1, SdvCollectorV1
 from opensdv.vehicle.broker.grpc._v1 import ValV1
 from opensdv.vehicle.broker.grpc._v2 import ValV2
+from opensdv.vehicle.broker.grpc.sdv_v1 import broker_pb2_grpc as sdv_broker
+from opensdv.vehicle.broker.grpc.sdv_v1 import collector_pb2_grpc as sdv_collector
 
 __all__ = ["BrokerServer", "TlsConfig"]
 
@@ -49,12 +53,14 @@ class BrokerServer:
         authenticator: Authenticator | None = None,
         tls: TlsConfig | None = None,
         enable_v1: bool = True,
+        enable_sdv_v1: bool = False,
     ) -> None:
         self.broker = broker
         self.address = address
         self.tls = tls
         self._auth = authenticator or AllowAll()
         self._enable_v1 = enable_v1
+        self._enable_sdv_v1 = enable_sdv_v1
         self._server: aio.Server | None = None
         self.port = 0
 
@@ -63,6 +69,9 @@ class BrokerServer:
         v2_grpc.add_VALServicer_to_server(ValV2(self.broker, self._auth), server)
         if self._enable_v1:
             v1_grpc.add_VALServicer_to_server(ValV1(self.broker, self._auth), server)
+        if self._enable_sdv_v1:
+            sdv_broker.add_BrokerServicer_to_server(SdvBrokerV1(self.broker, self._auth), server)  # type: ignore[no-untyped-call]
+            sdv_collector.add_CollectorServicer_to_server(SdvCollectorV1(self.broker, self._auth), server)  # type: ignore[no-untyped-call]
         try:
             if self.tls is None:
                 self.port = server.add_insecure_port(self.address)
