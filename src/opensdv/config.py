@@ -103,6 +103,9 @@ class VehicleSettings(BaseModel):
     )  # fmt: skip
     ota_period_s: float = Field(default=60.0, gt=0, description="how often the primary checks for updates")
     apps: bool = Field(default=True, description="run the app sets installed on the APPS ECU")
+    apps_mqtt_address: str | None = Field(
+        default=None, description="the in-car MQTT broker Velocitas apps publish to (SDV_MQTT_ADDRESS), mqtt://host:port"
+    )
     simulated_faults: list[str] = Field(
         default_factory=list,
         description="ECU names whose simulated secondary fails its health check after an install (benches, demos)",

@@ -393,7 +393,10 @@ class VehicleProcess:
             key = self.layout.jwt_private_key
             if not key.exists():
                 raise VehicleProcessError(f"{key}: the broker's token key is missing (opensdv vehicle init makes it)")
-            self._apps = AppRuntime(self.vehicle, self.server.target, key.read_bytes(), self.layout.root / "app-logs")
+            self._apps = AppRuntime(
+                self.vehicle, self.server.target, key.read_bytes(), self.layout.root / "app-logs",
+                broker=self.broker, mqtt_address=self.settings.vehicle.apps_mqtt_address,
+            )  # fmt: skip
         await self._apps.apply_set(ecu.slots.read(ecu.slots.state.active), self.layout.apps)
         self._app_set = digest
 

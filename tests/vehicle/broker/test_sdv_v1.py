@@ -4,6 +4,7 @@ vendored protos: what the Velocitas SDK and v1-era providers send."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -202,3 +203,26 @@ def test_any_token_sequence_compiles_or_is_invalid_argument(tokens: list[str]) -
         return
     row = query.row({SPEED: 1.0})
     assert row is None or set(row) == {item.name for item in query.items}
+
+
+def test_the_committed_stubs_are_what_the_vendored_protos_generate(tmp_path: Path) -> None:
+    """scripts/generate_sdv_v1_stubs.py writes what is committed: nobody edited the generated code."""
+    import importlib.util
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    if importlib.util.find_spec("grpc_tools") is None:
+        pytest.skip("grpcio-tools is in the dev extra")
+    package = ROOT / "src" / "opensdv" / "vehicle" / "broker" / "grpc" / "sdv_v1"
+    committed = {p.name: p.read_text() for p in package.glob("*_pb2*")}
+    copy = tmp_path / "sdv_v1"
+    shutil.copytree(package, copy)
+    script = (ROOT / "scripts" / "generate_sdv_v1_stubs.py").read_text().replace(
+        'PACKAGE = Path(__file__).resolve().parents[1] / "src" / "opensdv" / "vehicle" / "broker" / "grpc" / "sdv_v1"',
+        f"PACKAGE = Path({str(copy)!r})",
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    assert {p.name: p.read_text() for p in copy.glob("*_pb2*")} == committed

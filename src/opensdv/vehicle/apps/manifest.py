@@ -17,6 +17,14 @@ privilege), and refuses to start an app whose ``requires`` the vehicle does not 
     [limits]
     memory_mb = 256
     max_restarts = 3
+
+A Velocitas app (``kind = "velocitas"``) runs unchanged: its ``script`` in a Python environment of
+its own, built from ``[environment] requirements`` (each pinned with ``==``, wheels only)::
+
+    kind = "velocitas"
+    script = "src/main.py"
+    [environment]
+    requirements = ["velocitas-sdk==0.15.7"]
 """
 
 from __future__ import annotations
@@ -25,18 +33,20 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from opensdv.files import FileFormatError, parse_toml, read_text
 from opensdv.model._files import CatalogError, describe_validation_error
 from opensdv.model.vehicles import Vehicle
 
-__all__ = ["APP_NAME_RULE", "AppManifest", "Limits", "Requirements", "check_app_name", "load_manifest"]
+__all__ = ["APP_NAME_RULE", "AppManifest", "Environment", "Limits", "Requirements", "check_app_name", "load_manifest"]
 
 MAX_MANIFEST_BYTES = 64 * 1024  # an app.toml is a few hundred bytes
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,40}$")
 APP_NAME_RULE = "2 to 41 characters: a lower-case letter, then lower-case letters, digits or '-'"
 _PATH = re.compile(r"Vehicle(\.[A-Za-z0-9_*]+)*")
+_PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+$")
+_SCRIPT = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[\w./-]+\.py$")
 
 
 class _Manifest(BaseModel):
@@ -56,6 +66,20 @@ class Limits(_Manifest):
     max_restarts: int = Field(default=3, ge=0, description="restarts after a crash before giving up")
 
 
+class Environment(_Manifest):
+    """The app's own Python environment: what the runtime installs into it (and caches)."""
+
+    requirements: list[str] = Field(min_length=1, max_length=50)
+
+    @field_validator("requirements")
+    @classmethod
+    def _pinned(cls, requirements: list[str]) -> list[str]:
+        loose = [r for r in requirements if not _PINNED.fullmatch(r.strip())]
+        if loose:
+            raise ValueError(f"pin each requirement to one version, as name==1.2.3 (no URLs, no options): {loose}")
+        return [r.strip() for r in requirements]
+
+
 class AppManifest(_Manifest):
     name: str = Field(pattern=APP_NAME.pattern)
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
@@ -67,6 +91,19 @@ class AppManifest(_Manifest):
     requires: Requirements = Requirements()
     limits: Limits = Limits()
     settings: dict[str, Any] = Field(default={}, description="handed to the app as self.settings")
+    kind: Literal["opensdv", "velocitas"] = "opensdv"
+    script: str | None = Field(default=None, description="velocitas: the app's main script, relative to its directory")
+    environment: Environment | None = None
+
+    @model_validator(mode="after")
+    def _velocitas(self) -> AppManifest:
+        if self.kind == "velocitas" and (self.script is None or self.environment is None):
+            raise ValueError("a velocitas app names its script and its [environment] requirements")
+        if self.kind == "opensdv" and self.script is not None:
+            raise ValueError("script is for velocitas apps; an OpenSDV app names its class in entry")
+        if self.script is not None and not _SCRIPT.fullmatch(self.script):
+            raise ValueError(f"script {self.script!r} must be a relative path to a .py file inside the app")
+        return self
 
     @field_validator("reads", "actuates")
     @classmethod

@@ -7,6 +7,12 @@ CPU limits to itself before it imports the app) with a clean environment, privat
 under root, a user of its own (see ``isolation``), hands it the token on standard input, writes its
 output to ``<logs>/<name>.log``, and restarts it after a crash up to ``max_restarts`` times with a
 growing back-off.
+
+A Velocitas app (``kind = "velocitas"``) cannot send a token or speak TLS: it gets a broker listener
+of its own on loopback (``sdv.databroker.v1`` only) whose every call has exactly its manifest's
+permissions, its address in ``SDV_VEHICLEDATABROKER_ADDRESS``, the in-car MQTT broker in
+``SDV_MQTT_ADDRESS``, and its own Python environment (``environments``); the same limits, directories
+and user apply.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opensdv.model.vehicles import Vehicle
+from opensdv.vehicle.apps.environments import AppEnvironments
 from opensdv.vehicle.apps.errors import AppError
 from opensdv.vehicle.apps.isolation import AppSandbox
 from opensdv.vehicle.apps.manifest import AppManifest, load_manifest
 from opensdv.vehicle.apps.package import unpack_app_set
-from opensdv.vehicle.broker import mint_token
+from opensdv.vehicle.broker import Broker, BrokerServer, FixedPermissions, Permissions, mint_token
 
 __all__ = ["AppRuntime", "AppStatus"]
 
@@ -48,6 +55,23 @@ class _Running:
     process: asyncio.subprocess.Process | None = None
     supervisor: asyncio.Task[None] | None = None
     stopping: bool = field(default=False)
+    listener: BrokerServer | None = None  # a Velocitas app's own broker listener
+
+
+# A Velocitas app's first instructions, run by its environment's interpreter: the manifest's limits,
+# not dumpable (as opensdv.vehicle.apps.host), then the app's script as __main__ from its directory.
+_VELOCITAS_LAUNCHER = """
+import ctypes, resource, runpy, sys
+memory, cpu, script = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+if cpu:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+if sys.platform == "linux":
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+sys.argv = [script]
+sys.path.insert(0, script.rsplit("/", 1)[0])
+runpy.run_path(script, run_name="__main__")
+"""
 
 
 class AppRuntime:
@@ -61,10 +85,20 @@ class AppRuntime:
         backoff_s: float = 0.5,
         private_root: Path | None = None,
         separate_users: bool | None = None,
+        *,
+        broker: Broker | None = None,
+        environments: AppEnvironments | None = None,
+        mqtt_address: str | None = None,
     ) -> None:
         """``private_root``: where each app's home and temporary directory go (default: beside
-        ``logs``). ``separate_users``: run each app as a user of its own (default: when root)."""
+        ``logs``). ``separate_users``: run each app as a user of its own (default: when root).
+        ``broker``: the broker core in this process, which Velocitas apps' listeners serve;
+        ``environments``: where their Python environments are cached (default: beside ``logs``);
+        ``mqtt_address``: the in-car MQTT broker they publish to (``mqtt://host:port``)."""
         self.vehicle = vehicle
+        self.broker = broker
+        self.environments = environments or AppEnvironments(logs.parent / "app-environments")
+        self.mqtt_address = mqtt_address
         self.broker_target = broker_target
         self.signing_key_pem = signing_key_pem
         self.logs = logs
@@ -98,11 +132,17 @@ class AppRuntime:
             self._apps[manifest.name] = _Running(manifest, directory, status)
             return status
         running = self._apps[manifest.name] = _Running(manifest, directory, status)
-        await self._launch(running)
+        try:
+            await self._launch(running)
+        except AppError as exc:  # its environment could not be built, its script is missing, ...
+            status.state, status.detail = "failed", str(exc)
+            return status
         running.supervisor = asyncio.create_task(self._supervise(running))
         return status
 
     async def _spawn(self, running: _Running) -> asyncio.subprocess.Process:
+        if running.manifest.kind == "velocitas":
+            return await self._spawn_velocitas(running)
         manifest = running.manifest
         token = mint_token(
             self.signing_key_pem, manifest.scope(), subject=manifest.name, lifetime_s=24 * 3600
@@ -122,6 +162,41 @@ class AppRuntime:
         await process.stdin.drain()
         process.stdin.close()
         return process
+
+    async def _spawn_velocitas(self, running: _Running) -> asyncio.subprocess.Process:
+        manifest = running.manifest
+        assert manifest.environment is not None and manifest.script is not None  # the manifest checks both
+        if self.broker is None:
+            raise AppError(f"{manifest.name}: a Velocitas app needs the broker in this process (opensdv vehicle run)")
+        running.status.detail = "building its Python environment" if not self.environments.ready(
+            manifest.environment.requirements
+        ) else ""
+        python = await self.environments.python(manifest.environment.requirements)
+        running.status.detail = ""
+        if running.listener is None:
+            permissions = Permissions.from_scope(manifest.scope(), manifest.name)
+            running.listener = BrokerServer(
+                self.broker, "127.0.0.1:0", authenticator=FixedPermissions(permissions), enable_v1=False, enable_sdv_v1=True
+            )  # fmt: skip
+            await running.listener.start()
+        options, running.status.isolation = self.sandbox.prepare(manifest.name, running.directory)
+        environment = dict(options["env"])  # type: ignore[call-overload]
+        environment |= {"SDV_MIDDLEWARE_TYPE": "native", "SDV_VEHICLEDATABROKER_ADDRESS": f"grpc://{running.listener.target}"}
+        if self.mqtt_address:
+            environment["SDV_MQTT_ADDRESS"] = self.mqtt_address
+        limits = manifest.limits
+        script = (running.directory / manifest.script).resolve()
+        if not script.is_file() or not script.is_relative_to(running.directory.resolve()):
+            raise AppError(f"{running.directory / 'app.toml'}: script {manifest.script} is not a file of the app")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.log_file(manifest.name).open("ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                str(python), "-c", _VELOCITAS_LAUNCHER, str(limits.memory_mb * 1024 * 1024), str(limits.cpu_seconds or 0),
+                str(script), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, **(options | {"env": environment}),  # type: ignore[arg-type]
+            )  # fmt: skip
+        finally:
+            log.close()
 
     async def _launch(self, running: _Running) -> None:
         running.status.state = "starting"
@@ -186,6 +261,9 @@ class AppRuntime:
         if running.supervisor is not None:
             running.supervisor.cancel()
             await asyncio.gather(running.supervisor, return_exceptions=True)
+        if running.listener is not None:
+            await running.listener.stop(0)
+            running.listener = None
         running.status.state, running.status.pid = "stopped", None
         return running.status
 

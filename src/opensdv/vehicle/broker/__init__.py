@@ -28,6 +28,7 @@ from opensdv.vehicle.broker._pki import DevPki, write_dev_pki
 from opensdv.vehicle.broker._settings import server_from_settings
 from opensdv.vehicle.broker._state import StateFile, StateFileError
 from opensdv.vehicle.broker._subscription import Datapoint, Subscription
+from opensdv.vehicle.broker.grpc._errors import FixedPermissions
 from opensdv.vehicle.broker.grpc._server import BrokerServer, TlsConfig
 from opensdv.vehicle.broker.grpc._v2 import IGNORE_UNKNOWN_HEADER, UNKNOWN_PATHS_HEADER
 
@@ -47,6 +48,7 @@ __all__ = [
     "BrokerStatistics",
     "Datapoint",
     "DevPki",
+    "FixedPermissions",
     "InvalidArgument",
     "NotFound",
     "PermissionDenied",

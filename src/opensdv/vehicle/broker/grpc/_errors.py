@@ -53,6 +53,17 @@ class AllowAll:
         return ALLOW_ALL
 
 
+class FixedPermissions:
+    """One client's listener: every call has these permissions, token or not. For clients that
+    cannot send a token (Velocitas apps), on a listener only that client is told of."""
+
+    def __init__(self, permissions: Permissions) -> None:
+        self._permissions = permissions
+
+    def permissions(self, authorization: str | None) -> Permissions:
+        return self._permissions
+
+
 def caller_permissions(authenticator: Authenticator, context: aio.ServicerContext[Any, Any]) -> Permissions:
     authorization = None
     for key, value in context.invocation_metadata() or ():
