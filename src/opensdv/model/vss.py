@@ -328,6 +328,14 @@ def _flatten(document: object, source: str, into: dict[str, _RawNode]) -> None:
             ancestor = ".".join(elements[:depth])
             if ancestor not in into:
                 into[ancestor] = _RawNode({"type": "branch"}, source)
+        if "instances" in node:
+            raise CatalogError(
+                source,
+                path,
+                "instances are not expanded (a vss-tools --no-expand export?): export with vss-tools' default "
+                "expansion instead; a --no-expand export drops 'instantiate: false', so the tree cannot be expanded "
+                "as vss-tools would",
+            )
         fields = {k: v for k, v in node.items() if k != "children"}
         children = node.get("children", {})
         if children is None:
