@@ -60,6 +60,9 @@ class BrokerSettings(BaseModel):
         default=None, gt=0, description="a signal not updated for this long is stale"
     )
     disable_v1: bool = False
+    viss_address: str | None = Field(
+        default=None, description="host:port for VISS v3 over WebSocket and HTTP (TLS and tokens as the broker's)"
+    )
     enable_sdv_v1: bool = Field(
         default=False, description="serve sdv.databroker.v1 (Broker, Collector): Velocitas apps and v1-era providers"
     )

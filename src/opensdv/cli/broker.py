@@ -8,7 +8,7 @@ import gc
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -30,8 +30,10 @@ def _split(files: list[Path] | None) -> list[Path]:
     return [Path(part) for f in files or [] for part in str(f).split(",") if part]
 
 
-async def _serve(broker: Broker, server: BrokerServer, state: StateFile | None) -> None:
+async def _serve(broker: Broker, server: BrokerServer, state: StateFile | None, viss: Any = None) -> None:
     await server.start()
+    if viss is not None:
+        await viss.start()
     gc.freeze()  # the catalog and start-up objects are permanent: keep them out of GC passes (shorter pauses)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,13 +43,16 @@ async def _serve(broker: Broker, server: BrokerServer, state: StateFile | None) 
     security = ("mutual TLS" if server.tls and server.tls.client_ca else "TLS") if server.tls else "plaintext"
     console.print(
         f"[bold green]broker[/bold green] serving {len(broker.catalog)} signals on {server.target} "
-        f"({security}; kuksa.val.v2 + v1); Ctrl-C stops"
+        f"({security}; kuksa.val.v2 + v1{' + sdv.databroker.v1' if server.enable_sdv_v1 else ''})"
+        + (f", VISS v3 on {viss.url}" if viss is not None else "") + "; Ctrl-C stops"
     )
     await stop.wait()
     if saver:
         saver.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await saver
+    if viss is not None:
+        await viss.stop()
     await server.stop()
 
 
@@ -86,9 +91,12 @@ def serve(
     enable_sdv_v1: bool = typer.Option(
         False, "--enable-sdv-v1", help="also serve sdv.databroker.v1 (what Velocitas apps speak; KUKSA 0.7 removed it)"
     ),
+    viss: str | None = typer.Option(
+        None, "--viss", help="host:port for VISS v3 (WebSocket and HTTP) with the same TLS and tokens"
+    ),
 ) -> None:
     """Serve the data broker until Ctrl-C (or SIGTERM)."""
-    from opensdv.vehicle.broker import Broker, StateFile, server_from_settings
+    from opensdv.vehicle.broker import Broker, StateFile, server_from_settings, viss_from_settings
     from opensdv.vehicle.safety import ActuationGuard, load_policy
 
     base = settings(ctx).broker
@@ -110,6 +118,7 @@ def serve(
                 "jwt_audience": jwt_audience,
                 "stale_after_s": stale_after,
                 "enable_sdv_v1": enable_sdv_v1 or None,
+                "viss_address": viss,
             }.items()
             if value is not None
         }
@@ -125,7 +134,7 @@ def serve(
         for note in state_file.load():
             console.print(f"[yellow]state file:[/yellow] skipped {note}")
     server = server_from_settings(broker, config.model_copy(update={"host": host, "port": port}))
-    asyncio.run(_serve(broker, server, state_file))
+    asyncio.run(_serve(broker, server, state_file, viss_from_settings(broker, config)))
 
 
 @app.command(

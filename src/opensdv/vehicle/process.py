@@ -48,6 +48,7 @@ from opensdv.vehicle.broker import (
     StateFile,
     server_from_settings,
     vehicle_source,
+    viss_from_settings,
 )
 from opensdv.vehicle.can import (
     Adapter,
@@ -192,6 +193,7 @@ class VehicleProcess:
             log.warning("state file: skipped %s", note)
         self.broker.publish(vehicle_attributes(self.vehicle, self.vin), ATTRIBUTES)
         self.server = server_from_settings(self.broker, self.settings.broker)
+        self.viss = viss_from_settings(self.broker, self.settings.broker)
         return state
 
     def _bus_tasks(self) -> list[Job]:
@@ -332,6 +334,8 @@ class VehicleProcess:
         self.agent = self._start_agent()
         bus_jobs = self._bus_tasks()
         await self.server.start()
+        if self.viss is not None:
+            await self.viss.start()
         self.started.set()
         log.info("vehicle %s (%s): broker on %s", self.vin, self.vehicle.id, self.server.target)
         tasks = [asyncio.create_task(job()) for job in bus_jobs]
@@ -349,6 +353,8 @@ class VehicleProcess:
                 await asyncio.gather(task, return_exceptions=True)
             if self._apps is not None:
                 await self._apps.stop_all()
+            if self.viss is not None:
+                await self.viss.stop()
             await self.server.stop()
             for bus in self._buses:
                 bus.shutdown()

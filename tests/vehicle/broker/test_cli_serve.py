@@ -32,6 +32,7 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
             line = process.stdout.readline()  # blocks until the server says where it listens
             match = re.search(r"on 127\.0\.0\.1:(\d+)", line)
             assert match, f"no address in {line!r}; stderr: {process.stderr.read()}"
+            process.args = [*command, line]  # the line that says where it listens, for tests that need more of it
             yield process, int(match.group(1))
         finally:
             if process.poll() is None:
@@ -98,3 +99,28 @@ def test_serve_refuses_bad_flags_clearly(tmp_path: Path, args: list[str], messag
         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
     )  # fmt: skip
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_with_viss_and_sdv_v1() -> None:
+    """``--viss`` and ``--enable-sdv-v1`` serve the same values as kuksa.val."""
+    import json
+
+    import grpc
+    from websockets.sync.client import connect
+
+    from opensdv.vehicle.broker.grpc.sdv_v1 import broker_pb2 as sdv_api
+    from opensdv.vehicle.broker.grpc.sdv_v1 import broker_pb2_grpc as sdv_grpc
+
+    with serving("--viss", "127.0.0.1:0", "--enable-sdv-v1") as (process, port):
+        line = process.args[-1]
+        assert "sdv.databroker.v1" in line
+        viss = re.search(r"VISS v3 on (ws://127\.0\.0\.1:\d+)", line)
+        assert viss, line
+        with VSSClient("127.0.0.1", port) as client:
+            client.set_current_values({SPEED: Datapoint(61.0)})
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = sdv_grpc.BrokerStub(channel).GetDatapoints(sdv_api.GetDatapointsRequest(datapoints=[SPEED]))
+            assert reply.datapoints[SPEED].float_value == 61.0
+        with connect(viss.group(1), subprotocols=["VISSv3"]) as ws:  # type: ignore[list-item]
+            ws.send(json.dumps({"action": "get", "path": SPEED, "requestId": "1"}))
+            assert json.loads(ws.recv(timeout=10))["data"]["dp"]["value"] == "61"

@@ -25,10 +25,10 @@ from opensdv.vehicle.broker._errors import (
 )
 from opensdv.vehicle.broker._permissions import ALLOW_ALL, Action, Permissions, vehicle_source
 from opensdv.vehicle.broker._pki import DevPki, write_dev_pki
-from opensdv.vehicle.broker._settings import server_from_settings
+from opensdv.vehicle.broker._settings import server_from_settings, viss_from_settings
 from opensdv.vehicle.broker._state import StateFile, StateFileError
 from opensdv.vehicle.broker._subscription import Datapoint, Subscription
-from opensdv.vehicle.broker.grpc._errors import FixedPermissions
+from opensdv.vehicle.broker.grpc._errors import AllowAll, Authenticator, FixedPermissions
 from opensdv.vehicle.broker.grpc._server import BrokerServer, TlsConfig
 from opensdv.vehicle.broker.grpc._v2 import IGNORE_UNKNOWN_HEADER, UNKNOWN_PATHS_HEADER
 
@@ -41,7 +41,9 @@ __all__ = [
     "UNKNOWN_PATHS_HEADER",
     "Action",
     "ActuationCheck",
+    "AllowAll",
     "AlreadyExists",
+    "Authenticator",
     "Broker",
     "BrokerError",
     "BrokerServer",
@@ -66,5 +68,6 @@ __all__ = [
     "mint_token",
     "server_from_settings",
     "vehicle_source",
+    "viss_from_settings",
     "write_dev_pki",
 ]

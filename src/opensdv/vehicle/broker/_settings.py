@@ -3,6 +3,8 @@ from public keys (``opensdv broker serve`` and ``opensdv vehicle run`` build it 
 
 from __future__ import annotations
 
+from typing import Any
+
 from opensdv.config import BrokerSettings
 from opensdv.vehicle.broker._auth import TokenVerifier
 from opensdv.vehicle.broker._core import Broker
@@ -30,6 +32,19 @@ def token_verifier(config: BrokerSettings) -> TokenVerifier | None:
         except OSError as exc:
             raise BrokerError(f"{path}: cannot read JWT public key: {exc.strerror}") from None
     return TokenVerifier(keys, audience=config.jwt_audience or None)
+
+
+def viss_from_settings(broker: Broker, config: BrokerSettings) -> Any:
+    """The VISS v3 server for ``broker`` on ``config.viss_address`` (``None`` when not configured),
+    with the broker's TLS certificate and JWT keys: one set of credentials for every API."""
+    if config.viss_address is None:
+        return None
+    from opensdv.vehicle.broker.grpc._errors import AllowAll
+    from opensdv.vehicle.viss import VissServer, VissService
+
+    verifier = token_verifier(config)
+    service = VissService(broker, verifier or AllowAll(), requires_token=verifier is not None)
+    return VissServer(service, config.viss_address, tls_cert=config.tls_cert, tls_key=config.tls_key)
 
 
 def server_from_settings(broker: Broker, config: BrokerSettings) -> BrokerServer:

@@ -60,7 +60,7 @@ class BrokerServer:
         self.tls = tls
         self._auth = authenticator or AllowAll()
         self._enable_v1 = enable_v1
-        self._enable_sdv_v1 = enable_sdv_v1
+        self.enable_sdv_v1 = enable_sdv_v1
         self._server: aio.Server | None = None
         self.port = 0
 
@@ -69,7 +69,7 @@ class BrokerServer:
         v2_grpc.add_VALServicer_to_server(ValV2(self.broker, self._auth), server)
         if self._enable_v1:
             v1_grpc.add_VALServicer_to_server(ValV1(self.broker, self._auth), server)
-        if self._enable_sdv_v1:
+        if self.enable_sdv_v1:
             sdv_broker.add_BrokerServicer_to_server(SdvBrokerV1(self.broker, self._auth), server)  # type: ignore[no-untyped-call]
             sdv_collector.add_CollectorServicer_to_server(SdvCollectorV1(self.broker, self._auth), server)  # type: ignore[no-untyped-call]
         try:
