@@ -226,3 +226,27 @@ def test_the_committed_stubs_are_what_the_vendored_protos_generate(tmp_path: Pat
     )
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     assert {p.name: p.read_text() for p in copy.glob("*_pb2*")} == committed
+
+
+async def test_a_listener_of_fixed_permissions_grants_only_them() -> None:
+    """A Velocitas app's own listener: no token needed, nothing beyond its manifest's scope (a
+    process that finds the port gets those rights and no more)."""
+    from opensdv.vehicle.broker import Broker, BrokerServer, FixedPermissions, Permissions
+
+    broker = Broker(CATALOG)
+    broker.publish({SPEED: 20.0, "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 70.0}, ALLOW_ALL)
+    scope = Permissions.from_scope(f"read:{SPEED} actuate:{WINDOW}", "window-app")
+    listener = BrokerServer(broker, "127.0.0.1:0", authenticator=FixedPermissions(scope), enable_v1=False, enable_v2=False, enable_sdv_v1=True)
+    async with listener, grpc.aio.insecure_channel(listener.target) as channel:
+        stub = broker_pb2_grpc.BrokerStub(channel)
+        soc = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+        reply = await stub.GetDatapoints(api.GetDatapointsRequest(datapoints=[SPEED, soc]))
+        assert reply.datapoints[SPEED].float_value == 20.0
+        assert reply.datapoints[soc].failure_value == sdv.Datapoint.ACCESS_DENIED
+        refused = await stub.SetDatapoints(api.SetDatapointsRequest(datapoints={LIMIT: sdv.Datapoint(uint32_value=60)}))
+        assert dict(refused.errors) == {LIMIT: sdv.ACCESS_DENIED}
+        allowed = await stub.SetDatapoints(api.SetDatapointsRequest(datapoints={WINDOW: sdv.Datapoint(uint32_value=30)}))
+        assert dict(allowed.errors) == {}
+        with pytest.raises(grpc.aio.AioRpcError) as caught:  # kuksa.val is not served on it
+            await channel.unary_unary("/kuksa.val.v2.VAL/GetServerInfo")(b"")
+        assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED

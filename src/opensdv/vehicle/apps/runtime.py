@@ -176,7 +176,8 @@ class AppRuntime:
         if running.listener is None:
             permissions = Permissions.from_scope(manifest.scope(), manifest.name)
             running.listener = BrokerServer(
-                self.broker, "127.0.0.1:0", authenticator=FixedPermissions(permissions), enable_v1=False, enable_sdv_v1=True
+                self.broker, "127.0.0.1:0", authenticator=FixedPermissions(permissions), enable_v1=False, enable_v2=False,
+                enable_sdv_v1=True,
             )  # fmt: skip
             await running.listener.start()
         options, running.status.isolation = self.sandbox.prepare(manifest.name, running.directory)

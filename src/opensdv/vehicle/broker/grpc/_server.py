@@ -54,6 +54,7 @@ class BrokerServer:
         tls: TlsConfig | None = None,
         enable_v1: bool = True,
         enable_sdv_v1: bool = False,
+        enable_v2: bool = True,
     ) -> None:
         self.broker = broker
         self.address = address
@@ -61,12 +62,14 @@ class BrokerServer:
         self._auth = authenticator or AllowAll()
         self._enable_v1 = enable_v1
         self.enable_sdv_v1 = enable_sdv_v1
+        self._enable_v2 = enable_v2
         self._server: aio.Server | None = None
         self.port = 0
 
     async def start(self) -> None:
         server = aio.server(options=[("grpc.so_reuseport", 0)])
-        v2_grpc.add_VALServicer_to_server(ValV2(self.broker, self._auth), server)
+        if self._enable_v2:
+            v2_grpc.add_VALServicer_to_server(ValV2(self.broker, self._auth), server)
         if self._enable_v1:
             v1_grpc.add_VALServicer_to_server(ValV1(self.broker, self._auth), server)
         if self.enable_sdv_v1:
