@@ -162,6 +162,41 @@ def test_timebased_sends_every_period(viss: RunningViss, client: Client) -> None
     assert len({event["ts"] for event in events}) >= 2
 
 
+def test_curvelog_sends_the_points_the_curve_needs(viss: RunningViss, client: Client) -> None:
+    client.request(action="subscribe", path=SPEED, filter={"variant": "curvelog", "parameter": {"maxerr": "0.5", "bufsize": "5"}})
+    for _ in range(5):
+        viss.call(viss.broker.publish, {SPEED: 30.0}, ALLOW_ALL)  # a flat line: its two ends are enough
+    points = client.event()["data"]["dp"]
+    assert [p["value"] for p in points] == ["30", "30"] and points[0]["ts"] <= points[1]["ts"]
+
+
+def test_curve_points_keep_every_sample_within_maxerr() -> None:
+    from opensdv.vehicle.broker import Datapoint
+    from opensdv.vehicle.viss._service import curve_points
+
+    ramp = [Datapoint(float(i), float(i)) for i in range(10)]
+    assert curve_points(ramp, 0.01) == [ramp[0], ramp[-1]]
+    step = [Datapoint(0.0 if i < 5 else 10.0, float(i)) for i in range(10)]
+    assert [p.timestamp for p in curve_points(step, 0.5)] == [0.0, 4.0, 5.0, 9.0]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=60), st.floats(0, 100))
+def test_curve_points_are_within_maxerr_of_every_sample(values: list[float], maxerr: float) -> None:
+    from opensdv.vehicle.broker import Datapoint
+    from opensdv.vehicle.viss._service import curve_points
+
+    samples = [Datapoint(v, float(t)) for t, v in enumerate(values)]
+    kept = curve_points(samples, maxerr)
+    assert kept[0] is samples[0] and kept[-1] is samples[-1]
+    for sample in samples:
+        right = next(p for p in kept if p.timestamp >= sample.timestamp)
+        left = [p for p in kept if p.timestamp <= sample.timestamp][-1]
+        span = right.timestamp - left.timestamp
+        line = left.value if span == 0 else left.value + (right.value - left.value) * (sample.timestamp - left.timestamp) / span
+        assert abs(sample.value - line) <= maxerr + 1e-6 * max(1.0, abs(sample.value))
+
+
 @pytest.mark.parametrize(
     ("message", "number", "reason"),
     [
@@ -169,7 +204,8 @@ def test_timebased_sends_every_period(viss: RunningViss, client: Client) -> None
         ({"action": "fly", "path": SPEED}, "400", "bad_request"),
         ({"action": "get", "path": SPEED, "colour": "red"}, "400", "bad_request"),
         ({"action": "subscribe", "path": SPEED}, "400", "bad_request"),
-        ({"action": "subscribe", "path": SPEED, "filter": {"variant": "curvelog", "parameter": {"maxerr": "1", "bufsize": "10"}}}, "404", "unavailable_data"),
+        ({"action": "subscribe", "path": SPEED, "filter": {"variant": "history", "parameter": "P2DT12H"}}, "404", "unavailable_data"),
+        ({"action": "subscribe", "path": SPEED, "filter": {"variant": "curvelog", "parameter": {"maxerr": "1", "bufsize": "1"}}}, "400", "bad_request"),
         ({"action": "subscribe", "path": SPEED, "filter": {"variant": "range", "parameter": {"logic-op": "about", "boundary": "1"}}}, "400", "bad_request"),
         ({"action": "subscribe", "path": SPEED, "filter": {"variant": "timebased", "parameter": {"period": "1"}}}, "400", "bad_request"),
         ({"action": "get", "path": SPEED, "filter": {"variant": "timebased", "parameter": {"period": "100"}}}, "400", "bad_request"),

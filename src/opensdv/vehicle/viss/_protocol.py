@@ -117,10 +117,11 @@ class Filter:
     range: tuple[tuple[str, float], ...] = ()  # (logic-op, boundary) ...
     range_any: bool = False  # combination-op OR
     metadata_depth: int | None = None
+    curvelog: tuple[float, int] | None = None  # maxerr, bufsize
 
     @property
     def triggers(self) -> bool:
-        return self.period_ms is not None or self.change is not None or bool(self.range)
+        return self.period_ms is not None or self.change is not None or bool(self.range) or self.curvelog is not None
 
 
 def _number(text: object, what: str) -> float:
@@ -178,7 +179,14 @@ def _filter(raw: object) -> Filter:
             chosen[kind] = {"range": tuple(_op(c, "boundary") for c in conditions), "range_any": combination == "OR"}
         elif variant == "metadata":
             chosen[kind] = {"metadata_depth": int(_number(parameter, "metadata parameter"))}
-        elif variant in ("curvelog", "history", "dynamic-metadata"):
+        elif variant == "curvelog":
+            if not isinstance(parameter, dict) or set(parameter) != {"maxerr", "bufsize"}:
+                raise bad('filter curvelog: parameter is {"maxerr": "<number>", "bufsize": "<count>"}')
+            maxerr, size = _number(parameter["maxerr"], "maxerr"), _number(parameter["bufsize"], "bufsize")
+            if maxerr < 0 or not 2 <= size <= 10_000 or not size.is_integer():
+                raise bad("filter curvelog: maxerr at least 0, bufsize a whole number 2 .. 10,000")
+            chosen[kind] = {"curvelog": (maxerr, int(size))}
+        elif variant in ("history", "dynamic-metadata"):
             raise VissError("404", "unavailable_data", f"filter {variant}: unsupported feature")
         else:
             raise bad(f"filter: unknown variant {variant!r}")
@@ -254,7 +262,7 @@ def parse_request(message: object) -> Request:
         return Request("set", request_id, path, value=message["value"], authorization=authorization)
     filters = _filter(message["filter"]) if "filter" in message else Filter()
     if action == "subscribe" and not filters.triggers:
-        raise bad("subscribe needs a timebased, change or range filter")
+        raise bad("subscribe needs a timebased, change, range or curvelog filter")
     if action == "get":
         if filters.triggers:
             raise bad("get takes only the paths and metadata filters")

@@ -223,7 +223,8 @@ class VissSession:
             run = self._timebased(subscription_id, paths, period, permissions)
         else:
             assert stream is not None
-            run = self._triggered(subscription_id, paths, request.filter, stream)
+            tracking = self._curvelog if request.filter.curvelog is not None else self._triggered
+            run = tracking(subscription_id, paths, request.filter, stream)
         self._subscriptions[subscription_id] = (asyncio.create_task(run), stream)
         return subscription_id
 
@@ -251,6 +252,26 @@ class VissSession:
             await self._event(subscription_id, body)
             await self.service.clock.sleep(period_ms / 1000)
 
+    async def _curvelog(self, subscription_id: str, paths: list[str], rule: Filter, stream: Subscription) -> None:
+        """Buffer every path's samples; when the first path's buffer holds ``bufsize``, send each
+        path's series reduced to the points the curve needs within ``maxerr``."""
+        assert rule.curvelog is not None
+        maxerr, size = rule.curvelog
+        buffers: dict[str, list[Datapoint]] = {path: [] for path in paths}
+        async for update in stream:
+            for path, point in update.items():
+                if point is not None:
+                    buffers[path].append(point)
+            if len(buffers[paths[0]]) < size:
+                continue
+            data = []
+            for path in paths:
+                kept = curve_points(buffers[path], maxerr)
+                dps = [{"value": format_value(p.value), "ts": timestamp(p.timestamp)} for p in kept]
+                data.append({"path": path, "dp": dps[0] if len(dps) == 1 else dps})
+                buffers[path] = []
+            await self._event(subscription_id, {"data": data[0] if len(data) == 1 else data})
+
     async def _triggered(self, subscription_id: str, paths: list[str], rule: Filter, stream: Subscription) -> None:
         """change / range: evaluated on the first path's value; an event carries every path."""
         current: dict[str, Datapoint | None] = {}
@@ -275,6 +296,30 @@ class VissSession:
         for subscription_id in list(self._subscriptions):
             self._unsubscribe(subscription_id)
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def curve_points(points: list[Datapoint], maxerr: float) -> list[Datapoint]:
+    """Curve logging (Ramer-Douglas-Peucker on time): the fewest samples such that the line through
+    them passes within ``maxerr`` of every sample, measured along the value axis. Samples that are
+    not numbers are all kept."""
+    if len(points) <= 2 or any(_number(p.value) is None for p in points):
+        return list(points)
+    keep = {0, len(points) - 1}
+    pending = [(0, len(points) - 1)]
+    while pending:
+        first, last = pending.pop()
+        t0, v0 = points[first].timestamp, float(points[first].value)
+        t1, v1 = points[last].timestamp, float(points[last].value)
+        worst, where = 0.0, -1
+        for i in range(first + 1, last):
+            t, v = points[i].timestamp, float(points[i].value)
+            line = v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+            if abs(v - line) > worst:
+                worst, where = abs(v - line), i
+        if worst > maxerr:
+            keep.add(where)
+            pending += [(first, where), (where, last)]
+    return [points[i] for i in sorted(keep)]
 
 
 def _changed(change: tuple[str, float], previous: Any, value: Any) -> bool:
