@@ -612,6 +612,32 @@ class _Vehicle_Powertrain_Transmission:
         """Kind of transmission. (attribute)"""
 
 
+class _Vehicle_ADAS_CruiseControl:
+    """``Vehicle.ADAS.CruiseControl``"""
+
+    def __init__(self, client: VehicleClient) -> None:
+        self.is_active: Signal[bool] = Signal(client, 'Vehicle.ADAS.CruiseControl.IsActive', None, True)
+        """The cruise control holds the speed now. (actuator)"""
+        self.is_enabled: Signal[bool] = Signal(client, 'Vehicle.ADAS.CruiseControl.IsEnabled', None, True)
+        """The cruise control is switched on, ready to be set. (actuator)"""
+        self.is_error: Signal[bool] = Signal(client, 'Vehicle.ADAS.CruiseControl.IsError', None, False)
+        """The cruise control (or the radar it needs) reports a fault. (sensor)"""
+        self.speed_set: Signal[float] = Signal(client, 'Vehicle.ADAS.CruiseControl.SpeedSet', 'km/h', True)
+        """The speed the cruise control holds. [km/h] (actuator)"""
+
+
+class _Vehicle_ADAS_LaneDepartureDetection:
+    """``Vehicle.ADAS.LaneDepartureDetection``"""
+
+    def __init__(self, client: VehicleClient) -> None:
+        self.is_enabled: Signal[bool] = Signal(client, 'Vehicle.ADAS.LaneDepartureDetection.IsEnabled', None, True)
+        """Lane departure detection is switched on. (actuator)"""
+        self.is_error: Signal[bool] = Signal(client, 'Vehicle.ADAS.LaneDepartureDetection.IsError', None, False)
+        """Lane departure detection reports a fault. (sensor)"""
+        self.is_warning: Signal[bool] = Signal(client, 'Vehicle.ADAS.LaneDepartureDetection.IsWarning', None, False)
+        """The car is leaving its lane (the warning shows). (sensor)"""
+
+
 class _Vehicle_Chassis_Accelerator:
     """``Vehicle.Chassis.Accelerator``"""
 
@@ -803,6 +829,14 @@ class _Vehicle_Powertrain:
         """Kind of powertrain. (attribute)"""
 
 
+class _Vehicle_ADAS:
+    """``Vehicle.ADAS``"""
+
+    def __init__(self, client: VehicleClient) -> None:
+        self.cruise_control = _Vehicle_ADAS_CruiseControl(client)
+        self.lane_departure_detection = _Vehicle_ADAS_LaneDepartureDetection(client)
+
+
 class _Vehicle_Chassis:
     """``Vehicle.Chassis``"""
 
@@ -840,6 +874,7 @@ class _Vehicle:
     """``Vehicle``"""
 
     def __init__(self, client: VehicleClient) -> None:
+        self.adas = _Vehicle_ADAS(client)
         self.acceleration = _Vehicle_Acceleration(client)
         self.angular_velocity = _Vehicle_AngularVelocity(client)
         self.body = _Vehicle_Body(client)

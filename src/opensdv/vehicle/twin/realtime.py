@@ -18,6 +18,7 @@ from opensdv.physics.mechanics import ScalarOps, mechanics, pack_stepper
 from opensdv.physics.params import VehicleParams
 from opensdv.physics.simulate import pack_parameters
 from opensdv.vehicle.can import EcuSimulator
+from opensdv.vehicle.twin.driver import CruiseDriver
 
 __all__ = ["TwinRuntime", "drive_bus"]
 
@@ -46,6 +47,7 @@ class TwinRuntime:
         self._stepper: Any = None
         self._stepper_dt = 0.0
         self.last: dict[str, float] = {}
+        self.driver = CruiseDriver()
 
     def _plan(self, dt: float) -> dict[str, Any]:
         """Mechanics do not depend on the pack, so they are computed once for the whole cycle at
@@ -83,6 +85,7 @@ class TwinRuntime:
         self.state = snapshot()
         self.time_s += dt
         self.distance_m += plan["speed_mps"][k] * dt
+        self.driver.step(dt, plan["speed_mps"][k] * 3.6, plan["accel_mps2"][k])
         self.last = {
             "speed_mps": plan["speed_mps"][k],
             "accel_mps2": plan["accel_mps2"][k],
@@ -117,7 +120,7 @@ class TwinRuntime:
             "Vehicle.Powertrain.TractionBattery.Temperature.Min": round(s["temp_c"]) - 1,
             "Vehicle.Powertrain.TractionBattery.Temperature.Max": round(s["temp_c"]) + 1,
             "Vehicle.TraveledDistance": int(self.distance_m),
-        }
+        } | self.driver.vss_values()
 
 
 async def drive_bus(
