@@ -15,6 +15,7 @@ from opensdv.vehicle.twin.driver import CruiseDriver
 ACTIVE = "Vehicle.ADAS.CruiseControl.IsActive"
 ENABLED = "Vehicle.ADAS.CruiseControl.IsEnabled"
 LANES = "Vehicle.ADAS.LaneDepartureDetection.IsEnabled"
+SPEED_SET = "Vehicle.ADAS.CruiseControl.SpeedSet"
 
 
 def test_the_driver_sets_the_cruise_on_a_steady_stretch_and_brakes_out_of_it() -> None:
@@ -25,6 +26,7 @@ def test_the_driver_sets_the_cruise_on_a_steady_stretch_and_brakes_out_of_it() -
     for _ in range(11):
         driver.step(0.1, 80.4, 0.1)
     assert driver.active and driver.set_kmh == 80.0
+    assert driver.vss_values()[SPEED_SET] == 80.0
     driver.step(0.1, 79.0, -1.0)  # the driver brakes
     assert not driver.active
     driver.step(0.1, 35.0, 0.0)
@@ -41,6 +43,7 @@ def test_cruise_engagements_reach_vss_through_the_brands_frames(vehicle_id: str,
     simulator = EcuSimulator(adapter)
     decoded: list[tuple[float, bool]] = []
     seen: dict[str, object] = {}
+    first_values: dict[str, object] = {}
     dt = 0.1
     for tick in range(int(765 / dt)):  # the whole highway cycle
         twin.step(dt)
@@ -49,9 +52,13 @@ def test_cruise_engagements_reach_vss_through_the_brands_frames(vehicle_id: str,
             result = adapter.decode(frame.arbitration_id, frame.is_extended_id, bytes(frame.data))
             assert result is not None
             seen |= result.values
+            if tick * dt < 1.0:
+                first_values |= result.values
             if ACTIVE in result.values:
                 decoded.append((tick * dt, result.values[ACTIVE]))
     assert seen[ENABLED] is True and seen[LANES] is True
+    assert SPEED_SET not in first_values  # before the first set: the DBC's "none set", no value
+    assert isinstance(seen[SPEED_SET], float) and seen[SPEED_SET] == pytest.approx(twin.driver.set_kmh, abs=1.0)
     states = [active for _, active in decoded]
     engaged = [t for (t, active), (_, before) in zip(decoded[1:], decoded, strict=False) if active and not before]
     released = [t for (t, active), (_, before) in zip(decoded[1:], decoded, strict=False) if before and not active]

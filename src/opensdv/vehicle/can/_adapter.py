@@ -167,6 +167,7 @@ class Adapter:
             bounds=leaf.bounds(),
             min_interval_s=entry.min_interval_ms / 1000,
             on_change=entry.on_change,
+            unavailable=frozenset(entry.unavailable),
         )
         frame_key = (message.frame_id, message.is_extended_frame)
         decoder = self.decoders.get(frame_key)
@@ -256,6 +257,9 @@ class Adapter:
                 dropped.append((target.path, "dbc-range", bad))
                 continue
             combined = physical[0] if target.combine is None else _COMBINE[target.combine](physical)
+            if combined in target.unavailable:
+                dropped.append((target.path, "not-available", f"DBC value {combined:g} means no value"))
+                continue
             if target.values is not None:
                 if combined not in target.values:
                     dropped.append(
@@ -327,7 +331,10 @@ class Adapter:
             message = self.messages[entry.message]
             data = per_message.setdefault(message.name, self._defaults(message))
             leaf = self.catalog.leaf(path)
-            physical = self._to_physical(entry, leaf, value)
+            if value is None and entry.unavailable:  # no value: the DBC's own way of saying so
+                physical = entry.unavailable[0]
+            else:
+                physical = self._to_physical(entry, leaf, value)
             for name in entry.signals:
                 data[name] = physical
         return [self._frame(self.messages[name], data) for name, data in per_message.items()]

@@ -54,28 +54,37 @@ def generate_decoder(targets: list[Target], length: int) -> Callable[[bytes], di
             combined = f"(({' + '.join(names)}) / {len(names)})"
         else:
             combined = f"{target.combine}({', '.join(names)})"
+        body: list[str] = []
+        if target.unavailable:  # a DBC value that means "no value": this signal is left out
+            namespace[f"U{i}"] = target.unavailable
+            lines.append(f"        c = {combined}")
+            lines.append(f"        if c not in U{i}:")
+            combined, indent = "c", "    "
+        else:
+            indent = ""
         if target.values is not None:  # value tables were validated against the leaf when compiled
             namespace[f"V{i}"] = target.values
-            lines.append(f"        x = V{i}.get({combined}, MISSING)")
-            lines.append("        if x is MISSING:")
-            lines.append("            return None")
+            body.append(f"        x = V{i}.get({combined}, MISSING)")
+            body.append("        if x is MISSING:")
+            body.append("            return None")
         elif target.boolean:
-            lines.append(f"        x = {combined} != 0")
+            body.append(f"        x = {combined} != 0")
         else:
             expression = combined
             if target.factor != 1.0 or target.offset != 0.0:
                 expression = f"{combined} * {target.factor!r} + {target.offset!r}"
-            lines.append(
+            body.append(
                 f"        x = round({expression})" if target.integer else f"        x = {expression}"
             )
             if target.bounds is not None:
                 low, high = target.bounds
-                lines.append(f"        if not ({low!r} <= x <= {high!r}):")
-                lines.append("            return None")
+                body.append(f"        if not ({low!r} <= x <= {high!r}):")
+                body.append("            return None")
             else:
                 namespace[f"C{i}"] = target.check
-                lines.append(f"        x = C{i}(x)")
-        lines.append(f"        out[{target.path!r}] = x")
+                body.append(f"        x = C{i}(x)")
+        body.append(f"        out[{target.path!r}] = x")
+        lines += [indent + line for line in body]
     lines += ["    except VssValueError:", "        return None", "    return out"]
     exec(compile("\n".join(lines), f"<can decoder {len(targets)} signals>", "exec"), namespace)
     return namespace["decode"]  # type: ignore[no-any-return]

@@ -70,3 +70,4 @@ class Target:
     bounds: tuple[int | float, int | float] | None
     min_interval_s: float
     on_change: bool
+    unavailable: frozenset[float] = frozenset()  # DBC values that mean "no value"

@@ -40,6 +40,9 @@ class SignalMap(_Record):
     )
     min_interval_ms: float = Field(default=0.0, ge=0, description="publish at most this often")
     on_change: bool = Field(default=False, description="publish only when the VSS value changes")
+    unavailable: list[float] = Field(
+        default=[], max_length=16, description="DBC values that mean 'no value' (255: no set speed): nothing is published"
+    )
 
     @field_validator("signal")
     @classmethod

@@ -3,7 +3,8 @@ driven, so the demo's buses carry them (and campaigns have something to trigger 
 
 The cruise control is switched on from the start; the driver sets it after a steady stretch above
 40 km/h (the speed held within 0.3 m/s² for 5 s), at the speed then, and takes over when braking
-harder than 0.7 m/s² or below 30 km/h. Lane departure detection is on and never warns.
+harder than 0.7 m/s² or below 30 km/h; the set speed stays for a resume, as cars keep it. Lane
+departure detection is on and never warns.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class CruiseDriver:
     steady_s: float = 5.0
     brake_mps2: float = -0.7
     active: bool = False
-    set_kmh: float = 0.0
+    set_kmh: float | None = None  # none set yet
     _steady_for_s: float = 0.0
 
     def step(self, dt: float, speed_kmh: float, accel_mps2: float) -> None:
@@ -40,7 +41,7 @@ class CruiseDriver:
             "Vehicle.ADAS.CruiseControl.IsEnabled": True,
             "Vehicle.ADAS.CruiseControl.IsActive": self.active,
             "Vehicle.ADAS.CruiseControl.IsError": False,
-            "Vehicle.ADAS.CruiseControl.SpeedSet": self.set_kmh,
+            "Vehicle.ADAS.CruiseControl.SpeedSet": self.set_kmh,  # None: the DBC's "none set"
             "Vehicle.ADAS.LaneDepartureDetection.IsEnabled": True,
             "Vehicle.ADAS.LaneDepartureDetection.IsWarning": False,
             "Vehicle.ADAS.LaneDepartureDetection.IsError": False,
