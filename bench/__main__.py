@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import broker, can, commands, ota, twin, twin_validation
+from bench import broker, campaigns, can, commands, ota, twin, twin_validation
 
 BENCHMARKS = {
     "broker": broker.main,
+    "campaigns": campaigns.main,
     "can": can.main,
     "commands": commands.main,
     "ota": ota.main,

@@ -4,7 +4,7 @@ SDK speaks, which KUKSA's databroker removed in 0.7.
 Semantics follow KUKSA's last implementation of it: ``GetDatapoints`` answers every name, with a
 failure value where it cannot (unknown, access denied, no value yet); ``SetDatapoints`` sets actuator
 *targets* (through the safety guard, to the provider that claimed the actuator) and refuses sensors
-and attributes with ``ACCESS_DENIED``; ``Subscribe`` takes the query language (``_query``) and sends
+and attributes with ``ACCESS_DENIED``; ``Subscribe`` takes the query language (``opensdv.model.query``) and sends
 a row whenever a signal it reads changes and its condition is true; the ``Collector`` publishes
 current values by id, all of a request or none. Permissions are the caller's, as on v1 and v2.
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from opensdv.model.query import QueryError, compile_query
 from opensdv.model.vss import EntryType, VssLeaf
 from opensdv.vehicle.broker._core import Broker
 from opensdv.vehicle.broker._errors import BrokerError, InvalidArgument, NotFound, PermissionDenied
 from opensdv.vehicle.broker._permissions import Action, Permissions
-from opensdv.vehicle.broker._query import compile_query
 from opensdv.vehicle.broker._subscription import Datapoint
 from opensdv.vehicle.broker.grpc._convert import to_timestamp
 from opensdv.vehicle.broker.grpc._errors import Authenticator, caller_permissions, streaming, unary
@@ -169,7 +169,10 @@ class SdvBrokerV1(broker_pb2_grpc.BrokerServicer):
     @streaming
     async def Subscribe(self, request: api.SubscribeRequest, context: Any) -> AsyncIterator[api.SubscribeReply]:
         permissions = caller_permissions(self.auth, context)
-        query = compile_query(request.query, self.broker.catalog)
+        try:
+            query = compile_query(request.query, self.broker.catalog)
+        except QueryError as exc:
+            raise InvalidArgument(str(exc)) from None
         subscription = self.broker.subscribe(query.paths, permissions)
         current: dict[str, Any] = {}
         stamps: dict[str, Datapoint] = {}

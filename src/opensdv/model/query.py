@@ -1,4 +1,6 @@
-"""The databroker query language of ``sdv.databroker.v1`` (what Velocitas apps subscribe with).
+"""Conditions over VSS signals: the databroker query language of ``sdv.databroker.v1`` (what
+Velocitas apps subscribe with), and the same expressions alone (``compile_condition``: data
+collection campaigns, ``Vehicle.Speed > 80 and not Vehicle.ADAS.CruiseControl.IsActive``).
 
 A subset of SQL, as KUKSA's databroker defined it::
 
@@ -18,10 +20,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from opensdv.model._files import ModelError
 from opensdv.model.vss import VssCatalog
-from opensdv.vehicle.broker._errors import InvalidArgument
 
-__all__ = ["MAX_QUERY_LENGTH", "CompiledQuery", "QueryError", "compile_query"]
+__all__ = [
+    "MAX_QUERY_LENGTH",
+    "CompiledCondition",
+    "CompiledQuery",
+    "QueryError",
+    "compile_condition",
+    "compile_query",
+    "previous_key",
+]
 
 MAX_QUERY_LENGTH = 4096
 MAX_DEPTH = 32
@@ -36,7 +46,7 @@ _TOKEN = re.compile(
       | '(?P<single>[^']*)'
       | "(?P<double>[^"]*)"
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
-      | (?P<op><>|!=|<=|>=|=|<|>|\(|\)|,)
+      | (?P<op><>|!=|==|<=|>=|=|<|>|\(|\)|,)
     )""",
     re.VERBOSE,
 )
@@ -44,7 +54,7 @@ _KEYWORDS = {"SELECT", "WHERE", "AS", "AND", "OR", "NOT", "BETWEEN", "TRUE", "FA
 _UNSUPPORTED = {"LAG": "LAG() is not supported", "FROM": "there is no FROM: name the signals in SELECT"}
 
 
-class QueryError(InvalidArgument):
+class QueryError(ModelError):
     """A query that does not parse or does not type-check, with the position (0-based) it fails at."""
 
     def __init__(self, message: str, position: int) -> None:
@@ -71,6 +81,17 @@ class Literal_:
 class Signal:
     path: str
     position: int
+    previous: bool = False  # previous(path): its value before its latest change (conditions only)
+
+    @property
+    def key(self) -> str:
+        """Where its value is found in the values an expression is evaluated with."""
+        return previous_key(self.path) if self.previous else self.path
+
+
+def previous_key(path: str) -> str:
+    """The key under which evaluation looks up ``previous(path)``: whoever evaluates keeps it."""
+    return f"previous({path})"
 
 
 @dataclass(frozen=True)
@@ -136,10 +157,11 @@ def _tokens(text: str) -> list[_Token]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, previous: bool = False) -> None:
         self.tokens = _tokens(text)
         self.index = 0
         self.depth = 0
+        self.previous = previous  # conditions may read previous(path)
 
     @property
     def token(self) -> _Token:
@@ -211,9 +233,10 @@ class _Parser:
     def comparison(self) -> Expr:
         left = self.primary()
         operator = self.token
-        if operator.kind == "op" and operator.text in ("=", "<>", "!=", "<", "<=", ">", ">="):
+        if operator.kind == "op" and operator.text in ("=", "==", "<>", "!=", "<", "<=", ">", ">="):
             self.index += 1
-            return Compare("<>" if operator.text == "!=" else operator.text, left, self.primary())
+            canonical = {"!=": "<>", "==": "="}.get(operator.text, operator.text)
+            return Compare(canonical, left, self.primary())
         negated = bool(self.accept("keyword", "NOT"))
         if self.accept("keyword", "BETWEEN"):
             low = self.primary()
@@ -237,6 +260,15 @@ class _Parser:
             for word, why in _UNSUPPORTED.items():
                 if token.text.upper() == word:
                     raise QueryError(why, token.position)
+            if token.text.lower() == "previous" and self.token.kind == "op" and self.token.text == "(":
+                if not self.previous:
+                    raise QueryError("previous() is for conditions, not queries", token.position)
+                self.index += 1
+                name = self.accept("name")
+                if name is None:
+                    raise QueryError(f"previous() takes a signal, found {self.describe()}", self.token.position)
+                self.expect("op", ")", "')'")
+                return Signal(name.text, name.position, previous=True)
             return Signal(token.text, token.position)
         if token.kind == "op" and token.text == "(":
             if self.token.kind == "keyword" and self.token.text == "SELECT":
@@ -325,7 +357,7 @@ def _evaluate(expr: Expr, values: Mapping[str, Any]) -> Value:
     if isinstance(expr, Literal_):
         return expr.value
     if isinstance(expr, Signal):
-        value = values.get(expr.path)
+        value = values.get(expr.key)
         return value if value is None or isinstance(value, bool | int | float | str) else None
     if isinstance(expr, Compare):
         left, right = _evaluate(expr.left, values), _evaluate(expr.right, values)
@@ -381,3 +413,30 @@ def compile_query(text: str, catalog: VssCatalog) -> CompiledQuery:
     if where is not None:
         paths += _signals(where)
     return CompiledQuery(tuple(items), where, tuple(dict.fromkeys(paths)))
+
+
+@dataclass(frozen=True)
+class CompiledCondition:
+    """A condition alone (no ``SELECT``): true, false or unknown (``None``) for some values."""
+
+    expr: Expr
+    paths: tuple[str, ...]  # every signal it reads, each once
+
+    def holds(self, values: Mapping[str, Any]) -> bool | None:
+        result = _evaluate(self.expr, values)
+        return None if result is None else bool(result)
+
+
+def compile_condition(text: str, catalog: VssCatalog) -> CompiledCondition:
+    """A condition (``==``/``=``, ``!=``/``<>``, ``<`` ..., ``and``/``or``/``not``, ``BETWEEN``,
+    parentheses, ``previous(path)``: the signal's value before its latest change) parsed and
+    type-checked against ``catalog``; ``QueryError`` names the position."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QueryError(f"longer than {MAX_QUERY_LENGTH} characters ({len(text)})", MAX_QUERY_LENGTH)
+    parser = _Parser(text, previous=True)
+    expr = parser.expression()
+    if parser.token.kind != "end":
+        raise QueryError(f"unexpected {parser.describe()}", parser.token.position)
+    if _check(expr, catalog) != "boolean":
+        raise QueryError("a condition must be true or false (a comparison, or and/or/not of them)", _position(expr))
+    return CompiledCondition(expr, tuple(dict.fromkeys(_signals(expr))))
