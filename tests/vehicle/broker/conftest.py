@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ from opensdv.vehicle.broker import (
     generate_key_pair,
     write_dev_pki,
 )
+from tests.background_loop import call_on, start_loop
 
 T = TypeVar("T")
 
@@ -48,16 +48,7 @@ class RunningBroker:
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the broker's loop (the core is not thread-safe) and return its result."""
-        future: Future[T] = Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # handed back to the test thread
-                future.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return future.result(timeout=10)
+        return call_on(self.loop, fn, *args, **kwargs)
 
     def wait_until(self, predicate: Callable[[Broker], bool], timeout_s: float = 10.0) -> None:
         """Block until ``predicate(broker)`` holds, re-checked on the broker's loop after each change."""
@@ -78,26 +69,13 @@ def start_broker(
     address: str = "127.0.0.1:0",
     guard: ActuationCheck | None = None,
 ) -> RunningBroker:
-    loop = asyncio.new_event_loop()
-    ready: Future[tuple[Broker, BrokerServer]] = Future()
+    async def boot() -> tuple[Broker, BrokerServer]:
+        broker = Broker(catalog or load_default_vss(), guard=guard)
+        server = BrokerServer(broker, address, authenticator=verifier, tls=tls, enable_sdv_v1=True)
+        await server.start()
+        return broker, server
 
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            broker = Broker(catalog or load_default_vss(), guard=guard)
-            server = BrokerServer(broker, address, authenticator=verifier, tls=tls, enable_sdv_v1=True)
-            await server.start()
-            ready.set_result((broker, server))
-
-        boot_task = loop.create_task(boot())
-        loop.run_forever()
-        boot_task.cancel()
-        loop.close()
-
-    thread = threading.Thread(target=main, name="broker", daemon=True)
-    thread.start()
-    broker, server = ready.result(timeout=10)
+    (broker, server), loop, thread = start_loop(boot, "broker")
     return RunningBroker(broker, server, loop, thread)
 
 

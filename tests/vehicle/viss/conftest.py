@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ import pytest
 from opensdv.model.vss import load_default_vss
 from opensdv.vehicle.broker import ActuationCheck, AllowAll, Broker, TokenVerifier
 from opensdv.vehicle.viss import VissServer, VissService
+from tests.background_loop import call_on, start_loop
 
 T = TypeVar("T")
 
@@ -37,16 +37,7 @@ class RunningViss:
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn`` on the broker's loop (the core is not thread-safe)."""
-        future: Future[T] = Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return future.result(timeout=10)
+        return call_on(self.loop, fn, *args, **kwargs)
 
     def wait_until(self, predicate: Callable[[Broker], bool], timeout_s: float = 10.0) -> None:
         waiting = self.broker.changed.wait_until(lambda: predicate(self.broker))
@@ -65,31 +56,15 @@ def start_viss(
     tls: tuple[Path, Path] | None = None,
     host: str = "127.0.0.1",
 ) -> RunningViss:
-    loop = asyncio.new_event_loop()
-    ready: Future[tuple[Broker, VissServer]] = Future()
+    async def boot() -> tuple[Broker, VissServer]:
+        broker = Broker(load_default_vss(), guard=guard)
+        service = VissService(broker, verifier or AllowAll(), requires_token=verifier is not None)
+        cert, key = tls if tls else (None, None)
+        server = VissServer(service, f"{host}:0", tls_cert=cert, tls_key=key)
+        await server.start()
+        return broker, server
 
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            try:
-                broker = Broker(load_default_vss(), guard=guard)
-                service = VissService(broker, verifier or AllowAll(), requires_token=verifier is not None)
-                cert, key = tls if tls else (None, None)
-                server = VissServer(service, f"{host}:0", tls_cert=cert, tls_key=key)
-                await server.start()
-                ready.set_result((broker, server))
-            except BaseException as exc:
-                ready.set_exception(exc)
-
-        booting = loop.create_task(boot())
-        loop.run_forever()
-        booting.cancel()
-        loop.close()
-
-    thread = threading.Thread(target=main, name="viss", daemon=True)
-    thread.start()
-    broker, server = ready.result(timeout=10)
+    (broker, server), loop, thread = start_loop(boot, "viss")
     return RunningViss(broker, server, loop, thread)
 
 
