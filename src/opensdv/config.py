@@ -106,6 +106,9 @@ class VehicleSettings(BaseModel):
     )  # fmt: skip
     ota_period_s: float = Field(default=60.0, gt=0, description="how often the primary checks for updates")
     apps: bool = Field(default=True, description="run the app sets installed on the APPS ECU")
+    campaigns: list[Path] = Field(
+        default_factory=list, description="data collection campaign files (YAML/JSON) the car runs, sent through the link"
+    )
     apps_mqtt_address: str | None = Field(
         default=None, description="the in-car MQTT broker Velocitas apps publish to (SDV_MQTT_ADDRESS), mqtt://host:port"
     )

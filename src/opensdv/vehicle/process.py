@@ -34,10 +34,12 @@ from opensdv.link.fleet import VehicleStatus
 from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
 from opensdv.link.signing import CommandVerifier
+from opensdv.model._files import CatalogError
 from opensdv.model.vehicles import Vehicle, load_catalog
 from opensdv.model.vss import load_default_vss, load_vss
 from opensdv.programs import to_thread_to_the_end
 from opensdv.vehicle.agent.agent import VehicleAgent
+from opensdv.vehicle.agent.campaigns import CampaignEngine, feed_campaigns, load_campaign_files, record_sender
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
 from opensdv.vehicle.attributes import vehicle_attributes
@@ -332,6 +334,7 @@ class VehicleProcess:
         state = self._start_broker()
         self._start_ota()
         self.agent = self._start_agent()
+        self.campaigns = self._start_campaigns()
         bus_jobs = self._bus_tasks()
         await self.server.start()
         if self.viss is not None:
@@ -342,6 +345,8 @@ class VehicleProcess:
         tasks.append(asyncio.create_task(state.run()))
         if self.agent is not None:
             tasks.append(asyncio.create_task(self.agent.run()))
+            if self.campaigns is not None:
+                tasks.append(asyncio.create_task(feed_campaigns(self.broker, self.campaigns, self.agent.uplink, self.clock)))
         if self._ota is not None:
             tasks.append(asyncio.create_task(self._update_every(self.settings.vehicle.ota_period_s)))
         tasks.append(asyncio.create_task(self._report_health(self.settings.vehicle.health_period_s)))
@@ -364,6 +369,22 @@ class VehicleProcess:
             if self._ota_transport is not None:
                 self._ota_transport.close()  # its kept-alive TLS connections, which the server would wait on
             log.info("vehicle %s stopped", self.vin)
+
+    def _start_campaigns(self) -> CampaignEngine | None:
+        """The campaign files of the settings, checked against the car's catalog, on the agent's link."""
+        files = self.settings.vehicle.campaigns
+        if not files or self.agent is None:
+            if files:
+                log.warning("campaigns: %d file(s) given but the car has no link (mqtt_url): not run", len(files))
+            return None
+        engine = CampaignEngine(self.broker.catalog, record_sender(self.agent.uplink))
+        try:
+            for campaign in load_campaign_files(files, self.broker.catalog):
+                engine.install(campaign)
+        except CatalogError as exc:
+            raise VehicleProcessError(str(exc)) from None
+        log.info("campaigns: %s", ", ".join(c.id for c in engine.campaigns))
+        return engine
 
     async def _update_every(self, period_s: float) -> None:
         while True:

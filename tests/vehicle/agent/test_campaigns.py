@@ -176,3 +176,53 @@ def test_the_example_campaign_on_a_leafs_real_frames() -> None:
         assert speeds[0][0] <= record.trigger_time - 9  # type: ignore[operator]  # ~10 s before
         assert speeds[-1][0] >= record.trigger_time + 4  # type: ignore[operator]  # ~5 s after
         assert any(v is True for _, v in record.samples[ACTIVE]) and record.samples[ACTIVE][-1][1] is False
+
+
+async def test_the_car_feeds_its_campaigns_from_the_broker_and_sends_what_they_collect(tmp_path: Any) -> None:
+    """In the vehicle process: campaign files checked at start, the engine on a broker subscription,
+    each capture out through the uplink (its samples as telemetry, a campaign-trigger event)."""
+    import asyncio
+
+    from opensdv.clock import FakeClock
+    from opensdv.vehicle.agent.campaigns import feed_campaigns, load_campaign_files, record_sender
+    from opensdv.vehicle.broker import ALLOW_ALL, Broker
+
+    class Uplink:
+        def __init__(self) -> None:
+            self.samples: list[Any] = []
+            self.events: list[tuple[str, str]] = []
+            self.sent = asyncio.Event()
+
+        def record(self, samples: list[Any]) -> int:
+            self.samples += samples
+            return len(self.samples)
+
+        def event(self, kind: str, detail: str = "") -> None:
+            self.events.append((kind, detail))
+            self.sent.set()
+
+    file = tmp_path / "fast.yaml"
+    file.write_text(yaml.safe_dump(campaign(scheme={"post_trigger_s": 0}).model_dump(mode="json", exclude_none=True)))
+    (loaded,) = load_campaign_files([file], CATALOG)
+    clock = FakeClock(1000.0)
+    broker = Broker(CATALOG, clock=clock.time)
+    uplink = Uplink()
+    engine = CampaignEngine(CATALOG, record_sender(uplink))
+    engine.install(loaded)
+    feed = asyncio.create_task(feed_campaigns(broker, engine, uplink, clock))
+    await broker.changed.wait_until(lambda: broker.statistics().subscriptions == 1)
+    broker.publish({SPEED: 70.0}, ALLOW_ALL)
+    broker.publish({SPEED: 90.0}, ALLOW_ALL)
+    await asyncio.wait_for(uplink.sent.wait(), 10)
+    feed.cancel()
+    await asyncio.gather(feed, return_exceptions=True)
+    assert [(s.path, s.value) for s in uplink.samples] == [(SPEED, 70.0), (SPEED, 90.0)]
+    (kind, detail), = uplink.events
+    assert kind == "campaign-trigger" and detail.startswith("fast v1 triggered at 1000.000: 2 samples")
+    assert broker.statistics().subscriptions == 0
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(file.read_text().replace(SPEED, "Vehicle.Nope"))
+    with pytest.raises(CatalogError) as caught:
+        load_campaign_files([bad], CATALOG)
+    assert str(bad) in str(caught.value) and "campaign fast: signals[0].path" in str(caught.value)

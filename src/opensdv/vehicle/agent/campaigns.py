@@ -12,16 +12,34 @@ higher priority first). Time is the caller's: ``update(points, now)`` and ``tick
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from opensdv.model.campaigns import Campaign, CompiledCampaign, ConditionScheme, TimeScheme, compile_campaign
+from opensdv.clock import Clock
+from opensdv.link.fleet import Sample
+from opensdv.model._files import CatalogError, read_document
+from opensdv.model.campaigns import (
+    Campaign,
+    CompiledCampaign,
+    ConditionScheme,
+    TimeScheme,
+    compile_campaign,
+    parse_campaign,
+)
 from opensdv.model.query import previous_key
 from opensdv.model.vss import VssCatalog
-from opensdv.vehicle.broker import Datapoint
+from opensdv.vehicle.broker import Broker, Datapoint, Permissions
 
-__all__ = ["MAX_SAMPLES_PER_SIGNAL", "CampaignEngine", "CampaignRecord"]
+__all__ = [
+    "MAX_SAMPLES_PER_SIGNAL",
+    "CampaignEngine",
+    "CampaignRecord",
+    "feed_campaigns",
+    "load_campaign_files",
+    "record_sender",
+]
 
 MAX_SAMPLES_PER_SIGNAL = 20_000  # a ring never holds more, whatever the window and the rate
 
@@ -189,3 +207,53 @@ class CampaignEngine:
             for capture in running.captures:
                 deadline = min(deadline, capture.until)
         self._next_deadline = deadline
+
+
+class _Uplink(Protocol):
+    def record(self, samples: list[Sample]) -> int: ...
+    def event(self, kind: str, detail: str = "") -> None: ...
+
+
+def load_campaign_files(paths: Iterable[Path], catalog: VssCatalog) -> list[Campaign]:
+    """Campaigns from YAML or JSON files, each checked against ``catalog`` (``CatalogError`` names
+    the file, the field and the position)."""
+    campaigns = []
+    for path in paths:
+        campaign = parse_campaign(read_document(path), str(path))
+        try:
+            compile_campaign(campaign, catalog)
+        except CatalogError as exc:
+            raise CatalogError(path, f"{exc.source}: {exc.where}", exc.problem) from None
+        campaigns.append(campaign)
+    return campaigns
+
+
+async def feed_campaigns(broker: Broker, engine: CampaignEngine, uplink: _Uplink, clock: Clock) -> None:
+    """Run ``engine`` on the broker's updates of every signal its campaigns watch; what they collect
+    goes out through the uplink's store-and-forward spool as telemetry samples (exactly once, in
+    order, as all telemetry), each capture announced by a ``campaign-trigger`` event."""
+    if not engine.paths:
+        return
+    reads = Permissions.from_scope(" ".join(f"read:{path}" for path in engine.paths), subject="campaigns")
+    subscription = broker.subscribe(engine.paths, reads, ignore_unknown=True)
+    try:
+        async for update in subscription:
+            engine.update(update, clock.time())
+    finally:
+        subscription.close()
+
+
+def record_sender(uplink: _Uplink) -> Callable[[CampaignRecord], None]:
+    """An ``emit`` for ``CampaignEngine``: the record's samples into the uplink, and an event."""
+
+    def send(record: CampaignRecord) -> None:
+        samples = [
+            Sample(path=path, value=value, ts=ts) for path, series in record.samples.items() for ts, value in series
+            if value is not None
+        ]  # fmt: skip
+        if samples:
+            uplink.record(sorted(samples, key=lambda s: s.ts))
+        when = "every period" if record.trigger_time is None else f"triggered at {record.trigger_time:.3f}"
+        uplink.event("campaign-trigger", f"{record.campaign} v{record.version} {when}: {len(samples)} samples")
+
+    return send
