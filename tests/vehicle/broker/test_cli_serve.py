@@ -21,7 +21,9 @@ SPEED = "Vehicle.Speed"
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def serving(*args: str, banner: list[str] | None = None) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``opensdv broker serve`` as a process, once it says where it listens (that line appended
+    to ``banner`` when one is given)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     command = [sys.executable, "-m", "opensdv", "broker", "serve", "--address", "127.0.0.1:0", *args]
     with subprocess.Popen(
@@ -32,7 +34,8 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
             line = process.stdout.readline()  # blocks until the server says where it listens
             match = re.search(r"on 127\.0\.0\.1:(\d+)", line)
             assert match, f"no address in {line!r}; stderr: {process.stderr.read()}"
-            process.args = [*command, line]  # the line that says where it listens, for tests that need more of it
+            if banner is not None:
+                banner.append(line)
             yield process, int(match.group(1))
         finally:
             if process.poll() is None:
@@ -111,8 +114,9 @@ def test_serve_with_viss_and_sdv_v1() -> None:
     from opensdv.vehicle.broker.grpc.sdv_v1 import broker_pb2 as sdv_api
     from opensdv.vehicle.broker.grpc.sdv_v1 import broker_pb2_grpc as sdv_grpc
 
-    with serving("--viss", "127.0.0.1:0", "--enable-sdv-v1") as (process, port):
-        line = process.args[-1]
+    banner: list[str] = []
+    with serving("--viss", "127.0.0.1:0", "--enable-sdv-v1", banner=banner) as (_, port):
+        (line,) = banner
         assert "sdv.databroker.v1" in line
         viss = re.search(r"VISS v3 on (ws://127\.0\.0\.1:\d+)", line)
         assert viss, line
