@@ -326,3 +326,9 @@ def test_any_message_gets_a_response_never_an_exception(message: dict[str, Any])
 
 async def _ignore(_: dict[str, Any]) -> None:
     return None
+
+
+def test_a_binary_frame_gets_an_error_and_the_session_goes_on(client: Client) -> None:
+    client.ws.send(b"\x00\xff not text")
+    assert json.loads(client.ws.recv(timeout=10))["error"]["reason"] == "bad_request"
+    assert client.request(action="get", path="Vehicle.Nope")["error"]["number"] == "404"  # still answering

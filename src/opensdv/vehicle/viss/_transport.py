@@ -44,8 +44,11 @@ def viss_app(service: VissService) -> Starlette:
         session = service.session(send)
         try:
             while True:
-                text = await ws.receive_text()
-                await send(await session.handle(text))
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                received = message.get("text") if message.get("text") is not None else message.get("bytes", b"")
+                await send(await session.handle(received))
         except WebSocketDisconnect:
             pass
         finally:
