@@ -40,7 +40,8 @@ class ConfigError(OpenSDVError):
 
 
 class BrokerSettings(BaseModel):
-    """``opensdv broker serve``; TLS and JWT are off unless their files are given."""
+    """``opensdv broker serve``: it refuses to run without tokens (``--allow-anonymous`` for a bench),
+    and without TLS on an address other machines reach (``--allow-plaintext``)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -58,8 +58,9 @@ async def _serve(broker: Broker, server: BrokerServer, state: StateFile | None, 
 
 @app.command(
     epilog="Examples:\n\n"
-    "  opensdv broker serve\n\n"
-    "  opensdv broker serve --address 0.0.0.0:55555 --vss vss_6.0.json,oem_overlay.yaml --state /var/lib/opensdv/state.json\n\n"
+    "  opensdv broker serve --jwt-public-key keys/jwt.pub\n\n"
+    "  opensdv broker serve --allow-anonymous   (a bench: no tokens, loopback only)\n\n"
+    "  opensdv broker serve --address 0.0.0.0:55555 --tls-cert server.pem --tls-key server.key --jwt-public-key jwt.pub --vss vss_6.0.json,oem_overlay.yaml --state /var/lib/opensdv/state.json\n\n"
     "  opensdv broker serve --tls-cert server.pem --tls-key server.key --tls-client-ca ca.pem --jwt-public-key jwt.pub\n\n"
     "Every flag also reads from opensdv.toml ([broker] table) and OPENSDV_BROKER__* variables."
 )
@@ -94,6 +95,12 @@ def serve(
     viss: str | None = typer.Option(
         None, "--viss", help="host:port for VISS v3 (WebSocket and HTTP) with the same TLS and tokens"
     ),
+    allow_anonymous: bool = typer.Option(
+        False, "--allow-anonymous", help="serve without tokens: every client reads and writes everything (benches only)"
+    ),
+    allow_plaintext: bool = typer.Option(
+        False, "--allow-plaintext", help="serve without TLS on an address other machines reach (benches only)"
+    ),
 ) -> None:
     """Serve the data broker until Ctrl-C (or SIGTERM)."""
     from opensdv.vehicle.broker import Broker, StateFile, server_from_settings, viss_from_settings
@@ -123,6 +130,16 @@ def serve(
             if value is not None
         }
     )
+    if not config.jwt_public_keys and not allow_anonymous:
+        raise OpenSDVError(
+            "refusing to serve every signal to anyone: give --jwt-public-key (opensdv broker keygen makes a key pair) "
+            "or, for a bench, --allow-anonymous"
+        )
+    if config.tls_cert is None and host not in ("127.0.0.1", "localhost", "::1") and not allow_plaintext:
+        raise OpenSDVError(
+            f"refusing plaintext on {host}, which other machines reach: give --tls-cert and --tls-key "
+            "(opensdv broker certs makes a throwaway set), or, for a bench, --allow-plaintext"
+        )
     guard = None if no_safety_guard else ActuationGuard(load_policy(safety_policy), time.time)
     broker = Broker(
         vss_catalog(ctx, _split(vss)), stale_after=config.stale_after_s, guard=guard,

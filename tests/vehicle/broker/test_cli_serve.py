@@ -25,7 +25,8 @@ def serving(*args: str, banner: list[str] | None = None) -> Iterator[tuple[subpr
     """``opensdv broker serve`` as a process, once it says where it listens (that line appended
     to ``banner`` when one is given)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    command = [sys.executable, "-m", "opensdv", "broker", "serve", "--address", "127.0.0.1:0", *args]
+    anonymous = [] if "--jwt-public-key" in args else ["--allow-anonymous"]
+    command = [sys.executable, "-m", "opensdv", "broker", "serve", "--address", "127.0.0.1:0", *anonymous, *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     ) as process:
@@ -97,6 +98,21 @@ def test_serve_with_tls_certificates_from_the_cli(tmp_path: Path) -> None:
     ],
 )
 def test_serve_refuses_bad_flags_clearly(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "opensdv", "broker", "serve", "--allow-anonymous", *args],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "refusing to serve every signal to anyone: give --jwt-public-key"),
+        (["--allow-anonymous", "--address", "0.0.0.0:0"], "refusing plaintext on 0.0.0.0"),
+    ],
+)
+def test_serve_is_not_open_to_anyone_by_default(tmp_path: Path, args: list[str], message: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "opensdv", "broker", "serve", *args],
         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
