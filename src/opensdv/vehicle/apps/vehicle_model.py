@@ -260,6 +260,14 @@ class _Vehicle_Body_Lights_DirectionIndicator_Right:
         """Right indicator flashing. (actuator)"""
 
 
+class _Vehicle_Cabin_Seat_Row1_DriverSide:
+    """``Vehicle.Cabin.Seat.Row1.DriverSide``"""
+
+    def __init__(self, client: VehicleClient) -> None:
+        self.position: Signal[int] = Signal(client, 'Vehicle.Cabin.Seat.Row1.DriverSide.Position', 'mm', True)
+        """Driver's seat, fore-aft: millimetres back from its frontmost position. [mm] (actuator)"""
+
+
 class _Vehicle_Cabin_Door_Row1_DriverSide:
     """``Vehicle.Cabin.Door.Row1.DriverSide``"""
 
@@ -486,6 +494,13 @@ class _Vehicle_Body_Lights_DirectionIndicator:
         self.right = _Vehicle_Body_Lights_DirectionIndicator_Right(client)
 
 
+class _Vehicle_Cabin_Seat_Row1:
+    """``Vehicle.Cabin.Seat.Row1``"""
+
+    def __init__(self, client: VehicleClient) -> None:
+        self.driver_side = _Vehicle_Cabin_Seat_Row1_DriverSide(client)
+
+
 class _Vehicle_Cabin_Door_Row1:
     """``Vehicle.Cabin.Door.Row1``"""
 
@@ -701,6 +716,13 @@ class _Vehicle_Body_Lights:
         """Position of the main light switch. (actuator)"""
 
 
+class _Vehicle_Cabin_Seat:
+    """``Vehicle.Cabin.Seat``"""
+
+    def __init__(self, client: VehicleClient) -> None:
+        self.row1 = _Vehicle_Cabin_Seat_Row1(client)
+
+
 class _Vehicle_Cabin_Door:
     """``Vehicle.Cabin.Door``"""
 
@@ -868,6 +890,7 @@ class _Vehicle_Cabin:
         self.door_count: Signal[int] = Signal(client, 'Vehicle.Cabin.DoorCount', None, False)
         """Number of doors, tailgate included. (attribute)"""
         self.hvac = _Vehicle_Cabin_HVAC(client)
+        self.seat = _Vehicle_Cabin_Seat(client)
 
 
 class _Vehicle:
