@@ -135,3 +135,18 @@ def test_a_loose_requirement_or_an_escaping_script_is_refused(tmp_path: Path) ->
     (app / "app.toml").write_text((APPS / "seat-adjuster" / "app.toml").read_text().replace('"main.py"', '"../main.py"'))
     with pytest.raises(CatalogError, match="relative path to a .py file inside the app"):
         load_manifest(app)
+
+
+async def test_runtimes_sharing_an_environment_directory_build_it_once(tmp_path: Path) -> None:
+    """Four cars' runtimes on one cache: one build (the others wait on its lock), one environment."""
+    built: list[str] = []
+
+    class Counting(AppEnvironments):
+        async def _build(self, requirements: list[str], target: Path) -> None:
+            built.append(target.name)
+            target.mkdir(parents=True)
+            (target / "opensdv-environment.json").write_text("{}")
+
+    cache = tmp_path / "environments"
+    pythons = await asyncio.gather(*(Counting(cache).python(["velocitas-sdk==0.15.7"]) for _ in range(4)))
+    assert len(built) == 1 and len(set(pythons)) == 1

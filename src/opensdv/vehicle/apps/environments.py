@@ -2,7 +2,8 @@
 ``grpcio``/``protobuf`` versions the platform does not run).
 
 One virtual environment per distinct set of pinned requirements, built once and cached: apps with
-the same requirements share it, a restart reuses it. Wheels only (``--only-binary=:all:``), so no
+the same requirements share it, a restart reuses it, and several cars' runtimes (or processes)
+pointed at one directory build it once (a lock file per environment). Wheels only (``--only-binary=:all:``), so no
 package runs a build script on the car; ``PIP_FIND_LINKS`` / ``PIP_INDEX_URL`` point pip at a
 local wheel directory or mirror for cars without a route to an index.
 """
@@ -10,6 +11,7 @@ local wheel directory or mirror for cars without a route to an index.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -47,15 +49,22 @@ class AppEnvironments:
         target = self.root / key
         interpreter = target / "bin" / "python"
         async with self._locks.setdefault(key, asyncio.Lock()):
-            if not (target / READY).is_file():
-                await self._build(requirements, target)
+            if (target / READY).is_file():
+                return interpreter
+            self.root.mkdir(parents=True, exist_ok=True)
+            with (self.root / f"{key}.lock").open("a") as lock:
+                await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)  # another builder: wait for it
+                try:
+                    if not (target / READY).is_file():
+                        await self._build(requirements, target)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         return interpreter
 
     async def _build(self, requirements: list[str], target: Path) -> None:
         scratch = target.with_name(target.name + ".building")
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)
-        self.root.mkdir(parents=True, exist_ok=True)
         await self._run([self.base_python, "-m", "venv", str(scratch)], "creating the environment")
         await self._run(
             [str(scratch / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
