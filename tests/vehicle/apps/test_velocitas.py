@@ -16,8 +16,9 @@ import aiomqtt
 import pytest
 
 from opensdv.model.vehicles import load_catalog
-from opensdv.model.vss import default_catalog_path, load_vss
+from opensdv.model.vss import load_default_vss
 from opensdv.vehicle.apps.environments import AppEnvironments
+from opensdv.vehicle.apps.examples import EXAMPLES
 from opensdv.vehicle.apps.manifest import load_manifest
 from opensdv.vehicle.apps.runtime import AppRuntime
 from opensdv.vehicle.broker import ALLOW_ALL, Broker, generate_key_pair, vehicle_source
@@ -25,12 +26,10 @@ from opensdv.vehicle.safety import ActuationGuard, load_policy
 from tests.conftest import free_port, need_mosquitto
 from tests.fleet_identities import run_mosquitto
 
-APPS = Path(__file__).parent / "velocitas"
+APPS = Path(__file__).parent / "velocitas"  # speed-watch; the seat-adjuster ships as an example
+SEAT_ADJUSTER = EXAMPLES / "seat-adjuster"
 SEAT = "Vehicle.Cabin.Seat.Row1.DriverSide.Position"
 SPEED = "Vehicle.Speed"
-OVERLAY = f"""
-{SEAT}: {{type: actuator, datatype: uint16, unit: mm, min: 0, max: 1000, description: seat position}}
-"""
 POLICY = f"""
 default: deny
 signals:
@@ -43,7 +42,7 @@ actuators:
 
 
 def test_manifests_of_velocitas_apps() -> None:
-    seat = load_manifest(APPS / "seat-adjuster")
+    seat = load_manifest(SEAT_ADJUSTER)
     assert seat.kind == "velocitas" and seat.script == "main.py"
     assert seat.environment is not None and seat.environment.requirements == ["velocitas-sdk==0.15.7"]
     assert seat.scope() == f"read:{SPEED} read:{SEAT} actuate:{SEAT}"
@@ -65,11 +64,10 @@ async def _request(mqtt: aiomqtt.Client, replies: asyncio.Queue[dict[str, object
 
 async def test_velocitas_apps_run_against_the_broker_through_the_guard(tmp_path: Path) -> None:
     need_mosquitto()
-    overlay = tmp_path / "seats.yaml"
-    overlay.write_text(OVERLAY)
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    broker = Broker(load_vss(default_catalog_path(), overlay), guard=ActuationGuard(load_policy(policy), time.time))
+    # the platform's rule for seats, with a speed reading that stays fresh while pip builds the environment
+    broker = Broker(load_default_vss(), guard=ActuationGuard(load_policy(policy), time.time))
     broker.publish({SPEED: 0.0}, vehicle_source())
     port = free_port()
     config = tmp_path / "mosquitto.conf"
@@ -93,8 +91,8 @@ async def test_velocitas_apps_run_against_the_broker_through_the_guard(tmp_path:
 
         listener = asyncio.create_task(listen())
         try:
-            for name in ("seat-adjuster", "speed-watch"):
-                status = await runtime.start(APPS / name)
+            for name, directory in (("seat-adjuster", SEAT_ADJUSTER), ("speed-watch", APPS / "speed-watch")):
+                status = await runtime.start(directory)
                 log = runtime.log_file(name).read_text() if runtime.log_file(name).exists() else ""
                 assert status.state == "running", f"{status.detail}\n{log}"
             # both apps subscribed to the broker (the seat position, the speed WHERE > 80)
@@ -128,11 +126,11 @@ def test_a_loose_requirement_or_an_escaping_script_is_refused(tmp_path: Path) ->
         app = tmp_path / "app"
         app.mkdir(exist_ok=True)
         (app / "app.toml").write_text(
-            (APPS / "seat-adjuster" / "app.toml").read_text().replace('requirements = ["velocitas-sdk==0.15.7"]', change)
+            (SEAT_ADJUSTER / "app.toml").read_text().replace('requirements = ["velocitas-sdk==0.15.7"]', change)
         )
         with pytest.raises(CatalogError, match=problem):
             load_manifest(app)
-    (app / "app.toml").write_text((APPS / "seat-adjuster" / "app.toml").read_text().replace('"main.py"', '"../main.py"'))
+    (app / "app.toml").write_text((SEAT_ADJUSTER / "app.toml").read_text().replace('"main.py"', '"../main.py"'))
     with pytest.raises(CatalogError, match="relative path to a .py file inside the app"):
         load_manifest(app)
 
