@@ -24,8 +24,11 @@ def _print_tasks(loop: asyncio.AbstractEventLoop, uncaptured: Callable[[], Abstr
         print(f"\n--- {len(tasks)} asyncio tasks of a test running over {REPORT_AFTER_S:g} s ---",
               file=sys.stderr)
         for task in tasks:
-            task.print_stack(limit=12, file=sys.stderr)
-        sys.stderr.flush()
+            try:
+                task.print_stack(limit=12, file=sys.stderr)
+            except Exception as exc:  # one odd task must not hide the others
+                print(f"{task!r}: its stack cannot be printed ({exc!r})", file=sys.stderr)
+            sys.stderr.flush()
 
 
 def _report_running_loops(uncaptured: Callable[[], AbstractContextManager[None]]) -> None:

@@ -6,6 +6,7 @@ to every car's primary over HTTP, the cars charging at the depot on the cloud's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import tomllib
@@ -127,3 +128,52 @@ async def test_the_demo_runs_the_cloud_and_vehicle_processes_from_their_configs(
     assert all(car.task is not None and car.task.done() and car.task.exception() is None for car in demo.cars)
     health = json.loads(demo.cars[0].layout.health.read_text())
     assert health["running"] is False  # each car stopped cleanly and said so
+
+
+async def test_velocitas_seat_adjuster_runs_in_the_demo_through_the_guard(tmp_path: Path) -> None:
+    """Velocitas's own seat-adjuster example, unchanged, in every demo car's app runtime (over the
+    air in the demo's app set): a seat request on the cars' in-car MQTT moves each parked car's seat
+    through its safety guard, one beyond the platform's 800 mm is refused by every guard."""
+    import aiomqtt
+
+    seat = "Vehicle.Cabin.Seat.Row1.DriverSide.Position"
+    demo = await start_demo(tmp_path, load_catalog().all_vehicles(), base_port=0, http_port=0, cycle="parked",
+                            tick_s=0.2, velocitas=True)  # fmt: skip
+    try:
+        assert demo.apps_mqtt_url is not None
+        host, port = demo.apps_mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        async with aiomqtt.Client(host, int(port)) as mqtt:
+            await mqtt.subscribe("seatadjuster/setPosition/response")
+            replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+            async def listen() -> None:
+                async for message in mqtt.messages:
+                    assert isinstance(message.payload, bytes)
+                    await replies.put(json.loads(message.payload))
+
+            listener = asyncio.create_task(listen())
+
+            def targets() -> list[Any]:
+                points = [car.process.broker.get_target(seat, ALLOW_ALL) for car in demo.cars]
+                return [None if p is None else p.value for p in points]
+
+            try:
+                for _ in range(120):  # the app set installs, pip builds the environment once, four apps start
+                    await mqtt.publish("seatadjuster/setPosition/request", json.dumps({"requestId": "1", "position": 300}))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(replies.get(), 2.0)
+                    if targets() == [300] * 4:
+                        break
+                assert targets() == [300] * 4, [car.process.app_statuses() for car in demo.cars]
+                await mqtt.publish("seatadjuster/setPosition/request", json.dumps({"requestId": "2", "position": 900}))
+                refused: list[dict[str, Any]] = []
+                while len(refused) < 4:  # one answer per car (late answers to the first request are skipped)
+                    reply = await asyncio.wait_for(replies.get(), 30)
+                    if reply["requestId"] == "2":
+                        refused.append(reply)
+                assert all(r["result"]["status"] == 1 for r in refused), refused
+                assert targets() == [300] * 4  # every guard said no
+            finally:
+                listener.cancel()
+    finally:
+        await demo.stop()

@@ -110,6 +110,9 @@ class VehicleSettings(BaseModel):
     campaigns: list[Path] = Field(
         default_factory=list, description="data collection campaign files (YAML/JSON) the car runs, sent through the link"
     )
+    app_environments_dir: Path | None = Field(
+        default=None, description="where apps' own Python environments are cached (default <state_dir>/app-environments)"
+    )
     apps_mqtt_address: str | None = Field(
         default=None, description="the in-car MQTT broker Velocitas apps publish to (SDV_MQTT_ADDRESS), mqtt://host:port"
     )

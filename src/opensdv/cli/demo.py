@@ -107,14 +107,16 @@ def _print_fleet(demo: Demo) -> None:
     )
 
 
-async def _demo(ctx: typer.Context, duration: float | None, base_port: int, http_port: int, count: int) -> None:
+async def _demo(
+    ctx: typer.Context, duration: float | None, base_port: int, http_port: int, count: int, velocitas: bool
+) -> None:
     from opensdv.demo.fleet import start_demo
 
     models = component_catalog(ctx).all_vehicles()
     vehicles = [models[n % len(models)] for n in range(count or len(models))]
     with tempfile.TemporaryDirectory(prefix="opensdv-demo-") as scratch:
         with console.status("starting the cloud and the cars (provisioning identities, enrolling ECUs)"):
-            demo = await start_demo(Path(scratch), vehicles, base_port=base_port, http_port=http_port)
+            demo = await start_demo(Path(scratch), vehicles, base_port=base_port, http_port=http_port, velocitas=velocitas)
         try:
             _print_fleet(demo)
             read_back = [str((await _read(car, [BRAND]))[BRAND]) for car in demo.cars]
@@ -127,6 +129,14 @@ async def _demo(ctx: typer.Context, duration: float | None, base_port: int, http
                 "the departure-charge app to every car's app runtime.",
                 highlight=False,
             )
+            if demo.apps_mqtt_url is not None:
+                console.print(
+                    "Velocitas: the seat-adjuster example runs unchanged in each car's app runtime (velocitas-sdk "
+                    f"from PyPI, built once for all cars) on sdv.databroker.v1; ask it on the in-car MQTT "
+                    f"{demo.apps_mqtt_url}, topic seatadjuster/setPosition/request, "
+                    '{"requestId": "1", "position": 300}',
+                    highlight=False,
+                )
             console.print(
                 f"Fleet cloud: dashboard and API on [bold]{demo.url}/[/bold] (OpenAPI at {demo.url}/docs), "
                 f"MQTT link {demo.mqtt_url}, health and metrics on {cloud['ops']}/readyz and /metrics"
@@ -173,10 +183,13 @@ def run(
     count: int = typer.Option(
         0, "--vehicles", min=0, help="simulated cars, spread over the demo models (default: one of each)"
     ),
+    velocitas: bool = typer.Option(
+        True, help="run Velocitas's seat-adjuster in the cars too (needs PyPI once to build its environment)"
+    ),
 ) -> None:
     """Run the platform demo: the cloud and one vehicle process per demo car (built from shared
     standard components), an OTA campaign rolling out to them, the cars charging at a depot."""
-    asyncio.run(_demo(ctx, duration, base_port, http_port, count))
+    asyncio.run(_demo(ctx, duration, base_port, http_port, count, velocitas))
 
 
 app = typer.Typer()

@@ -32,6 +32,7 @@ from opensdv.demo.ota import publish_demo_updates
 from opensdv.demo.vehicles import DemoCar, demo_vin, free_or_any, settings_from_file
 from opensdv.model.vehicles import Vehicle
 from opensdv.storage import Database
+from opensdv.vehicle.apps.bus import in_car_mqtt_broker
 from opensdv.vehicle.process import PRIMARY_ECU, VehicleLayout
 from opensdv.vehicle.provision import ecu_public_keys, initialise_vehicle
 
@@ -51,6 +52,7 @@ class Demo:
     stack: AsyncExitStack
     site: DemoSite | None = None
     cloud_task: asyncio.Task[None] | None = None
+    apps_mqtt_url: str | None = None  # the cars' in-car MQTT (Velocitas apps), when they run one
 
     @property
     def url(self) -> str:
@@ -94,7 +96,9 @@ def _operators(cloud: CloudProcess) -> dict[str, str]:
     return credentials
 
 
-def _enrol(cloud: CloudProcess, ca: FleetCa, vehicles: list[Vehicle], cars_dir: Path) -> dict[str, VehicleLayout]:
+def _enrol(
+    cloud: CloudProcess, ca: FleetCa, vehicles: list[Vehicle], cars_dir: Path, velocitas: bool
+) -> dict[str, VehicleLayout]:
     """Each car's keys, fleet identity and OTA enrolment (``vehicle init``, ``fleet provision``, ``ota enrol``)."""
     backend = cloud.ota_backend()
     registry = VehicleRegistry(backend.database)
@@ -107,7 +111,7 @@ def _enrol(cloud: CloudProcess, ca: FleetCa, vehicles: list[Vehicle], cars_dir: 
         registry.register(vin, vehicle, vehicle.definition.markets[0])
         backend.enrol(vin, ecu_public_keys(vin, vehicle, layout.ota), PRIMARY_ECU, rxswin=f"R156-{vehicle.id}-1")
         layout.trust(*backend.trusted_roots())
-    publish_demo_updates(backend, vehicles)
+    publish_demo_updates(backend, vehicles, velocitas=velocitas)
     return layouts
 
 
@@ -131,9 +135,12 @@ async def start_demo(
     http_port: int = 8000,
     cycle: str | None = None,
     tick_s: float = 2.0,
+    velocitas: bool = False,
 ) -> Demo:
     """Provision, configure and start the cloud and every car under ``directory``; ``cycle``
-    overrides every car's drive cycle (``parked``: they stand still, so they install at once)."""
+    overrides every car's drive cycle (``parked``: they stand still, so they install at once);
+    ``velocitas`` adds Velocitas's seat-adjuster to the cars' apps (its SDK from PyPI, built once
+    for all cars) and the cars' in-car MQTT (``Demo.apps_mqtt_url``)."""
     stack = AsyncExitStack()
     ca = FleetCa.init(directory / "fleet-ca")
     identities = directory / "cloud" / "identities"
@@ -149,17 +156,19 @@ async def start_demo(
         mqtt_url = await stack.enter_async_context(
             embedded_mqtt_broker(broker_identity, crl_file=ca.crl_file, revoked_file=ca.revoked_file)
         )
+        apps_mqtt = await stack.enter_async_context(in_car_mqtt_broker()) if velocitas else None
         stations = depot_stations(len(vehicles))
         cloud = CloudProcess(settings_from_file(_cloud_config(directory, mqtt_url, http_port, stations)))
-        demo = Demo(directory, cloud, [], _operators(cloud), mqtt_url, asyncio.Event(), stack)
-        layouts = _enrol(cloud, ca, vehicles, directory / "cars")
+        demo = Demo(directory, cloud, [], _operators(cloud), mqtt_url, asyncio.Event(), stack, apps_mqtt_url=apps_mqtt)
+        layouts = _enrol(cloud, ca, vehicles, directory / "cars", velocitas)
         logins = provision_depot(ca, StationCredentials(cloud.database()), stations, directory / "stations")
         demo.cloud_task = asyncio.create_task(cloud.run(demo.stop_event))
         await _started(cloud.started, demo.cloud_task, "the cloud")
         for index, (vehicle, (vin, layout)) in enumerate(zip(vehicles, layouts.items(), strict=True)):
             car = DemoCar.configure(
                 vehicle, vin, layout, port=base_port + index if base_port else 0, mqtt_url=mqtt_url,
-                ota_url=cloud.addresses["ota"], cycle=cycle,
+                ota_url=cloud.addresses["ota"], cycle=cycle, apps_mqtt_address=apps_mqtt,
+                app_environments_dir=directory / "app-environments",  # one build for every car
             )  # fmt: skip
             demo.cars.append(car)
             car.task = asyncio.create_task(car.process.run(demo.stop_event))

@@ -23,6 +23,7 @@ __all__ = ["APP_CAMPAIGN", "DEMO_CAMPAIGN", "publish_demo_updates"]
 DEMO_IMAGE = "eaxle/inverter-2.4.0.bin"
 DEMO_CAMPAIGN = "eaxle-inverter-2-4"
 DEMO_APP = "departure-charge"
+VELOCITAS_APP = "seat-adjuster"
 DEMO_APP_SET = "apps/app-set-1.0.0.tar.gz"
 APP_CAMPAIGN = "apps-departure-charge"
 
@@ -31,11 +32,13 @@ def _firmware(size: int = 256 * 1024) -> bytes:
     return random.Random("standard e-axle inverter firmware").randbytes(size)
 
 
-def publish_demo_updates(backend: OtaBackend, vehicles: list[Vehicle]) -> None:
-    """Sign the two images and open their campaigns (the cars are enrolled already)."""
+def publish_demo_updates(backend: OtaBackend, vehicles: list[Vehicle], *, velocitas: bool = False) -> None:
+    """Sign the two images and open their campaigns (the cars are enrolled already); with
+    ``velocitas`` the app set also holds Velocitas's seat-adjuster, run unchanged."""
     inverters = sorted({ecu.hardware_id for v in vehicles for name, ecu in v.ecus.items() if name.startswith("EAXLE_")})
     backend.images.add_image(DEMO_IMAGE, _firmware(), inverters, "2.4.0", 24)
-    backend.images.add_image(DEMO_APP_SET, app_set([EXAMPLES / DEMO_APP]), [APP_RUNTIME_HARDWARE_ID], "1.0.0", 1)
+    apps = [EXAMPLES / DEMO_APP, *([EXAMPLES / VELOCITAS_APP] if velocitas else [])]
+    backend.images.add_image(DEMO_APP_SET, app_set(apps), [APP_RUNTIME_HARDWARE_ID], "1.0.0", 1)
     backend.campaigns.create(CampaignSpec(id=APP_CAMPAIGN, image=DEMO_APP_SET, stages=[100], mode="forced"))
     backend.campaigns.create(
         CampaignSpec(

@@ -77,7 +77,7 @@ class DemoCar:
     @classmethod
     def configure(
         cls, vehicle: Vehicle, vin: str, layout: VehicleLayout, *, port: int, mqtt_url: str | None, ota_url: str | None,
-        cycle: str | None = None,
+        cycle: str | None = None, apps_mqtt_address: str | None = None, app_environments_dir: Path | None = None,
     ) -> DemoCar:  # fmt: skip
         """Write the car's ``vehicle.toml`` (its bus simulated, its brand's demo cycle) and load it."""
         brand = vehicle.definition.brand
@@ -88,7 +88,7 @@ class DemoCar:
                 vin, vehicle.id, layout, bus=f"virtual:opensdv-demo-{vin}", simulate=True,
                 broker_address=f"127.0.0.1:{free_or_any(port)}", mqtt_url=mqtt_url, ota_url=ota_url,
                 simulated_cycle=cycle or DEMO_CYCLES.get(brand, "udds"), simulated_faults=faults, ota_period_s=1.0,
-                enable_sdv_v1=True,
+                enable_sdv_v1=True, apps_mqtt_address=apps_mqtt_address, app_environments_dir=app_environments_dir,
             )
         )  # fmt: skip
         return cls(vehicle, vin, config, VehicleProcess(settings_from_file(config)))

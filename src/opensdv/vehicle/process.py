@@ -414,15 +414,18 @@ class VehicleProcess:
         digest = ecu.slots.active_image.hashes["sha256"]
         if digest == self._app_set:
             return
+        from opensdv.vehicle.apps.environments import AppEnvironments
         from opensdv.vehicle.apps.runtime import AppRuntime
 
         if self._apps is None:
             key = self.layout.jwt_private_key
             if not key.exists():
                 raise VehicleProcessError(f"{key}: the broker's token key is missing (opensdv vehicle init makes it)")
+            environments = self.settings.vehicle.app_environments_dir or self.layout.root / "app-environments"
             self._apps = AppRuntime(
                 self.vehicle, self.server.target, key.read_bytes(), self.layout.root / "app-logs",
                 broker=self.broker, mqtt_address=self.settings.vehicle.apps_mqtt_address,
+                environments=AppEnvironments(environments),
             )  # fmt: skip
         await self._apps.apply_set(ecu.slots.read(ecu.slots.state.active), self.layout.apps)
         self._app_set = digest

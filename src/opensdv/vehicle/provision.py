@@ -52,6 +52,8 @@ def starting_config(
     telemetry_period_s: float = 1.0,
     ota_period_s: float = 60.0,
     enable_sdv_v1: bool = False,
+    apps_mqtt_address: str | None = None,
+    app_environments_dir: Path | None = None,
 ) -> str:
     """A ``vehicle.toml`` for ``opensdv vehicle run`` (every key documented in docs/deploy.md)."""
     interface, _, channel = bus.partition(":")
@@ -73,6 +75,8 @@ def starting_config(
         f"telemetry_period_s = {telemetry_period_s!r}",
         f"ota_period_s = {ota_period_s!r}",
         *([f"simulated_faults = [{', '.join(q(name) for name in simulated_faults)}]"] if simulated_faults else []),
+        *([f"apps_mqtt_address = {q(apps_mqtt_address)}"] if apps_mqtt_address else []),
+        *([f"app_environments_dir = {q(app_environments_dir)}"] if app_environments_dir else []),
         "",
         "[vehicle.bus]",
         f"interface = {q(interface)}",
