@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import secrets
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -41,6 +43,9 @@ __all__ = ["OPERATORS", "Demo", "start_demo"]
 OPERATORS = {"platform": PLATFORM, "nissan": "Nissan", "honda": "Honda", "mitsubishi": "Mitsubishi"}
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass
 class Demo:
     directory: Path
@@ -61,16 +66,29 @@ class Demo:
     def car(self, vehicle_id: str) -> DemoCar:
         return next(car for car in self.cars if car.vehicle.id == vehicle_id)
 
-    async def stop(self) -> None:
-        """Stations first, then the cars (their spools written), the cloud, the broker."""
+    async def stop(self, timeout_s: float = 60.0) -> None:
+        """Stations first, then the cars (their spools written), the cloud, the broker. A part that
+        has not stopped within ``timeout_s`` is logged with where it waits, then cancelled: the demo
+        always ends."""
         if self.site is not None:
             await self.site.stop()
         self.stop_event.set()
-        tasks = [car.task for car in self.cars if car.task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stopped([car.task for car in self.cars if car.task is not None], timeout_s)
         if self.cloud_task is not None:
-            await asyncio.gather(self.cloud_task, return_exceptions=True)
+            await _stopped([self.cloud_task], timeout_s)
         await self.stack.aclose()
+
+
+async def _stopped(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        where = io.StringIO()
+        task.print_stack(limit=20, file=where)
+        log.error("demo: %s did not stop within %g s; it waits at:\n%s", task.get_name(), timeout_s, where.getvalue())
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _cloud_config(directory: Path, mqtt_url: str, http_port: int, stations: list[str]) -> Path:
@@ -162,7 +180,7 @@ async def start_demo(
         demo = Demo(directory, cloud, [], _operators(cloud), mqtt_url, asyncio.Event(), stack, apps_mqtt_url=apps_mqtt)
         layouts = _enrol(cloud, ca, vehicles, directory / "cars", velocitas)
         logins = provision_depot(ca, StationCredentials(cloud.database()), stations, directory / "stations")
-        demo.cloud_task = asyncio.create_task(cloud.run(demo.stop_event))
+        demo.cloud_task = asyncio.create_task(cloud.run(demo.stop_event), name="the cloud")
         await _started(cloud.started, demo.cloud_task, "the cloud")
         for index, (vehicle, (vin, layout)) in enumerate(zip(vehicles, layouts.items(), strict=True)):
             car = DemoCar.configure(
@@ -171,7 +189,7 @@ async def start_demo(
                 app_environments_dir=directory / "app-environments",  # one build for every car
             )  # fmt: skip
             demo.cars.append(car)
-            car.task = asyncio.create_task(car.process.run(demo.stop_event))
+            car.task = asyncio.create_task(car.process.run(demo.stop_event), name=f"vehicle {vin}")
             await _started(car.process.started, car.task, f"vehicle {vin}")
         await _until_fed(demo.cars)
         demo.site = await start_demo_site(demo.cars, cloud.csms, cloud.addresses["energy"], logins, tick_s)
