@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
@@ -58,3 +59,52 @@ async def test_work_in_a_thread_finishes_before_a_cancellation_takes_effect() ->
     with pytest.raises(asyncio.CancelledError):
         await task
     assert done == ["installed"]  # the cancellation waited for the install to end
+
+
+async def test_a_repeated_cancellation_still_waits_for_the_work_in_the_thread() -> None:
+    import asyncio
+    import threading
+
+    from opensdv.programs import cancel_and_wait, to_thread_to_the_end
+
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def install() -> None:
+        started.set()
+        release.wait(10)
+        done.append("installed")
+
+    task = asyncio.create_task(to_thread_to_the_end(install))
+    await asyncio.to_thread(started.wait, 10)
+    stopping = asyncio.create_task(cancel_and_wait([task], recancel_s=0.01))
+    await asyncio.wait({stopping}, timeout=0.2)  # cancelled some twenty times, the install runs on
+    assert not task.done() and done == []
+    await asyncio.to_thread(release.set)
+    await stopping
+    assert task.cancelled() and done == ["installed"]
+
+
+async def test_a_task_that_lost_its_cancellation_is_stopped_all_the_same() -> None:
+    """The race that hung the demo's stop: a reply and the cancellation arrive in the same loop
+    iteration; Python 3.11's ``wait_for`` returns the reply and the loop goes on waiting for the
+    next one, as if never cancelled."""
+    import asyncio
+
+    from opensdv.programs import cancel_and_wait
+
+    replies: asyncio.Queue[str] = asyncio.Queue()
+    answered: list[str] = []
+
+    async def station() -> None:
+        while True:  # each call waits for its reply (as ocpp's ChargePoint.call does)
+            answered.append(await asyncio.wait_for(replies.get(), 3600))
+
+    task = asyncio.create_task(station())
+    await asyncio.sleep(0)  # the station waits for a reply
+    replies.put_nowait("accepted")
+    task.cancel()
+    await asyncio.wait({task}, timeout=0.05)
+    if sys.version_info < (3, 12):  # 3.12's wait_for no longer loses it
+        assert not task.done() and answered == ["accepted"]  # the cancellation was lost
+    await cancel_and_wait([task], recancel_s=0.05)
+    assert task.done()

@@ -9,14 +9,14 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from opensdv.errors import OpenSDVError
 
 T = TypeVar("T")
 
-__all__ = ["JsonFormatter", "configure_logging", "run_until_signalled", "to_thread_to_the_end"]
+__all__ = ["JsonFormatter", "cancel_and_wait", "configure_logging", "run_until_signalled", "to_thread_to_the_end"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -66,5 +66,21 @@ async def to_thread_to_the_end(work: Callable[[], T]) -> T:
     try:
         return await asyncio.shield(running)
     except asyncio.CancelledError:
-        await running
+        while not running.done():  # a repeated cancellation (see cancel_and_wait) waits too
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(running)
         raise
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], recancel_s: float = 1.0) -> None:
+    """Cancel ``tasks`` and return once every one has ended. A cancellation can be lost: on Python
+    3.11 ``asyncio.wait_for`` returns the inner result instead when both arrive in the same loop
+    iteration (ocpp's ``ChargePoint.call`` waits so), and the task runs on as if never cancelled; a
+    task still running ``recancel_s`` later is cancelled again."""
+    tasks = list(tasks)
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=recancel_s)
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -33,6 +33,7 @@ from opensdv.durable import write_atomically
 from opensdv.errors import OpenSDVError
 from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
+from opensdv.programs import cancel_and_wait
 from opensdv.storage import Database
 
 __all__ = ["SERVICES", "CloudProcess", "CloudProcessError", "token_key"]
@@ -287,8 +288,7 @@ class CloudProcess:
                 await stop.wait()
             finally:
                 for task in reversed(tasks):  # the ingest writes what it received before it stops
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+                    await cancel_and_wait([task])
 
     def metrics(self) -> Iterable[Any]:
         """Prometheus metric families read from each service at scrape time (no hot-path counting)."""

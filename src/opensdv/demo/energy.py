@@ -25,6 +25,7 @@ from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.fleet.identities import FleetCa
 from opensdv.demo.vehicles import DemoCar
 from opensdv.physics import combined_range_km, wear_cost_per_kwh
+from opensdv.programs import cancel_and_wait
 from opensdv.vehicle.broker import Permissions
 
 __all__ = ["DemoSite", "depot_stations", "start_demo_site"]
@@ -75,9 +76,7 @@ class DemoSite:
             await self.clock.sleep(tick_s)
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(self.tasks)
         await self.stack.aclose()
 
 

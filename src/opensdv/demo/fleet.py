@@ -33,6 +33,7 @@ from opensdv.demo.energy import DemoSite, depot_stations, provision_depot, start
 from opensdv.demo.ota import publish_demo_updates
 from opensdv.demo.vehicles import DemoCar, demo_vin, free_or_any, settings_from_file
 from opensdv.model.vehicles import Vehicle
+from opensdv.programs import cancel_and_wait
 from opensdv.storage import Database
 from opensdv.vehicle.apps.bus import in_car_mqtt_broker
 from opensdv.vehicle.process import PRIMARY_ECU, VehicleLayout
@@ -87,8 +88,7 @@ async def _stopped(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
         where = io.StringIO()
         task.print_stack(limit=20, file=where)
         log.error("demo: %s did not stop within %g s; it waits at:\n%s", task.get_name(), timeout_s, where.getvalue())
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_and_wait(tasks)
 
 
 def _cloud_config(directory: Path, mqtt_url: str, http_port: int, stations: list[str]) -> Path:

@@ -37,7 +37,7 @@ from opensdv.link.signing import CommandVerifier
 from opensdv.model._files import CatalogError
 from opensdv.model.vehicles import Vehicle, load_catalog
 from opensdv.model.vss import load_default_vss, load_vss
-from opensdv.programs import to_thread_to_the_end
+from opensdv.programs import cancel_and_wait, to_thread_to_the_end
 from opensdv.vehicle.agent.agent import VehicleAgent
 from opensdv.vehicle.agent.campaigns import CampaignEngine, feed_campaigns, load_campaign_files, record_sender
 from opensdv.vehicle.agent.spool import Spool
@@ -354,8 +354,7 @@ class VehicleProcess:
             await stop.wait()
         finally:
             for task in reversed(tasks):  # health, OTA (an install finishes), agent, state, bus
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await cancel_and_wait([task])
             if self._apps is not None:
                 await self._apps.stop_all()
             if self.viss is not None:

@@ -28,6 +28,7 @@ from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.ocpp.csms import SUBPROTOCOL
 from opensdv.cloud.energy.ocpp.csms_state import utc_now
 from opensdv.cloud.energy.ocpp.csms_v21 import SUBPROTOCOL_21
+from opensdv.programs import cancel_and_wait
 
 __all__ = ["LocalAuthList", "StationSimulator", "StationSimulator21"]
 
@@ -109,9 +110,7 @@ class StationSimulator(ChargePoint):  # type: ignore[misc]  # the ocpp package h
                 await station.boot()
                 yield station
             finally:
-                loop.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await loop
+                await cancel_and_wait([loop])
 
     async def boot(self) -> None:
         reply = await self.call(

@@ -17,6 +17,7 @@ from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.ocpp.csms_state import utc_now
 from opensdv.cloud.energy.ocpp.csms_v16 import SUBPROTOCOL_16
 from opensdv.cloud.energy.ocpp.stations import LocalAuthList
+from opensdv.programs import cancel_and_wait
 
 __all__ = ["StationSimulator16"]
 
@@ -51,9 +52,7 @@ class StationSimulator16(ChargePoint):  # type: ignore[misc]  # the ocpp package
                 )
                 yield station
             finally:
-                loop.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await loop
+                await cancel_and_wait([loop])
 
     async def authorize(self, id_tag: str) -> str:
         reply = await self.call(call.Authorize(id_tag=id_tag))
