@@ -129,6 +129,7 @@ class CsmsStationRow(Base):
     firmware: Mapped[str | None] = mapped_column(String(64))
     last_heartbeat: Mapped[str | None] = mapped_column(String(40))
     connectors: Mapped[str] = mapped_column(Text, default="{}", doc="JSON: 'evse/connector' -> status")
+    ev_needs: Mapped[str] = mapped_column(Text, default="{}", doc="JSON: EVSE -> the car's charging needs")
 
 
 class StationCredentialRow(Base):
@@ -156,6 +157,7 @@ class CsmsTransactionRow(Base):
     power_w: Mapped[float | None] = mapped_column(Float)
     ended: Mapped[str | None] = mapped_column(String(40))
     stopped_reason: Mapped[str | None] = mapped_column(String(64))
+    meter_start_wh: Mapped[float | None] = mapped_column(Float)
 
 
 class AuditRow(Base):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from websockets.exceptions import ConnectionClosed
+
 from opensdv.cloud.energy.ocpp.csms import Csms, CsmsError
 from opensdv.cloud.energy.planning.schedule import Schedule
 
@@ -40,8 +42,8 @@ class ProfileDispatcher:
         )
         sent = {}
         for (sid, watts), result in zip(changes.items(), results, strict=True):
-            if isinstance(result, CsmsError):
-                self.failures[sid] = str(result)  # not connected, or refused: tried again next time
+            if isinstance(result, CsmsError | ConnectionClosed | TimeoutError):
+                self.failures[sid] = str(result) or type(result).__name__  # gone, silent or refused: tried again next time
             elif isinstance(result, BaseException):
                 raise result
             else:

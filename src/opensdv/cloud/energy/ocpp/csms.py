@@ -15,7 +15,7 @@ import binascii
 import contextlib
 import hmac
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from opensdv.cloud.energy.ocpp.csms_state import (
     StationState,
     Transaction,
     energy_and_power,
+    parse_charging_needs,
     utc_now,
 )
 from opensdv.cloud.energy.ocpp.csms_v16 import SUBPROTOCOL_16, StationSession16
@@ -157,12 +158,13 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
         if id_token is not None:
             transaction.id_token = id_token["id_token"]
         if energy is not None:
-            transaction.energy_wh = energy
+            transaction.metered(energy)
         if power is not None:
             transaction.power_w = power
         if event_type == e.TransactionEventEnumType.ended:
             transaction.ended = timestamp
             transaction.stopped_reason = transaction_info.get("stopped_reason")
+            self.state.ev_needs.pop(transaction.evse_id, None)  # the car's; the next one says its own
         self._persist(transaction)
         if id_token is not None:
             return call_result.TransactionEvent(
@@ -177,7 +179,8 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
         energy, power = energy_and_power(meter_value)
         for transaction in self.state.transactions.values():
             if transaction.evse_id == evse_id and transaction.ended is None:
-                transaction.energy_wh = energy if energy is not None else transaction.energy_wh
+                if energy is not None:
+                    transaction.metered(energy)
                 transaction.power_w = power if power is not None else transaction.power_w
                 self._persist(transaction)
         return call_result.MeterValues()
@@ -186,6 +189,15 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
     def on_firmware_status(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
         self.state.firmware_status.append(status)
         return call_result.FirmwareStatusNotification()
+
+    @on(e.Action.notify_ev_charging_needs)
+    def on_ev_charging_needs(
+        self, charging_needs: dict[str, Any], evse_id: int, **_: Any
+    ) -> call_result.NotifyEVChargingNeeds:
+        """The car's needs (ISO 15118), as a managed site plans with them."""
+        self.state.ev_needs[evse_id] = parse_charging_needs(charging_needs)
+        self._persist()
+        return call_result.NotifyEVChargingNeeds(status=e.NotifyEVChargingNeedsStatusEnumType.accepted)
 
     # -- commands (OCPP 2.0.1) ------------------------------------------------------------------
     async def set_power_limit(self, evse_id: int, watts: float, profile_id: int) -> None:
@@ -279,6 +291,23 @@ class _StationSession(SessionBasics, ChargePoint):  # type: ignore[misc]  # the 
             raise CsmsError(f"{self.state.station_id}: SendLocalList version {version} was {reply.status}")
 
 
+class _Observed:
+    """The CSMS's persistence, telling listeners of every change it writes (a managed site
+    re-plans when a car plugs in, says what it needs, or leaves)."""
+
+    def __init__(self, store: StatePersistence | None, listeners: list[Callable[[str], None]]) -> None:
+        self._store, self._listeners = store, listeners
+
+    def load(self) -> dict[str, StationState]:
+        return self._store.load() if self._store is not None else {}
+
+    def save(self, state: StationState, transaction: Transaction | None = None) -> None:
+        if self._store is not None:
+            self._store.save(state, transaction)
+        for listener in self._listeners:
+            listener(state.station_id)
+
+
 class StationSession21(V2xMixin, _StationSession):
     """An OCPP 2.1 station: the 2.0.1 handlers (validated against 2.1's schemas) plus V2X."""
 
@@ -308,9 +337,10 @@ class Csms:
             credentials = _Passwords(stations)
         self._credentials = credentials
         self.liveness_s = liveness_s
-        known = store.load() if store is not None else {}
+        self._listeners: list[Callable[[str], None]] = []
+        self._store = _Observed(store, self._listeners)
+        known = self._store.load()
         self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
-        self._store = store
         # one live set: every session sees changes at once
         self._id_tokens = set(id_tokens) if id_tokens is not None else None
         self._blocked: set[str] = set()  # taken off the list: stations must refuse them offline too
@@ -322,6 +352,10 @@ class Csms:
     def connected(self) -> list[str]:
         """The stations connected now."""
         return sorted(self._sessions)
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(station_id)`` whenever a station's state changes or its connection ends."""
+        self._listeners.append(listener)
 
     async def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         station_id = _station_id(request.path)
@@ -378,6 +412,8 @@ class Csms:
             if self._sessions.get(station_id) is session:  # not a newer connection that replaced it
                 del self._sessions[station_id]
             session.ended.set()
+            for listener in self._listeners:
+                listener(station_id)
 
     async def serve(
         self, host: str = "127.0.0.1", port: int = 9000, tls: ssl.SSLContext | None = None

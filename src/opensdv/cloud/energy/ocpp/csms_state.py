@@ -27,6 +27,7 @@ __all__ = [
     "energy_and_power",
     "frame_problem",
     "meter_reading",
+    "parse_charging_needs",
     "utc_now",
 ]
 
@@ -50,6 +51,14 @@ class Transaction:
     power_w: float | None = None
     ended: str | None = None
     stopped_reason: str | None = None
+    meter_start_wh: float | None = None  # the meter register at the first reading
+
+    def metered(self, register_wh: float) -> None:
+        """A meter register reading: ``energy_wh`` becomes what this transaction delivered (a
+        station's register counts across transactions)."""
+        if self.meter_start_wh is None:
+            self.meter_start_wh = register_wh
+        self.energy_wh = register_wh - self.meter_start_wh
 
 
 @dataclass
@@ -62,13 +71,33 @@ class StationState:
     firmware: str | None = None
     last_heartbeat: str | None = None
     firmware_status: list[str] = field(default_factory=list)  # FirmwareStatusNotification, in order
-    ev_needs: dict[int, dict[str, Any]] = field(default_factory=dict)  # OCPP 2.1 V2X needs by EVSE
+    ev_needs: dict[int, dict[str, Any]] = field(default_factory=dict)  # by EVSE: see parse_charging_needs
     connectors: dict[tuple[int, int], str] = field(default_factory=dict)
     transactions: dict[str, Transaction] = field(default_factory=dict)
 
     @property
     def booted(self) -> bool:
         return self.vendor is not None
+
+
+def parse_charging_needs(needs: dict[str, Any]) -> dict[str, Any]:
+    """What a NotifyEVChargingNeeds (the car's ISO 15118 needs, relayed by the station) tells the
+    planner: ``departure_time``, ``energy_wh`` wanted, ``max_power_w`` (DC, or 2.1's V2X), and for
+    V2X the most it may discharge and the least energy it must keep. Absent values are None."""
+    ac = needs.get("ac_charging_parameters") or {}
+    dc = needs.get("dc_charging_parameters") or {}
+    v2x = needs.get("v2x_charging_parameters") or {}
+    return {
+        "departure_time": needs.get("departure_time"),
+        "energy_wh": _first(v2x.get("ev_target_energy_request"), dc.get("energy_amount"), ac.get("energy_amount")),
+        "max_power_w": _first(v2x.get("max_charge_power"), dc.get("ev_max_power")),
+        "max_discharge_power_w": v2x.get("max_discharge_power"),
+        "min_energy_wh": v2x.get("ev_min_energy_request"),
+    }
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
 
 
 def utc_now(clock: Clock = SYSTEM_CLOCK) -> str:

@@ -24,14 +24,15 @@ class CsmsStore:
                 connectors = {
                     tuple(int(p) for p in k.split("/")): v for k, v in json.loads(row.connectors).items()
                 }
+                needs = {int(evse): need for evse, need in json.loads(row.ev_needs or "{}").items()}
                 states[row.station_id] = StationState(
                     row.station_id, row.vendor, row.model, row.firmware, row.last_heartbeat,
-                    connectors=connectors,  # type: ignore[arg-type]
+                    connectors=connectors, ev_needs=needs,  # type: ignore[arg-type]
                 )  # fmt: skip
             for tx in session.query(CsmsTransactionRow).all():
                 states[tx.station_id].transactions[tx.transaction_id] = Transaction(
                     tx.transaction_id, tx.evse_id, tx.started, tx.id_token, tx.energy_wh, tx.power_w, tx.ended,
-                    tx.stopped_reason,
+                    tx.stopped_reason, tx.meter_start_wh,
                 )  # fmt: skip
             return states
 
@@ -45,6 +46,7 @@ class CsmsStore:
                 CsmsStationRow(
                     station_id=state.station_id, vendor=state.vendor, model=state.model, firmware=state.firmware,
                     last_heartbeat=state.last_heartbeat, connectors=connectors,
+                    ev_needs=json.dumps({str(evse): need for evse, need in state.ev_needs.items()}),
                 )
             )  # fmt: skip
             if transaction is not None:
@@ -54,6 +56,6 @@ class CsmsStore:
                         transaction_id=transaction.transaction_id, station_id=state.station_id,
                         evse_id=transaction.evse_id, started=transaction.started, id_token=transaction.id_token,
                         energy_wh=transaction.energy_wh, power_w=transaction.power_w, ended=transaction.ended,
-                        stopped_reason=transaction.stopped_reason,
+                        stopped_reason=transaction.stopped_reason, meter_start_wh=transaction.meter_start_wh,
                     )
                 )  # fmt: skip

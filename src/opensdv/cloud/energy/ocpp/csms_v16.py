@@ -40,7 +40,6 @@ def _unit_16(sample: dict[str, Any]) -> object:
 class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._meter_start: dict[str, float] = {}
 
     def _tag_info(self, id_tag: str) -> dt16.IdTagInfo:
         known = self._id_tokens is None or id_tag in self._id_tokens
@@ -85,15 +84,14 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> call_result.StartTransaction:
         tid = next(_TRANSACTION_IDS)
-        transaction = Transaction(str(tid), connector_id, timestamp, id_tag)
+        transaction = Transaction(str(tid), connector_id, timestamp, id_tag, meter_start_wh=float(meter_start))
         self.state.transactions[transaction.transaction_id] = transaction
-        self._meter_start[transaction.transaction_id] = float(meter_start)
         self._persist(transaction)
         return call_result.StartTransaction(transaction_id=tid, id_tag_info=self._tag_info(id_tag))
 
     def _metered(self, transaction: Transaction, register_wh: float | None, power_w: float | None) -> None:
         if register_wh is not None:
-            transaction.energy_wh = register_wh - self._meter_start.get(transaction.transaction_id, 0.0)
+            transaction.metered(register_wh)
         if power_w is not None:
             transaction.power_w = power_w
         self._persist(transaction)

@@ -18,7 +18,7 @@ from ocpp.v21 import enums as e21
 from websockets.typing import Subprotocol
 
 from opensdv.clock import Clock
-from opensdv.cloud.energy.ocpp.csms_state import CsmsError, utc_now
+from opensdv.cloud.energy.ocpp.csms_state import CsmsError, parse_charging_needs, utc_now
 
 __all__ = ["SUBPROTOCOL_21", "V2xMixin"]
 
@@ -39,18 +39,14 @@ class V2xMixin:
 
         async def call(self, payload: Any) -> Any: ...
 
+        def _persist(self, transaction: Any = None) -> None: ...  # SessionBasics's
+
     @on(e21.Action.notify_ev_charging_needs)
     def on_ev_charging_needs(
         self, charging_needs: dict[str, Any], evse_id: int, **_: Any
     ) -> call_result.NotifyEVChargingNeeds:
-        v2x = charging_needs.get("v2x_charging_parameters") or {}
-        self.state.ev_needs[evse_id] = {
-            "max_charge_power_w": v2x.get("max_charge_power"),
-            "max_discharge_power_w": v2x.get("max_discharge_power"),
-            "min_energy_wh": v2x.get("ev_min_energy_request"),
-            "target_energy_wh": v2x.get("ev_target_energy_request"),
-            "departure_time": charging_needs.get("departure_time"),
-        }
+        self.state.ev_needs[evse_id] = parse_charging_needs(charging_needs)
+        self._persist()
         return call_result.NotifyEVChargingNeeds(status=e21.NotifyEVChargingNeedsStatusEnumType.accepted)
 
     async def set_power_limit(self, evse_id: int, watts: float, profile_id: int) -> None:

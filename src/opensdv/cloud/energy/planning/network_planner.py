@@ -369,8 +369,11 @@ class NetworkPlanner:
 
     def __init__(self, sessions: Sequence[Session], *, slots: int, slot_h: float, site_cap_kw: float | NDArray[np.float64],
                  tariff: Tariff, wear_cost_per_kwh: float = 0.0, circuits: Sequence[Circuit] = (),
-                 min_import_kw: float | NDArray[np.float64] = 0.0) -> None:  # fmt: skip
+                 min_import_kw: float | NDArray[np.float64] = 0.0, peak_floor_kw: float = 0.0) -> None:  # fmt: skip
+        """``peak_floor_kw``: the demand charge's peak reached already (this month, before the
+        horizon): power up to it costs no more demand charge."""
         self.slots, self.slot_h, self.tariff, self.wear = slots, slot_h, tariff, wear_cost_per_kwh
+        self.peak_floor_kw = peak_floor_kw
         self.cap, self.min_import = site_arrays(slots, site_cap_kw, min_import_kw, tariff)
         self.circuits = tuple(circuits)
         self.now = 0
@@ -410,7 +413,7 @@ class NetworkPlanner:
 
     def solve(self, name: str = "optimal (network simplex)") -> Schedule:
         started = time.perf_counter()
-        reached = float(self._power[:, : self.now].sum(axis=0).max(initial=0.0))
+        reached = max(float(self._power[:, : self.now].sum(axis=0).max(initial=0.0)), self.peak_floor_kw)
         if self._peak is None and self.tariff.demand_charge > 0:
             self._peak = self._sampled_peak()
         low = max(reached, float(self.min_import.max(initial=0.0)), 0.0)
