@@ -184,6 +184,11 @@ class CloudSettings(BaseModel):
         description="charging station ids the CSMS knows; none: every station with credentials "
         "(opensdv energy station add); each connects over wss:// with its own password or certificate",
     )
+    site_file: Path | None = Field(
+        default=None,
+        description="a managed charging site (opensdv energy site init writes one): the CSMS serves its "
+        "stations, plans their cars online and sends the charging profiles",
+    )
     ops_host: str = "127.0.0.1"
     ops_port: int = Field(default=9100, ge=0, le=65535, description="/healthz, /readyz, /metrics")
 

@@ -312,9 +312,72 @@ station_app = typer.Typer(
 stations_app = typer.Typer(
     name="stations", help="Simulated OCPP 2.0.1 charging stations.", no_args_is_help=True
 )
+site_app = typer.Typer(
+    name="site", help="A managed charging site: real stations, planned online.", no_args_is_help=True
+)
 app.add_typer(csms_app)
 app.add_typer(station_app)
 app.add_typer(stations_app)
+app.add_typer(site_app)
+
+
+@site_app.command(
+    "init",
+    epilog="Examples:\n\n  opensdv energy site init --stations 8 --out depot.yaml",
+)
+def site_init(
+    stations: int = typer.Option(..., min=1, max=999, help="stations CS-001..CS-N"),
+    out: Path = typer.Option(Path("site.yaml"), help="the site file to write"),
+    name: str = typer.Option("My site", help="the site's name"),
+    station_kw: float = typer.Option(11.0, min=1.0, max=1000.0, help="each station's most power, kW"),
+    force: bool = typer.Option(False, help="overwrite an existing file"),
+) -> None:
+    """Write a site file to start from: N stations, a cap, the tariff and the defaults for cars
+    that do not say what they need."""
+    from opensdv.cloud.energy.site_file import site_template
+
+    if out.exists() and not force:
+        raise typer.BadParameter(f"{out} exists (--force overwrites it)", param_hint="--out")
+    out.write_text(site_template(stations, name, station_kw), encoding="utf-8")
+    console.print(f"wrote {out}: {stations} stations; next: opensdv energy station add CS-001 ... and "
+                  f"opensdv energy site serve --site {out}")  # fmt: skip
+
+
+@site_app.command(
+    "serve",
+    epilog="Examples:\n\n  opensdv energy site init --stations 2 --out depot.yaml\n\n"
+    "  opensdv energy station add CS-001 CS-002 --out stations.toml\n\n"
+    "  opensdv energy site serve --site depot.yaml --host 0.0.0.0 --port 9000\n\n"
+    "The same service as `opensdv cloud run --only energy` with cloud.site_file set.",
+)
+def site_serve(
+    ctx: typer.Context,
+    site: Path = typer.Option(..., "--site", help="the site file (opensdv energy site init)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(9000, min=0, max=65535, help="port (wss://HOST:PORT/<station id>)"),
+    identities_dir: Path | None = typer.Option(
+        None, help="the CSMS's opensdv-energy identity (default: cloud.identities_dir)"
+    ),
+    log_format: str = typer.Option("text", help="text, or json (one object a line)"),
+) -> None:
+    """Run the site until SIGTERM: the CSMS for its stations (OCPP 1.6, 2.0.1, 2.1 over wss://,
+    each station with its own credentials), the online planner and the charging profiles."""
+    from opensdv.cloud.energy.site_file import load_managed_site
+    from opensdv.cloud.process import CloudProcess
+    from opensdv.programs import configure_logging, run_until_signalled
+
+    configure_logging(log_format)
+    managed = load_managed_site(site)
+    s = settings(ctx)
+    update: dict[str, object] = {"site_file": site, "csms_host": host, "csms_port": port}
+    if identities_dir is not None:
+        update["identities_dir"] = identities_dir
+    process = CloudProcess(s.model_copy(update={"cloud": s.cloud.model_copy(update=update)}), frozenset({"energy"}))
+    console.print(
+        f"site {managed.name!r}: {len(managed.stations)} stations, cap {managed.site_cap_kw:g} kW, "
+        f"on wss://{host}:{port}/<station id>"
+    )
+    asyncio.run(run_until_signalled(process.run))
 
 
 @csms_app.command(

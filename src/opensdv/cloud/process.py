@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import socket
 import ssl
@@ -45,6 +46,11 @@ LISTENERS = ("ota", "energy")  # their identities are TLS server certificates: t
 
 class CloudProcessError(OpenSDVError):
     """The services asked for cannot run as configured (the message says which and why)."""
+
+
+def _site_id(name: str) -> str:
+    """A site's id in the fleet API's paths: its name, lower case, runs of other characters as ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "site"
 
 
 def token_key(data_dir: Path) -> bytes:
@@ -244,19 +250,29 @@ class CloudProcess:
             self._parts["ota_renewals"] = self._parts.get("ota_renewals", 0) + len(renewed)
             await self.clock.sleep(period_s)
 
-    async def _start_energy(self, stack: AsyncExitStack) -> None:
+    async def _start_energy(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
         from opensdv.cloud.energy.ocpp.credentials import StationCredentials, csms_tls
         from opensdv.cloud.energy.ocpp.csms import Csms, listening_url
         from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
+        from opensdv.cloud.energy.site_controller import SiteController
+        from opensdv.cloud.energy.site_file import load_managed_site
 
         cloud = self.settings.cloud
         credentials = StationCredentials(self.database())
         stations = cloud.stations or [login.station_id for login in credentials.all()]
         if missing := sorted(set(stations) - {login.station_id for login in credentials.all()}):
             log.warning("energy: no credentials for %s (opensdv energy station add ...): refused", ", ".join(missing))
+        site = load_managed_site(cloud.site_file) if cloud.site_file is not None else None
+        if site is not None:
+            stations = sorted(set(stations) | {s.id for s in site.stations})
         csms = Csms(stations, store=CsmsStore(self.database()), clock=self.clock, credentials=credentials)
         server = await csms.serve(cloud.csms_host, cloud.csms_port, csms_tls(self.identities_dir))
         self._parts["csms"] = csms
+        if site is not None:
+            controller = SiteController(site, csms, clock=self.clock)
+            self.sites[_site_id(site.name)] = controller
+            tasks.append(asyncio.create_task(controller.run(asyncio.Event()), name=f"site {site.name}"))
+            log.info("energy: managed site %r, %d stations, cap %g kW", site.name, len(site.stations), site.site_cap_kw)
 
         async def close() -> None:
             server.close()
@@ -280,7 +296,7 @@ class CloudProcess:
                 if "ota" in self.only:
                     await self._start_ota(stack, tasks)
                 if "energy" in self.only:
-                    await self._start_energy(stack)
+                    await self._start_energy(stack, tasks)
                 cloud = self.settings.cloud
                 await self._serve_http("ops", ops_app(self), cloud.ops_host, cloud.ops_port, stack)
                 log.info("cloud: %s", ", ".join(f"{k} {v}" for k, v in self.addresses.items()))

@@ -5,7 +5,9 @@ meter values, the car's ISO 15118 charging needs, and charging profiles it obeys
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -75,9 +77,17 @@ class IndependentStation(ChargePoint):  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager
-async def independent_station(url: str, station_id: str) -> AsyncIterator[IndependentStation]:
-    """Connected and booted; its message loop runs until the block ends."""
-    async with websockets.connect(f"{url}/{station_id}", subprotocols=["ocpp2.0.1"]) as connection:  # type: ignore[list-item]
+async def independent_station(
+    url: str, station_id: str, password: str | None = None, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[IndependentStation]:
+    """Connected (with HTTP Basic auth when a password is given, over ``wss://`` trusting
+    ``tls``) and booted; its message loop runs until the block ends."""
+    headers = {}
+    if password is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
+    async with websockets.connect(
+        f"{url}/{station_id}", subprotocols=["ocpp2.0.1"], additional_headers=headers, ssl=tls  # type: ignore[list-item]
+    ) as connection:
         station = IndependentStation(station_id, connection)
         loop = asyncio.create_task(station.start())
         try:

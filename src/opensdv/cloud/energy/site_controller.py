@@ -282,7 +282,11 @@ class SiteController:
                 del self.dispatcher.sent[station_id]
         self._changed.clear()
         schedule = await asyncio.to_thread(self.plan)
-        return await self.dispatcher.dispatch(schedule, 0)
+        sent = await self.dispatcher.dispatch(schedule, 0)
+        if sent:
+            limits = ", ".join(f"{sid} {'cleared' if w is None else f'{w / 1000:g} kW'}" for sid, w in sorted(sent.items()))
+            log.info("site %s: %d cars; sent %s (plan %.0f ms)", self.site.name, len(self.cars), limits, self.last_solve_s * 1000)
+        return sent
 
     async def run(self, stop: asyncio.Event) -> None:
         """Re-plan at every slot boundary and whenever a car, a driver or the grid changes
