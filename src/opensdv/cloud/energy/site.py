@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,7 +20,27 @@ from opensdv.cloud.energy.planning.schedule import Schedule
 from opensdv.cloud.energy.planning.sessions import Session
 from opensdv.cloud.energy.planning.tariff import time_of_use
 
-__all__ = ["ChargingSite"]
+__all__ = ["ChargingSite", "SiteView"]
+
+
+class SiteView(Protocol):
+    """What the fleet API shows of a site: the demo's ``ChargingSite`` (a fixed day) and a managed
+    site's ``SiteController`` (online) both have it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cap_kw(self) -> float: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def slot_h(self) -> float: ...
+    @property
+    def csms(self) -> Csms: ...
+    @property
+    def dispatcher(self) -> ProfileDispatcher: ...
+    def session_plans(self) -> list[dict[str, object]]: ...
+    def load_curve(self) -> list[float]: ...
 
 
 @dataclass

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
-from opensdv.cloud.energy.site import ChargingSite
+from opensdv.cloud.energy.site import SiteView
 from opensdv.cloud.fleet.audit import AuditLog
 from opensdv.cloud.fleet.commands import CommandOrder
 from opensdv.cloud.fleet.operators import AuthError, Operator, Operators
@@ -44,7 +44,7 @@ class FleetCloud:
     operators: Operators
     send_command: Callable[[CommandOrder], Awaitable[Command]]
     ota: OtaBackend | None = None
-    sites: dict[str, ChargingSite] = field(default_factory=dict)  # charging sites by id
+    sites: dict[str, SiteView] = field(default_factory=dict)  # charging sites by id
     catalog: Catalog = field(default_factory=load_catalog)
     grading: GradingSettings = field(default_factory=GradingSettings)
     clock: Clock = SYSTEM_CLOCK
