@@ -272,6 +272,11 @@ class CloudProcess:
             controller = SiteController(site, csms, clock=self.clock)
             self.sites[_site_id(site.name)] = controller
             tasks.append(asyncio.create_task(controller.run(asyncio.Event()), name=f"site {site.name}"))
+            if site.openadr is not None:
+                from opensdv.cloud.energy.openadr import SiteVen
+
+                ven = await SiteVen(site.openadr, controller).run()
+                stack.push_async_callback(ven.stop)
             log.info("energy: managed site %r, %d stations, cap %g kW", site.name, len(site.stations), site.site_cap_kw)
 
         async def close() -> None:

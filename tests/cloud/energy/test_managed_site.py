@@ -208,3 +208,49 @@ def test_the_site_file_is_checked_by_field(tmp_path: Path) -> None:
 def test_a_site_over_stations_the_csms_does_not_serve_is_refused() -> None:
     with pytest.raises(Exception, match=r"does not serve stations \['CS-003'\]"):
         SiteController(_site(), Csms(["CS-001", "CS-002"]))
+
+
+class _Clock:
+    """Time as the test sets it (plan() only reads it)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_the_cars_the_sites_history_says_are_coming_keep_capacity_free() -> None:
+    """Three weekdays, three cars plug in at 09:00 wanting 20 kWh by 14:00. On the fourth, a car
+    at 08:00 wants 10 kWh by 14:00 while the morning is the dear time: alone it would wait for
+    noon; the site, expecting the 09:00 cars, charges it now."""
+    monday = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
+    site = _site(cap_kw=11.0, tariff={"peak_hours": [8, 12], "demand_charge": 0.0})
+    stations = [f"CS-{n:03d}" for n in range(1, 5)]
+    site = site.model_copy(update={"stations": [StationRecord(id=sid, max_kw=11.0) for sid in stations]})
+    system = Csms(stations)
+    clock = _Clock(monday)
+    learning = SiteController(site, system, clock=clock)  # type: ignore[arg-type]
+    for day in range(3):
+        nine = monday + day * 86_400 + 9 * 3600
+        for n, station in enumerate(stations[1:]):
+            transaction = Transaction(f"d{day}-{n}", 1, _iso(nine), "TAG")
+            system.stations[station].transactions[transaction.transaction_id] = transaction
+            system.stations[station].ev_needs[1] = {"departure_time": _iso(nine + 5 * 3600), "energy_wh": 20_000}
+        clock.now = nine
+        learning.plan()
+        for station in stations[1:]:
+            for transaction in system.stations[station].transactions.values():
+                transaction.ended = _iso(nine + 5 * 3600)
+            system.stations[station].ev_needs.clear()
+
+    thursday_eight = monday + 3 * 86_400 + 8 * 3600
+    clock.now = thursday_eight
+    car = Transaction("early", 1, _iso(thursday_eight), "TAG")
+    system.stations["CS-001"].transactions["early"] = car
+    system.stations["CS-001"].ev_needs[1] = {"departure_time": _iso(thursday_eight + 6 * 3600), "energy_wh": 10_000}
+    expecting = learning.plan()
+    alone = SiteController(site, system, clock=clock, forecast=False).plan()  # type: ignore[arg-type]
+    assert alone.power_kw[0, 0] == pytest.approx(0.0)  # it waits for the cheap hours
+    assert expecting.power_kw[0, 0] == pytest.approx(11.0)  # it charges before the others come
+    assert learning.load_curve()[0] == pytest.approx(11.0)  # the curve shows the real car only

@@ -3,13 +3,15 @@ ISO 15118 describe them, re-planned whenever one plugs in, says what it needs or
 grid signal comes, and at every slot; the plan's current slot sent as charging profiles.
 
 Each re-plan looks ``horizon_hours`` ahead from now (a receding horizon: the past has happened,
-what it cost is in the month's peak) and knows nothing of cars yet to come. Three choices make
-that work online:
+what it cost is in the month's peak) over the cars present. These choices make that work online:
 
 - energy the plan could deliver now or later at the same price goes now (a small time
   preference, as ACN's adaptive scheduling does with its quick-charge term), so the capacity
   later arrivals need is still free when they come;
-- the month's peak so far is the floor of the demand charge: power up to it costs nothing more;
+- the month's peak so far is the floor of the demand charge: power up to it costs nothing more,
+  and no car is left short to keep the peak down (a kWh is worth more than a slot's demand charge);
+- the cars the site's own history says are coming hold capacity in the plan (a forecast of
+  arrivals by hour of day, valued below real cars);
 - a car says what it needs through ISO 15118 (NotifyEVChargingNeeds: departure, energy, power),
   else its driver through the fleet API, else the site's defaults.
 """
@@ -33,16 +35,20 @@ from opensdv.cloud.energy.errors import EnergyError
 from opensdv.cloud.energy.ocpp.csms import Csms
 from opensdv.cloud.energy.ocpp.csms_state import StationState, Transaction
 from opensdv.cloud.energy.planning.network_planner import NetworkPlanner
+from opensdv.cloud.energy.planning.optimiser import ENERGY_VALUE
 from opensdv.cloud.energy.planning.schedule import Schedule
 from opensdv.cloud.energy.planning.sessions import Session
 from opensdv.cloud.energy.planning.tariff import Tariff, time_of_use
 from opensdv.cloud.energy.site_file import ManagedSite
 
-__all__ = ["DriverNeeds", "GridSignal", "PresentCar", "SiteController"]
+__all__ = ["DriverNeeds", "GridSignal", "PresentCar", "PriceSignal", "SiteController"]
 
 log = logging.getLogger("opensdv.energy.site")
 
 TIME_PREFERENCE = 1e-4  # currency per kWh per slot later: the planner's smallest price step
+FORECAST_DAYS = 14  # the site's own history the forecast of arrivals learns from
+FORECAST_VALUE = 0.5  # a forecast car's kWh is worth half a real one's: real cars win every tie
+DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,16 @@ class GridSignal:
 
 
 @dataclass(frozen=True)
+class PriceSignal:
+    """Energy costs ``price`` per kWh from ``start_s`` to ``end_s`` (a utility's price event)."""
+
+    start_s: float
+    end_s: float
+    price: float
+    source: str = "api"
+
+
+@dataclass(frozen=True)
 class PresentCar:
     """A car plugged in now, as the site plans for it."""
 
@@ -71,6 +87,7 @@ class PresentCar:
     station: str
     evse_id: int
     id_token: str | None
+    started_s: float
     departure_s: float
     kwh_requested: float
     kwh_delivered: float
@@ -106,9 +123,11 @@ class SiteController:
     csms: Csms
     clock: Clock = SYSTEM_CLOCK
     time_preference: float = TIME_PREFERENCE
+    forecast: bool = True
     schedule: Schedule | None = None
     cars: list[PresentCar] = field(default_factory=list)
     signals: list[GridSignal] = field(default_factory=list)
+    prices: list[PriceSignal] = field(default_factory=list)
     driver_needs: dict[str, DriverNeeds] = field(default_factory=dict)  # by transaction id
     month_peak_kw: float = 0.0
     replans: int = 0
@@ -124,6 +143,9 @@ class SiteController:
         self._changed = asyncio.Event()
         self._shapes: dict[str, object] = {}
         self._month: tuple[int, int] | None = None
+        self._since = self.clock.time()  # the forecast knows the days since
+        self._history: list[tuple[float, float, float, float]] = []  # arrival, dwell s, kWh, kW of each car seen
+        self._seen: set[str] = set()
         self.csms.on_change(self._station_changed)
 
     # -- what the API shows (the same as ChargingSite's) ------------------------------------------
@@ -154,7 +176,10 @@ class SiteController:
         ]  # fmt: skip
 
     def load_curve(self) -> list[float]:
-        return [] if self.schedule is None else [round(float(v), 2) for v in self.schedule.site_kw]
+        """The plan's site power per slot for the cars present (the forecast's cars left out)."""
+        if self.schedule is None:
+            return []
+        return [round(float(v), 2) for v in self.schedule.power_kw[: len(self.cars)].sum(axis=0)]
 
     # -- inputs ---------------------------------------------------------------------------------
     def set_driver_needs(self, transaction_id: str, needs: DriverNeeds) -> None:
@@ -167,6 +192,24 @@ class SiteController:
         if not (math.isfinite(signal.cap_kw) and signal.cap_kw >= 0 and signal.end_s > signal.start_s):
             raise EnergyError(f"a grid signal needs a cap >= 0 kW and an end after its start, got {signal}")
         self.signals.append(signal)
+        self._changed.set()
+
+    def add_grid_event(
+        self, source: str, caps: list[tuple[float, float, float]], prices: list[tuple[float, float, float]]
+    ) -> None:
+        """A utility's event (OpenADR): its cap and price intervals, each (start, end, value)."""
+        for start, end, cap in caps:
+            self.add_signal(GridSignal(start, end, cap, source))
+        for start, end, price in prices:
+            if not (math.isfinite(price) and end > start):
+                raise EnergyError(f"a price signal needs a finite price and an end after its start, got {price}")
+            self.prices.append(PriceSignal(start, end, price, source))
+        self._changed.set()
+
+    def remove_signals(self, source: str) -> None:
+        """Drop what ``source`` said (a modified or cancelled event)."""
+        self.signals = [s for s in self.signals if s.source != source]
+        self.prices = [p for p in self.prices if p.source != source]
         self._changed.set()
 
     def _station_changed(self, station_id: str) -> None:
@@ -209,7 +252,7 @@ class SiteController:
                 kwh, source = kwh or defaults.kwh * 1000, "site defaults"
         car_kw = _positive(needs.get("max_power_w"))
         return PresentCar(
-            transaction.transaction_id, state.station_id, transaction.evse_id, transaction.id_token, departure,
+            transaction.transaction_id, state.station_id, transaction.evse_id, transaction.id_token, started, departure,
             kwh / 1000, max(transaction.energy_wh, 0.0) / 1000,
             min(station_kw, car_kw / 1000) if car_kw else station_kw, source,
         )  # fmt: skip
@@ -222,8 +265,51 @@ class SiteController:
             off_peak_price=prices.off_peak_price, peak_price=prices.peak_price,
             export_share=prices.export_share, demand_charge=prices.demand_charge,
         )  # fmt: skip
+        energy, export = base.energy_price.copy(), base.export_price.copy()
+        starts = slot_start + np.arange(slots) * self.site.slot_s
+        for signal in self.prices:
+            during = (starts + self.site.slot_s > signal.start_s) & (starts < signal.end_s)
+            energy[during], export[during] = signal.price, signal.price * prices.export_share
         later = self.time_preference * np.arange(slots)
-        return Tariff(base.energy_price + later, base.export_price, base.demand_charge)
+        return Tariff(energy + later, export, base.demand_charge)
+
+    def _energy_value(self, tariff: Tariff) -> float:
+        """A kWh delivered is worth more than the demand charge of the power that delivers it in
+        one slot: the site never leaves a car short to keep its peak down."""
+        return max(ENERGY_VALUE, 2 * tariff.demand_charge / self.slot_h + float(tariff.energy_price.max(initial=0.0)))
+
+    def _remember(self, cars: list[PresentCar], now: float) -> None:
+        for car in cars:
+            if car.transaction_id not in self._seen:
+                self._seen.add(car.transaction_id)
+                self._history.append((car.started_s, car.departure_s - car.started_s, car.kwh_requested, car.max_kw))
+        if len(self._seen) > 100_000:  # bounded: ids of cars long gone are not needed
+            self._seen = {car.transaction_id for car in cars}
+        self._history = [h for h in self._history if h[0] > now - (FORECAST_DAYS + 1) * DAY_S]
+
+    def _forecast(self, slot_start: float, slots: int) -> list[Session]:
+        """The cars the site expects over the horizon from its own history: the arrivals of the
+        same kind of day (weekday or weekend) in the same hours of the last ``FORECAST_DAYS`` days,
+        averaged, in half-hour and hour buckets (arrival, stay). They hold capacity in the plan,
+        so a car present now is not put off into hours the coming ones will need."""
+        zone, slot_s = self.site.zone, self.site.slot_s
+        weekend = datetime.fromtimestamp(slot_start, zone).weekday() >= 5
+        days = [n for n in range(1, FORECAST_DAYS + 1) if slot_start - n * DAY_S >= self._since
+                and (datetime.fromtimestamp(slot_start - n * DAY_S, zone).weekday() >= 5) == weekend]  # fmt: skip
+        half_hour, hour = max(round(1800 / slot_s), 1), max(round(3600 / slot_s), 1)
+        buckets: dict[tuple[int, int], list[float]] = {}
+        for n in days:
+            start = slot_start - n * DAY_S
+            for arrival, dwell, kwh, kw in self._history:
+                if start + slot_s <= arrival < start + slots * slot_s:
+                    key = (int((arrival - start) // slot_s) // half_hour * half_hour, max(int(dwell // 3600), 1) * hour)
+                    total = buckets.setdefault(key, [0.0, 0.0])
+                    total[0], total[1] = total[0] + kwh, total[1] + kw
+        return [
+            Session(f"forecast {a}+{d}", "(forecast)", arrival=max(a, 1), departure=min(max(a, 1) + d, slots),
+                    kwh_requested=round(kwh / len(days), 3), max_kw=kw / len(days))
+            for (a, d), (kwh, kw) in sorted(buckets.items()) if max(a, 1) < slots and kwh > 0
+        ]  # fmt: skip
 
     def _caps(self, slot_start: float, slots: int) -> np.ndarray:
         cap = np.full(slots, self.site.site_cap_kw)
@@ -253,8 +339,10 @@ class SiteController:
         slot_s, slots = self.site.slot_s, self.site.horizon_slots
         slot_start = math.floor(now / slot_s) * slot_s
         self.signals = [s for s in self.signals if s.end_s > now]
+        self.prices = [p for p in self.prices if p.end_s > now]
         self._follow_month_peak(now)
         cars = self.present_cars(now)
+        self._remember(cars, now)
         sessions = [
             Session(car.transaction_id, car.station, arrival=0,
                     departure=min(max(math.ceil((car.departure_s - slot_start) / slot_s), 1), slots),
@@ -262,10 +350,15 @@ class SiteController:
             for car in cars
         ]  # fmt: skip
         tariff = self._tariff(slot_start, slots)
+        expected = self._forecast(slot_start, slots) if self.forecast and sessions else []
+        value = self._energy_value(tariff)
+        values = np.array([value] * len(sessions) + [FORECAST_VALUE * value] * len(expected))
+        sessions += expected
         if sessions:
             planner = NetworkPlanner(
                 sessions, slots=slots, slot_h=self.slot_h, site_cap_kw=self._caps(slot_start, slots), tariff=tariff,
                 circuits=self.site.circuit_limits(), peak_floor_kw=self.month_peak_kw,
+                energy_value=values,
             )  # fmt: skip
             schedule = planner.solve("site plan")
         else:

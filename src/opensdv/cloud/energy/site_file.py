@@ -16,8 +16,15 @@ nothing about itself.
       - {id: row-1, stations: [CS-001, CS-002], max_a_per_phase: 32}
     tariff: {off_peak_price: 0.12, peak_price: 0.40, peak_hours: [16, 21], demand_charge: 15}
     defaults: {dwell_hours: 8, kwh: 20}   # a car without ISO 15118 needs or a driver's input
+    openadr:                          # optional: the utility's grid signals (OpenADR 2.0b VEN)
+      vtn_url: https://vtn.example.com/OpenADR2/Simple/2.0b
+      ven_name: depot-a
+      cert: ven.pem
+      key: ven.key
+      vtn_fingerprint: "A1:B2:..."
 
 Grid signals are not in the file: they arrive while the site runs (OpenADR or the fleet API).
+Relative paths in ``openadr`` are relative to the site file.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from opensdv.cloud.energy.openadr import OpenAdrSettings
 from opensdv.cloud.energy.planning.site_limits import Circuit, _CircuitRecord, phase_kw
 from opensdv.model._files import CatalogError, describe_validation_error, read_document
 
@@ -79,6 +87,7 @@ class ManagedSite(_Strict):
     circuits: list[_CircuitRecord] = Field(default_factory=list)
     tariff: TariffRecord = TariffRecord()
     defaults: DefaultsRecord = DefaultsRecord()
+    openadr: OpenAdrSettings | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -131,9 +140,16 @@ class ManagedSite(_Strict):
 def load_managed_site(path: Path) -> ManagedSite:
     """The site file, checked; every problem names the file and the field."""
     try:
-        return ManagedSite.model_validate(read_document(path) or {})
+        site = ManagedSite.model_validate(read_document(path) or {})
     except ValidationError as exc:
         raise CatalogError(path, "", describe_validation_error(exc)) from None
+    if site.openadr is not None:
+        files = {name: path.parent / value for name in ("cert", "key", "ca_file")
+                 if (value := getattr(site.openadr, name)) is not None}  # fmt: skip
+        if missing := [f"openadr.{name}: {file}" for name, file in files.items() if not file.is_file()]:
+            raise CatalogError(path, "", f"no such file: {'; '.join(missing)}")
+        site = site.model_copy(update={"openadr": site.openadr.model_copy(update=files)})
+    return site
 
 
 def site_template(stations: int, name: str = "My site", station_kw: float = 11.0) -> str:

@@ -46,6 +46,12 @@ WH_PER_KWH = 1000.0
 COST_UNITS_PER_WH = 1e4  # per currency/kWh: 1 unit per Wh = 1e-4 currency per kWh
 
 
+def _per_chain(value: float | NDArray[np.float64], sessions: int, spare: int) -> NDArray[np.float64]:
+    """Each chain's value of a kWh delivered: the sessions' own, then the spare chains' (the highest)."""
+    values = np.broadcast_to(np.asarray(value, dtype=np.float64), (sessions,))
+    return np.append(values, np.full(spare, values.max(initial=ENERGY_VALUE)))
+
+
 def _units(price_per_kwh: NDArray[np.float64] | float) -> NDArray[np.int64]:
     return np.asarray(np.round(np.asarray(price_per_kwh) * COST_UNITS_PER_WH), dtype=np.int64)
 
@@ -88,7 +94,8 @@ class _SiteNetwork:
 
     def __init__(self, sessions: Sequence[Session], slots: int, slot_h: float, cap_kw: NDArray[np.float64],
                  tariff: Tariff, wear: float, spare: int, groups: int = 1, circuits: Sequence[Circuit] = (),
-                 min_import_kw: NDArray[np.float64] | None = None) -> None:  # fmt: skip
+                 min_import_kw: NDArray[np.float64] | None = None,
+                 energy_value: float | NDArray[np.float64] = ENERGY_VALUE) -> None:  # fmt: skip
         session_of, slot_of, is_first = _pairs(sessions, 0, slots)
         session_of = np.concatenate([session_of, np.repeat(np.arange(spare) + len(sessions), slots)])
         slot_of = np.concatenate([slot_of, np.tile(np.arange(slots), spare)])
@@ -134,7 +141,7 @@ class _SiteNetwork:
         wear_of_chain = np.append(wear_by_session(list(sessions), wear), np.full(spare, wear))
         costs = np.concatenate([_units(price), _units(export), np.zeros(2 * H + K, dtype=np.int64),
                                 _units(2 * wear_of_chain[session_of]), np.zeros(K, dtype=np.int64),
-                                np.full(M, _units(ENERGY_VALUE)), [0]]).astype(np.int64)  # fmt: skip
+                                _units(_per_chain(energy_value, len(sessions), spare)), [0]]).astype(np.int64)  # fmt: skip
         self.capacity = np.zeros(len(tails), dtype=np.int64)
         self.capacity[T : 2 * T] = self.cap_wh
         circuit_wh = np.tile(_wh(np.array([c.max_kw for c in circuits]) * slot_h)[:, None], T).ravel()
@@ -369,11 +376,14 @@ class NetworkPlanner:
 
     def __init__(self, sessions: Sequence[Session], *, slots: int, slot_h: float, site_cap_kw: float | NDArray[np.float64],
                  tariff: Tariff, wear_cost_per_kwh: float = 0.0, circuits: Sequence[Circuit] = (),
-                 min_import_kw: float | NDArray[np.float64] = 0.0, peak_floor_kw: float = 0.0) -> None:  # fmt: skip
+                 min_import_kw: float | NDArray[np.float64] = 0.0, peak_floor_kw: float = 0.0,
+                 energy_value: float | NDArray[np.float64] = ENERGY_VALUE) -> None:  # fmt: skip
         """``peak_floor_kw``: the demand charge's peak reached already (this month, before the
-        horizon): power up to it costs no more demand charge."""
+        horizon): power up to it costs no more demand charge. ``energy_value``: what a kWh
+        delivered is worth, one value or one per session (per kWh; the default dominates any
+        tariff, not a high demand charge)."""
         self.slots, self.slot_h, self.tariff, self.wear = slots, slot_h, tariff, wear_cost_per_kwh
-        self.peak_floor_kw = peak_floor_kw
+        self.peak_floor_kw, self.energy_value = peak_floor_kw, energy_value
         self.cap, self.min_import = site_arrays(slots, site_cap_kw, min_import_kw, tariff)
         self.circuits = tuple(circuits)
         self.now = 0
@@ -391,7 +401,7 @@ class NetworkPlanner:
         # groups pay where every slot holds many chains (a busy day), not over a long, quiet horizon
         groups = max(1, min(pairs // self.GROUP_PAIRS, int(pairs / self.slots / self.GROUP_CHAINS)))
         return _SiteNetwork(sessions, self.slots, self.slot_h, self.cap, self.tariff, self.wear, self.SPARE_CHAINS,
-                            groups, self.circuits, self.min_import)  # fmt: skip
+                            groups, self.circuits, self.min_import, self.energy_value)  # fmt: skip
 
     def _sampled_peak(self) -> tuple[float, float] | None:
         """Where a first plan of many sessions looks for its peak, and how far off that may be:
