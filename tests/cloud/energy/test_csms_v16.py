@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,36 @@ async def test_a_csms_that_accepts_every_token_has_no_list_to_send() -> None:
                 await system.change_id_tokens(block={"0BADCAFE"})
         with pytest.raises(CsmsError, match="not connected"):
             await Csms(["CS-9"], id_tokens=set()).send_local_list("CS-9")
+
+
+async def test_a_restarted_csms_gives_new_16_transaction_ids_and_keeps_the_meter_start(tmp_path: Path) -> None:
+    """1.6 transaction ids are the CSMS's to give: after a restart it must not hand out one it has
+    stored (the row would be overwritten), and a transaction open across the restart still counts
+    its energy from its own meter start."""
+    from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
+    from opensdv.storage import Database
+
+    database = Database(f"sqlite:///{tmp_path / 'csms.db'}")
+    database.migrate()
+    first = Csms(["CS-16", "CS-16B"], store=CsmsStore(database))
+    async with serving(first) as url, StationSimulator16.connected(url, "CS-16", max_power_w=11_000) as station:
+        station.register_wh = 50_000.0  # a meter that has counted other cars before
+        await station.plug_in("TAG-A")
+        await station.charge(3600)  # 11 kW for an hour
+        kept = str(station.transaction_id)
+    from opensdv.cloud.energy.ocpp.csms_state import Transaction
+
+    old = first.stations["CS-16B"]  # a transaction of long ago, another station's
+    old.transactions["1000"] = Transaction("1000", 1, "2026-01-01T00:00:00+00:00", "TAG-OLD", ended="2026-01-01T01:00:00+00:00")
+    CsmsStore(database).save(old, old.transactions["1000"])
+
+    second = Csms(["CS-16", "CS-16B"], store=CsmsStore(database))
+    async with serving(second) as url, StationSimulator16.connected(url, "CS-16B") as other:
+        await other.plug_in("TAG-B")
+        assert other.transaction_id == 1001  # past every id stored, whichever station it was
+    async with serving(second) as url, StationSimulator16.connected(url, "CS-16", max_power_w=11_000) as station:
+        station.register_wh, station.transaction_id = 50_000.0 + 11_000, int(kept)
+        await station.charge(1800)
+    stored = CsmsStore(database).load()
+    assert stored["CS-16"].transactions[kept].energy_wh == pytest.approx(11_000 + 5_500, abs=1)
+    assert {"1000", "1001"} <= set(stored["CS-16B"].transactions)  # nothing overwritten

@@ -48,6 +48,7 @@ log = logging.getLogger("opensdv.energy.site")
 TIME_PREFERENCE = 1e-4  # currency per kWh per slot later: the planner's smallest price step
 FORECAST_DAYS = 14  # the site's own history the forecast of arrivals learns from
 FORECAST_VALUE = 0.5  # a forecast car's kWh is worth half a real one's: real cars win every tie
+FORECAST_MARGIN = 1.5  # the expected cars held with a margin: arrivals vary from day to day (bench/energy_online.py)
 DAY_S = 86_400.0
 
 
@@ -290,7 +291,7 @@ class SiteController:
     def _forecast(self, slot_start: float, slots: int) -> list[Session]:
         """The cars the site expects over the horizon from its own history: the arrivals of the
         same kind of day (weekday or weekend) in the same hours of the last ``FORECAST_DAYS`` days,
-        averaged, in half-hour and hour buckets (arrival, stay). They hold capacity in the plan,
+        averaged, in half-hour and hour buckets (arrival, stay), with ``FORECAST_MARGIN``. They hold capacity in the plan,
         so a car present now is not put off into hours the coming ones will need."""
         zone, slot_s = self.site.zone, self.site.slot_s
         weekend = datetime.fromtimestamp(slot_start, zone).weekday() >= 5
@@ -307,7 +308,7 @@ class SiteController:
                     total[0], total[1] = total[0] + kwh, total[1] + kw
         return [
             Session(f"forecast {a}+{d}", "(forecast)", arrival=max(a, 1), departure=min(max(a, 1) + d, slots),
-                    kwh_requested=round(kwh / len(days), 3), max_kw=kw / len(days))
+                    kwh_requested=round(FORECAST_MARGIN * kwh / len(days), 3), max_kw=FORECAST_MARGIN * kw / len(days))
             for (a, d), (kwh, kw) in sorted(buckets.items()) if max(a, 1) < slots and kwh > 0
         ]  # fmt: skip
 

@@ -14,6 +14,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import itertools
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -341,6 +342,9 @@ class Csms:
         self._store = _Observed(store, self._listeners)
         known = self._store.load()
         self.stations = {sid: known.get(sid) or StationState(sid) for sid in stations}
+        # OCPP 1.6 transaction ids are the CSMS's to give: past every id it has stored, for all its stations
+        given = [int(t) for state in known.values() for t in state.transactions if t.isdigit()]
+        self._transaction_ids = itertools.count(max(given, default=0) + 1)
         # one live set: every session sees changes at once
         self._id_tokens = set(id_tokens) if id_tokens is not None else None
         self._blocked: set[str] = set()  # taken off the list: stations must refuse them offline too
@@ -404,6 +408,8 @@ class Csms:
         session = kind(
             self.stations[station_id], connection, self._heartbeat_s, self._store, self._id_tokens, self.clock
         )
+        if isinstance(session, StationSession16):
+            session.transaction_ids = self._transaction_ids
         self._sessions[station_id] = session
         try:
             with contextlib.suppress(ConnectionError, ConnectionClosed):  # the station went away

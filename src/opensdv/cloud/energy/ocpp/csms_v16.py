@@ -10,7 +10,7 @@ RemoteStart/StopTransaction, UpdateFirmware.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ocpp.routing import after, on
@@ -30,7 +30,6 @@ from opensdv.cloud.energy.ocpp.csms_state import (
 __all__ = ["SUBPROTOCOL_16", "StationSession16"]
 
 SUBPROTOCOL_16 = Subprotocol("ocpp1.6")
-_TRANSACTION_IDS = itertools.count(1)
 
 
 def _unit_16(sample: dict[str, Any]) -> object:
@@ -38,6 +37,8 @@ def _unit_16(sample: dict[str, Any]) -> object:
 
 
 class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the ocpp package has no type hints
+    transaction_ids: Iterator[int] = itertools.count(1)  # the CSMS hands every session its shared counter
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
 
@@ -83,7 +84,7 @@ class StationSession16(SessionBasics, ChargePoint):  # type: ignore[misc]  # the
     def on_start(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> call_result.StartTransaction:
-        tid = next(_TRANSACTION_IDS)
+        tid = next(self.transaction_ids)
         transaction = Transaction(str(tid), connector_id, timestamp, id_tag, meter_start_wh=float(meter_start))
         self.state.transactions[transaction.transaction_id] = transaction
         self._persist(transaction)
