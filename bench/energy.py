@@ -140,7 +140,11 @@ def _acn_row(
             "cost": tariff.cost(padded, slot_h), "exported": 0.0, "seconds": seconds}  # fmt: skip
 
 
-def plot_comparison(rows: list[dict[str, Any]], path: Path) -> Path:
+def plot_comparison(
+    rows: list[dict[str, Any]],
+    path: Path,
+    title: str = "Caltech ACN, March 2019 (954 sessions): OpenSDV's optimum against acnportal's algorithms",
+) -> Path:
     """Delivered energy and cost per cap, every schedule side by side (the table as a picture)."""
     import matplotlib
 
@@ -163,7 +167,7 @@ def plot_comparison(rows: list[dict[str, Any]], path: Path) -> Path:
         axis.set_ylabel(label)
     axes[0].set_ylim(80, 101)
     axes[1].legend(fontsize=7, loc="upper left")
-    figure.suptitle("Caltech ACN, March 2019 (954 sessions): OpenSDV's optimum against acnportal's algorithms")
+    figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -21,6 +21,7 @@ import argparse
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bench.energy import DATA, SLOT_MINUTES, acnportal_run
+from bench.energy import DATA, SLOT_MINUTES, acnportal_run, plot_comparison
 from opensdv.clock import FakeClock
 from opensdv.cloud.energy import load_sessions, plan, time_of_use
 from opensdv.cloud.energy.ocpp.csms import Csms
@@ -148,9 +149,13 @@ def main() -> None:
     parser.add_argument("--caps", default="20,30,50", help="site caps, kW, comma-separated")
     parser.add_argument("--skip-acnportal", action="store_true")
     parser.add_argument("--horizon-hours", type=float, default=12.0)
+    parser.add_argument("--plot", type=Path, default=None, help="a PNG of delivered energy and cost per cap")
     args = parser.parse_args()
     rows = comparison([float(c) for c in args.caps.split(",")], not args.skip_acnportal, args.horizon_hours)
     console.print(table(rows))
+    if args.plot is not None:
+        title = "Caltech ACN, March 2019, online (each car known from its arrival): OpenSDV's site controller against acnportal"
+        console.print(f"plot: {plot_comparison(rows, args.plot, title)}")
 
 
 if __name__ == "__main__":
