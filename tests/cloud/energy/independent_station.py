@@ -78,7 +78,8 @@ class IndependentStation(ChargePoint):  # type: ignore[misc]
 
 @contextlib.asynccontextmanager
 async def independent_station(
-    url: str, station_id: str, password: str | None = None, tls: ssl.SSLContext | None = None
+    url: str, station_id: str, password: str | None = None, tls: ssl.SSLContext | None = None,
+    kind: type[IndependentStation] = IndependentStation,
 ) -> AsyncIterator[IndependentStation]:
     """Connected (with HTTP Basic auth when a password is given, over ``wss://`` trusting
     ``tls``) and booted; its message loop runs until the block ends."""
@@ -88,7 +89,7 @@ async def independent_station(
     async with websockets.connect(
         f"{url}/{station_id}", subprotocols=["ocpp2.0.1"], additional_headers=headers, ssl=tls  # type: ignore[list-item]
     ) as connection:
-        station = IndependentStation(station_id, connection)
+        station = kind(station_id, connection)
         loop = asyncio.create_task(station.start())
         try:
             await station.boot()

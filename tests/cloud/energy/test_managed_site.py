@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from ocpp.routing import on
+from ocpp.v201 import enums as e
 
 from opensdv.cloud.energy.ocpp.csms import Csms, listening_url
 from opensdv.cloud.energy.ocpp.csms_state import Transaction
@@ -22,7 +24,7 @@ from opensdv.cloud.energy.site_controller import DriverNeeds, GridSignal, SiteCo
 from opensdv.cloud.energy.site_file import ManagedSite, StationRecord, load_managed_site, site_template
 from opensdv.model._files import CatalogError
 from opensdv.storage import Database
-from tests.cloud.energy.independent_station import independent_station
+from tests.cloud.energy.independent_station import IndependentStation, independent_station
 
 STATIONS = ["CS-001", "CS-002", "CS-003"]
 FLAT = {"off_peak_price": 0.2, "peak_price": 0.2, "demand_charge": 0.0}  # the same price all day
@@ -254,3 +256,31 @@ def test_the_cars_the_sites_history_says_are_coming_keep_capacity_free() -> None
     assert alone.power_kw[0, 0] == pytest.approx(0.0)  # it waits for the cheap hours
     assert expecting.power_kw[0, 0] == pytest.approx(11.0)  # it charges before the others come
     assert learning.load_curve()[0] == pytest.approx(11.0)  # the curve shows the real car only
+
+
+class _HangsOnProfiles(IndependentStation):
+    """A charger whose firmware hangs on SetChargingProfile: it never answers."""
+
+    never = asyncio.Event()
+
+    @on(e.Action.set_charging_profile)
+    async def on_profile(self, **_: object) -> None:
+        await self.never.wait()
+
+
+async def test_a_station_that_never_answers_does_not_hold_up_the_others() -> None:
+    system = Csms(STATIONS)
+    site = SiteController(_site(cap_kw=30.0, tariff=FLAT), system)
+    site.dispatcher.timeout_s = 0.5
+    async with (
+        serving(system) as url,
+        independent_station(url, "CS-001", kind=_HangsOnProfiles) as stuck,
+        independent_station(url, "CS-002") as fine,
+    ):
+        await stuck.transaction("Started", "tx-a", register_wh=0, token="A")
+        await fine.transaction("Started", "tx-b", register_wh=0, token="B")
+        async with asyncio.timeout(10):  # well before ocpp's own 30 s response timeout
+            sent = await site.step()
+        assert "CS-001" not in sent and "CS-001" in site.dispatcher.failures  # tried again at the next re-plan
+        assert sent["CS-002"] == fine.limits_w[-1] and fine.limits_w[-1] > 0  # type: ignore[operator]
+        _HangsOnProfiles.never.set()

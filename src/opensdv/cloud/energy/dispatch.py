@@ -25,6 +25,7 @@ class ProfileDispatcher:
     evse_id: int = 1
     sent: dict[str, float | None] = field(default_factory=dict)  # station -> last limit (W); None: none set
     failures: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 10.0  # a station that does not answer in time is tried again next time; the others do not wait
 
     def targets(self, schedule: Schedule, slot: int) -> dict[str, float | None]:
         """Each station's limit in ``slot``: the power of the session there (W), None when idle."""
@@ -43,7 +44,7 @@ class ProfileDispatcher:
         sent = {}
         for (sid, watts), result in zip(changes.items(), results, strict=True):
             if isinstance(result, CsmsError | ConnectionClosed | TimeoutError):
-                self.failures[sid] = str(result) or type(result).__name__  # gone, silent or refused: tried again next time
+                self.failures[sid] = str(result) or type(result).__name__  # gone, silent or refused: tried again
             elif isinstance(result, BaseException):
                 raise result
             else:
@@ -52,6 +53,10 @@ class ProfileDispatcher:
         return sent
 
     async def _send(self, station_id: str, watts: float | None) -> None:
+        async with asyncio.timeout(self.timeout_s):
+            await self._command(station_id, watts)
+
+    async def _command(self, station_id: str, watts: float | None) -> None:
         if watts is None:
             await self.csms.clear_power_limits(station_id, self.evse_id)
         else:
