@@ -3,9 +3,11 @@ unknown format."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
+import threading
 
 import pytest
 
@@ -37,21 +39,29 @@ def test_an_unknown_log_format_is_refused() -> None:
         configure_logging("xml")
 
 
+class _Install:
+    """An OTA install in a thread that runs until the test releases it."""
+
+    def __init__(self) -> None:
+        self.started, self.release, self.done = threading.Event(), threading.Event(), list[str]()
+
+    def __call__(self) -> None:
+        self.started.set()
+        self.release.wait(10)
+        self.done.append("installed")
+
+    async def running(self) -> asyncio.Task[None]:
+        from opensdv.programs import to_thread_to_the_end
+
+        task = asyncio.create_task(to_thread_to_the_end(self))
+        await asyncio.to_thread(self.started.wait, 10)
+        return task
+
+
 async def test_work_in_a_thread_finishes_before_a_cancellation_takes_effect() -> None:
-    import asyncio
-    import threading
-
-    from opensdv.programs import to_thread_to_the_end
-
-    started, release, done = threading.Event(), threading.Event(), []
-
-    def install() -> None:
-        started.set()
-        release.wait(10)
-        done.append("installed")
-
-    task = asyncio.create_task(to_thread_to_the_end(install))
-    await asyncio.to_thread(started.wait, 10)
+    install = _Install()
+    task = await install.running()
+    done, release = install.done, install.release
     task.cancel()
     await asyncio.wait({task}, timeout=0.2)  # the cancellation is delivered; the install still runs
     assert not task.done() and done == []
@@ -62,20 +72,11 @@ async def test_work_in_a_thread_finishes_before_a_cancellation_takes_effect() ->
 
 
 async def test_a_repeated_cancellation_still_waits_for_the_work_in_the_thread() -> None:
-    import asyncio
-    import threading
+    from opensdv.programs import cancel_and_wait
 
-    from opensdv.programs import cancel_and_wait, to_thread_to_the_end
-
-    started, release, done = threading.Event(), threading.Event(), []
-
-    def install() -> None:
-        started.set()
-        release.wait(10)
-        done.append("installed")
-
-    task = asyncio.create_task(to_thread_to_the_end(install))
-    await asyncio.to_thread(started.wait, 10)
+    install = _Install()
+    task = await install.running()
+    done, release = install.done, install.release
     stopping = asyncio.create_task(cancel_and_wait([task], recancel_s=0.01))
     await asyncio.wait({stopping}, timeout=0.2)  # cancelled some twenty times, the install runs on
     assert not task.done() and done == []
@@ -88,8 +89,6 @@ async def test_a_task_that_lost_its_cancellation_is_stopped_all_the_same() -> No
     """The race that hung the demo's stop: a reply and the cancellation arrive in the same loop
     iteration; Python 3.11's ``wait_for`` returns the reply and the loop goes on waiting for the
     next one, as if never cancelled."""
-    import asyncio
-
     from opensdv.programs import cancel_and_wait
 
     replies: asyncio.Queue[str] = asyncio.Queue()

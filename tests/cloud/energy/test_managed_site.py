@@ -5,9 +5,7 @@ arrival, on the car's ISO 15118 needs, on departure and on a grid signal; a rest
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from ocpp.routing import on
 from ocpp.v201 import enums as e
 
-from opensdv.cloud.energy.ocpp.csms import Csms, listening_url
+from opensdv.cloud.energy.ocpp.csms import Csms
 from opensdv.cloud.energy.ocpp.csms_state import Transaction
 from opensdv.cloud.energy.ocpp.csms_store import CsmsStore
 from opensdv.cloud.energy.ocpp.stations import StationSimulator, StationSimulator21
@@ -25,6 +23,7 @@ from opensdv.cloud.energy.site_file import ManagedSite, StationRecord, load_mana
 from opensdv.model._files import CatalogError
 from opensdv.storage import Database
 from tests.cloud.energy.independent_station import IndependentStation, independent_station
+from tests.cloud.energy.test_csms_v16 import serving
 
 STATIONS = ["CS-001", "CS-002", "CS-003"]
 FLAT = {"off_peak_price": 0.2, "peak_price": 0.2, "demand_charge": 0.0}  # the same price all day
@@ -37,16 +36,6 @@ def _site(cap_kw: float = 11.0, **extra: object) -> ManagedSite:
 
 def _iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds")
-
-
-@contextlib.asynccontextmanager
-async def serving(system: Csms) -> AsyncIterator[str]:
-    server = await system.serve(port=0)
-    try:
-        yield listening_url(server)
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_an_independent_station_gets_its_profile_from_the_plan_and_shares_the_cap() -> None:
