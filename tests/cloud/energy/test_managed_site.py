@@ -212,7 +212,7 @@ class _Clock:
 
 
 def test_the_cars_the_sites_history_says_are_coming_keep_capacity_free() -> None:
-    """Three weekdays, three cars plug in at 09:00 wanting 20 kWh by 14:00. On the fourth, a car
+    """Three weekdays, three cars plug in at 09:00 and take 20 kWh each by 14:00. On the fourth, a car
     at 08:00 wants 10 kWh by 14:00 while the morning is the dear time: alone it would wait for
     noon; the site, expecting the 09:00 cars, charges it now."""
     monday = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
@@ -232,7 +232,7 @@ def test_the_cars_the_sites_history_says_are_coming_keep_capacity_free() -> None
         learning.plan()
         for station in stations[1:]:
             for transaction in system.stations[station].transactions.values():
-                transaction.ended = _iso(nine + 5 * 3600)
+                transaction.ended, transaction.energy_wh = _iso(nine + 5 * 3600), 20_000.0
             system.stations[station].ev_needs.clear()
 
     thursday_eight = monday + 3 * 86_400 + 8 * 3600
@@ -245,6 +245,8 @@ def test_the_cars_the_sites_history_says_are_coming_keep_capacity_free() -> None
     assert alone.power_kw[0, 0] == pytest.approx(0.0)  # it waits for the cheap hours
     assert expecting.power_kw[0, 0] == pytest.approx(11.0)  # it charges before the others come
     assert learning.load_curve()[0] == pytest.approx(11.0)  # the curve shows the real car only
+    restarted = SiteController(site, system, clock=clock)  # type: ignore[arg-type]
+    assert restarted.plan().power_kw[0, 0] == pytest.approx(11.0)  # its history is the CSMS's stored transactions
 
 
 class _HangsOnProfiles(IndependentStation):

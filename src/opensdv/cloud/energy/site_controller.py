@@ -144,9 +144,6 @@ class SiteController:
         self._changed = asyncio.Event()
         self._shapes: dict[str, object] = {}
         self._month: tuple[int, int] | None = None
-        self._since = self.clock.time()  # the forecast knows the days since
-        self._history: list[tuple[float, float, float, float]] = []  # arrival, dwell s, kWh, kW of each car seen
-        self._seen: set[str] = set()
         self.csms.on_change(self._station_changed)
 
     # -- what the API shows (the same as ChargingSite's) ------------------------------------------
@@ -279,29 +276,36 @@ class SiteController:
         one slot: the site never leaves a car short to keep its peak down."""
         return max(ENERGY_VALUE, 2 * tariff.demand_charge / self.slot_h + float(tariff.energy_price.max(initial=0.0)))
 
-    def _remember(self, cars: list[PresentCar], now: float) -> None:
-        for car in cars:
-            if car.transaction_id not in self._seen:
-                self._seen.add(car.transaction_id)
-                self._history.append((car.started_s, car.departure_s - car.started_s, car.kwh_requested, car.max_kw))
-        if len(self._seen) > 100_000:  # bounded: ids of cars long gone are not needed
-            self._seen = {car.transaction_id for car in cars}
-        self._history = [h for h in self._history if h[0] > now - (FORECAST_DAYS + 1) * DAY_S]
+    def _past_cars(self, now: float) -> tuple[float, list[tuple[float, float, float, float]]]:
+        """The cars that came and went in the last ``FORECAST_DAYS`` days — (arrival, stay s,
+        kWh delivered, kW) — and since when the site knows, from the CSMS's stored transactions:
+        a restart forgets nothing."""
+        since, past = now, []
+        for record in self.site.stations:
+            for transaction in self.csms.stations[record.id].transactions.values():
+                started, ended = _epoch(transaction.started), _epoch(transaction.ended)
+                if started is None:
+                    continue
+                since = min(since, started)
+                if ended is not None and ended > started and started > now - (FORECAST_DAYS + 1) * DAY_S:
+                    past.append((started, ended - started, max(transaction.energy_wh, 0.0) / 1000, record.max_kw))
+        return since, past
 
     def _forecast(self, slot_start: float, slots: int) -> list[Session]:
-        """The cars the site expects over the horizon from its own history: the arrivals of the
+        """The cars the site expects over the horizon from its own history: the cars of the
         same kind of day (weekday or weekend) in the same hours of the last ``FORECAST_DAYS`` days,
         averaged, in half-hour and hour buckets (arrival, stay), with ``FORECAST_MARGIN``. They hold capacity in the plan,
         so a car present now is not put off into hours the coming ones will need."""
         zone, slot_s = self.site.zone, self.site.slot_s
+        since, past = self._past_cars(slot_start)
         weekend = datetime.fromtimestamp(slot_start, zone).weekday() >= 5
-        days = [n for n in range(1, FORECAST_DAYS + 1) if slot_start - n * DAY_S >= self._since
+        days = [n for n in range(1, FORECAST_DAYS + 1) if slot_start - n * DAY_S >= since
                 and (datetime.fromtimestamp(slot_start - n * DAY_S, zone).weekday() >= 5) == weekend]  # fmt: skip
         half_hour, hour = max(round(1800 / slot_s), 1), max(round(3600 / slot_s), 1)
         buckets: dict[tuple[int, int], list[float]] = {}
         for n in days:
             start = slot_start - n * DAY_S
-            for arrival, dwell, kwh, kw in self._history:
+            for arrival, dwell, kwh, kw in past:
                 if start + slot_s <= arrival < start + slots * slot_s:
                     key = (int((arrival - start) // slot_s) // half_hour * half_hour, max(int(dwell // 3600), 1) * hour)
                     total = buckets.setdefault(key, [0.0, 0.0])
@@ -343,7 +347,6 @@ class SiteController:
         self.prices = [p for p in self.prices if p.end_s > now]
         self._follow_month_peak(now)
         cars = self.present_cars(now)
-        self._remember(cars, now)
         sessions = [
             Session(car.transaction_id, car.station, arrival=0,
                     departure=min(max(math.ceil((car.departure_s - slot_start) / slot_s), 1), slots),
