@@ -166,9 +166,10 @@ def plot_comparison(
         axis.set_xlabel("site cap")
         axis.set_ylabel(label)
     axes[0].set_ylim(80, 101)
-    axes[1].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
     figure.suptitle(title)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.08 + 0.035 * ((len(names) - 1) // 3), 1, 1))
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path

@@ -139,7 +139,7 @@ def table(rows: list[dict[str, Any]]) -> Table:
     shown = Table("cap kW", "schedule", "delivered %", "peak kW", "cost USD", "re-plan ms (median / max)")
     for r in rows:
         replan = f"{r['replan_ms_median']:.0f} / {r['replan_ms_max']:.0f}" if "replan_ms_median" in r else ""
-        shown.add_row(f"{r['cap']:g}", r["schedule"], f"{r['delivered'] * 100:.1f}", f"{r['peak']:.1f}",
+        shown.add_row(f"{r['cap']:g}", r["schedule"], f"{r['delivered'] * 100:.2f}", f"{r['peak']:.1f}",
                       f"{r['cost']:,.0f}", replan)  # fmt: skip
     return shown
 

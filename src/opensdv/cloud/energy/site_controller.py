@@ -347,6 +347,8 @@ class SiteController:
         self.prices = [p for p in self.prices if p.end_s > now]
         self._follow_month_peak(now)
         cars = self.present_cars(now)
+        present = {car.transaction_id for car in cars}
+        self.driver_needs = {tid: needs for tid, needs in self.driver_needs.items() if tid in present}
         sessions = [
             Session(car.transaction_id, car.station, arrival=0,
                     departure=min(max(math.ceil((car.departure_s - slot_start) / slot_s), 1), slots),
