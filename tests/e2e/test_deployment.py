@@ -299,7 +299,7 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
     try:
         for vin in CARS:
             spool = Spool(tmp_path / vin / "spool.db")
-            waiting = {seq for seq, _ in spool.oldest(1_000_000)}
+            waiting = {seq for seq, _ in spool.next_batches(1_000_000)}
             stored = set(store.sequences(vin))
             assert stored | waiting == set(range(spool.next_seq)), (
                 vin

@@ -262,7 +262,7 @@ async def test_only_the_cars_own_well_formed_confirmations_empty_its_spool(world
             await cloud.publish(acks, bad, qos=0)
         await cloud.publish(acks, encode(TelemetryAck(vin=VIN, stored=[(1, 1)])), qos=0)
     await world.clock.advance(0.1)  # the car handles its messages in order
-    assert [seq for seq, _ in uplink.spool.oldest()] == [0, 2] and uplink.confirmed == 1
+    assert [seq for seq, _ in uplink.spool.next_batches()] == [0, 2] and uplink.confirmed == 1
 
 
 async def test_the_memory_broker_keeps_retained_messages_and_shares_groups(world: World) -> None:

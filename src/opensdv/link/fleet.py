@@ -10,6 +10,8 @@ Topics (``{vin}`` is the vehicle's VIN):
 | ``opensdv/v1/vehicles/{vin}/events`` | vehicle -> cloud | 1 | ``VehicleEvent`` |
 | ``opensdv/v1/vehicles/{vin}/commands`` | cloud -> vehicle | 1 | ``SignedCommand`` (``link.signing``) |
 | ``opensdv/v1/vehicles/{vin}/command-results`` | vehicle -> cloud | 1 | ``CommandResult`` |
+| ``opensdv/v1/vehicles/{vin}/campaigns`` | cloud -> vehicle, retained | 1 | ``SignedCampaignSet`` (``link.campaigns``) |
+| ``opensdv/v1/vehicles/{vin}/campaign-states`` | vehicle -> cloud, retained | 1 | ``CampaignStates`` (``link.campaigns``) |
 
 Payloads are JSON. Telemetry batches carry a per-vehicle sequence number that never repeats (the
 vehicle's spool assigns it), so the cloud stores each batch exactly once however often QoS 1
@@ -17,7 +19,9 @@ delivers it. The cloud confirms what it has stored (``TelemetryAck``) and only t
 lets the vehicle forget a batch: the broker's PUBACK says nothing about whether the batch reached
 the store. A backlog (after an outage) goes out as arrays of up to ``MAX_BUNDLE`` consecutive
 batches, one message each, so draining it costs one MQTT round trip per bundle instead of per batch.
-A breaking change to a payload means ``v2`` topics, served side by side.
+A batch a data collection campaign made names it (``campaign``: id, version, trigger time), so the
+cloud files the samples under the campaign. A breaking change to a payload means ``v2`` topics,
+served side by side; a new optional field (as ``campaign``) needs the cloud updated before the cars.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from opensdv.errors import OpenSDVError
 __all__ = [
     "LINK_VERSION",
     "MAX_BUNDLE",
+    "CampaignTag",
     "Command",
     "CommandResult",
     "EpochSeconds",
@@ -66,9 +71,13 @@ __all__ = [
 LINK_VERSION = "v1"
 MAX_BUNDLE = 1_000  # telemetry batches in one message
 PREFIX = f"opensdv/{LINK_VERSION}/vehicles"
-Kind = Literal["telemetry", "telemetry-acks", "status", "events", "commands", "command-results"]
+Kind = Literal[
+    "telemetry", "telemetry-acks", "status", "events", "commands", "command-results", "campaigns",
+    "campaign-states",
+]  # fmt: skip
 _TOPIC = re.compile(
-    rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/(telemetry|telemetry-acks|status|events|commands|command-results)"
+    rf"{PREFIX}/([A-HJ-NPR-Z0-9]{{17}})/"
+    r"(telemetry|telemetry-acks|status|events|commands|command-results|campaigns|campaign-states)"
 )
 M = TypeVar("M", bound=BaseModel)
 # Every time on the link is seconds since the epoch (UTC) as a JSON number; the type says so
@@ -99,10 +108,19 @@ class Sample(_Payload):
     ts: EpochSeconds = Field(description="seconds since the epoch (UTC), when the car measured it")
 
 
+class CampaignTag(_Payload):
+    """Which data collection campaign made a batch, and the trigger it answers (none: a period)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    version: int = Field(ge=1)
+    trigger: EpochSeconds | None = None
+
+
 class TelemetryBatch(_Payload):
     vin: str
     seq: int = Field(ge=0, description="per vehicle, never repeats, increases by one per batch")
     samples: list[Sample] = Field(max_length=100_000)
+    campaign: CampaignTag | None = None
 
 
 class TelemetryAck(_Payload):

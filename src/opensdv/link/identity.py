@@ -55,8 +55,10 @@ VEHICLE_RULES = (
     Rule("write", "status"),
     Rule("write", "events"),
     Rule("write", "command-results"),
+    Rule("write", "campaign-states"),
     Rule("read", "commands"),
     Rule("read", "telemetry-acks"),
+    Rule("read", "campaigns"),
 )
 SERVICE_RULES: dict[str, tuple[Rule, ...]] = {
     "ingest": (
@@ -64,9 +66,11 @@ SERVICE_RULES: dict[str, tuple[Rule, ...]] = {
         Rule("read", "status"),
         Rule("read", "events"),
         Rule("read", "command-results"),
+        Rule("read", "campaign-states"),
         Rule("write", "telemetry-acks"),
     ),
-    "api": (Rule("write", "commands"),),  # sends the commands operators give (each signed)
+    # sends the commands operators give and each car's campaign set (each signed)
+    "api": (Rule("write", "commands"), Rule("write", "campaigns")),
     "ota": (),  # HTTP only: an identity for its TLS listener, no rights on the link
     "energy": (),  # OCPP only: likewise
 }

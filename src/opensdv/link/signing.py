@@ -8,6 +8,10 @@ cloud's key needs no visit to the car. It refuses a command that is unsigned, wr
 for another VIN, not yet valid, expired, longer-lived than it allows, or replayed (it remembers
 every nonce until that command expires, across restarts). A compromised broker can delay or drop
 commands, never forge one.
+
+The same key signs each car's set of data collection campaigns (``link.campaigns``): a long-lived
+document, so it carries a revision instead of a nonce and an expiry (the car refuses one that is not
+newer than its own).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pydantic import Field, StrictStr
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.durable import write_atomically
+from opensdv.link.campaigns import CampaignEntry, CampaignSet, SignedCampaignSet
 from opensdv.link.fleet import Command, LinkError, _Payload, decode, encode
 
 __all__ = [
@@ -57,8 +62,8 @@ class SignedCommand(_Payload):
     signature: StrictStr = Field(description="Ed25519 over the command's canonical JSON, base64")
 
 
-def canonical_command(command: dict[str, Any]) -> bytes:
-    """The bytes a command's signature covers: sorted keys, no whitespace, UTF-8."""
+def canonical_command(command: Any) -> bytes:
+    """The bytes a signature covers: sorted keys, no whitespace, UTF-8."""
     return json.dumps(
         command, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
@@ -95,11 +100,19 @@ class CommandSigner:
 
     def sign(self, command: Command) -> bytes:
         """The ``SignedCommand`` for ``command``, as the link's JSON bytes."""
-        signature = self._key.sign(canonical_command(command.model_dump(mode="json")))
-        envelope = SignedCommand(
-            command=command, signer=self.certificate_pem, signature=base64.b64encode(signature).decode()
-        )
+        envelope = SignedCommand(command=command, signer=self.certificate_pem, signature=self._signature(command))
         return encode(envelope)
+
+    def sign_campaigns(self, vin: str, revision: int, campaigns: list[CampaignEntry]) -> bytes:
+        """The ``SignedCampaignSet`` of one car at ``revision``, as the link's JSON bytes."""
+        content = CampaignSet(
+            vin=vin, revision=revision, issued_at=self.clock.time(), key_id=self.key_id, campaigns=campaigns
+        )
+        envelope = SignedCampaignSet(content=content, signer=self.certificate_pem, signature=self._signature(content))
+        return encode(envelope)
+
+    def _signature(self, content: _Payload) -> str:
+        return base64.b64encode(self._key.sign(canonical_command(content.model_dump(mode="json")))).decode()
 
 
 @dataclass(frozen=True)
@@ -134,13 +147,7 @@ class CommandVerifier:
         except (ValueError, LinkError) as exc:
             raise CommandRefused(f"not a signed command: {exc}") from None
         command = envelope.command
-        signer = self._signer(envelope.signer)
-        try:
-            signer.key.verify(
-                base64.b64decode(envelope.signature, validate=True), canonical_command(raw["command"])
-            )
-        except (InvalidSignature, binascii.Error, ValueError):
-            raise CommandRefused(f"command {command.id}: the signature does not verify") from None
+        self._check_signature(envelope.signer, envelope.signature, raw["command"], f"command {command.id}")
         now = self.clock.time()
         if command.vin != self.vin:
             raise CommandRefused(f"command {command.id} is for vehicle {command.vin}, not this one")
@@ -158,6 +165,30 @@ class CommandVerifier:
         self._seen[command.nonce] = command.expires_at
         self._save_seen()
         return command
+
+    def verify_campaigns(self, payload: bytes) -> CampaignSet:
+        """The campaign set, if signed by a command signer, for this car and not issued in the future;
+        ``CommandRefused`` saying why otherwise (whether it is newer is the holder's check)."""
+        try:
+            raw = json.loads(payload)
+            envelope = decode(SignedCampaignSet, payload, "campaign set")
+        except (ValueError, LinkError) as exc:
+            raise CommandRefused(f"not a signed campaign set: {exc}") from None
+        content = envelope.content
+        where = f"campaign set revision {content.revision}"
+        self._check_signature(envelope.signer, envelope.signature, raw["content"], where)
+        if content.vin != self.vin:
+            raise CommandRefused(f"{where} is for vehicle {content.vin}, not this one")
+        if content.issued_at > self.clock.time() + CLOCK_SKEW_S:
+            raise CommandRefused(f"{where} is issued in the future ({content.issued_at:.0f})")
+        return content
+
+    def _check_signature(self, pem: str, signature: str, signed: object, where: str) -> None:
+        signer = self._signer(pem)
+        try:
+            signer.key.verify(base64.b64decode(signature, validate=True), canonical_command(signed))
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise CommandRefused(f"{where}: the signature does not verify") from None
 
     def _signer(self, pem: str) -> _Signer:
         signer = self._signers.get(pem)

@@ -39,6 +39,7 @@ from opensdv.model.vehicles import Vehicle, load_catalog
 from opensdv.model.vss import load_default_vss, load_vss
 from opensdv.programs import cancel_and_wait, to_thread_to_the_end
 from opensdv.vehicle.agent.agent import VehicleAgent
+from opensdv.vehicle.agent.campaign_set import CarFacts, CloudCampaigns
 from opensdv.vehicle.agent.campaigns import CampaignEngine, feed_campaigns, load_campaign_files, record_sender
 from opensdv.vehicle.agent.spool import Spool
 from opensdv.vehicle.agent.uplink import Uplink
@@ -115,6 +116,10 @@ class VehicleLayout:
     @property
     def seen_commands(self) -> Path:
         return self.link / "seen-commands.json"
+
+    @property
+    def cloud_campaigns(self) -> Path:
+        return self.link / "campaigns.json"
 
     @property
     def ota(self) -> Path:
@@ -334,7 +339,7 @@ class VehicleProcess:
         state = self._start_broker()
         self._start_ota()
         self.agent = self._start_agent()
-        self.campaigns = self._start_campaigns()
+        self.campaigns, self.cloud_campaigns = self._start_campaigns()
         bus_jobs = self._bus_tasks()
         await self.server.start()
         if self.viss is not None:
@@ -345,8 +350,10 @@ class VehicleProcess:
         tasks.append(asyncio.create_task(state.run()))
         if self.agent is not None:
             tasks.append(asyncio.create_task(self.agent.run()))
-            if self.campaigns is not None:
-                tasks.append(asyncio.create_task(feed_campaigns(self.broker, self.campaigns, self.agent.uplink, self.clock)))
+            if self.campaigns is not None and self.cloud_campaigns is not None:
+                cloud = self.cloud_campaigns
+                feed = feed_campaigns(self.broker, self.campaigns, self.clock, cloud.changed, cloud.refresh)
+                tasks.append(asyncio.create_task(feed))
         if self._ota is not None:
             tasks.append(asyncio.create_task(self._update_every(self.settings.vehicle.ota_period_s)))
         tasks.append(asyncio.create_task(self._report_health(self.settings.vehicle.health_period_s)))
@@ -369,21 +376,32 @@ class VehicleProcess:
                 self._ota_transport.close()  # its kept-alive TLS connections, which the server would wait on
             log.info("vehicle %s stopped", self.vin)
 
-    def _start_campaigns(self) -> CampaignEngine | None:
-        """The campaign files of the settings, checked against the car's catalog, on the agent's link."""
+    def _start_campaigns(self) -> tuple[CampaignEngine | None, CloudCampaigns | None]:
+        """The campaign engine on the agent's link: the settings' campaign files (checked against
+        the car's catalog at start) and the cloud's signed set (the one held before a restart first)."""
         files = self.settings.vehicle.campaigns
-        if not files or self.agent is None:
+        if self.agent is None:
             if files:
                 log.warning("campaigns: %d file(s) given but the car has no link (mqtt_url): not run", len(files))
-            return None
-        engine = CampaignEngine(self.broker.catalog, record_sender(self.agent.uplink))
+            return None, None
+        uplink = self.agent.uplink
+        engine = CampaignEngine(self.broker.catalog, record_sender(uplink))
         try:
-            for campaign in load_campaign_files(files, self.broker.catalog):
-                engine.install(campaign)
+            local = load_campaign_files(files, self.broker.catalog)
         except CatalogError as exc:
             raise VehicleProcessError(str(exc)) from None
-        log.info("campaigns: %s", ", ".join(c.id for c in engine.campaigns))
-        return engine
+        for campaign in local:
+            engine.install(campaign)
+        definition = self.vehicle.definition
+        car = CarFacts(self.vin, definition.brand, definition.model, tuple(definition.markets))
+        cloud = CloudCampaigns(
+            engine, self.agent.verifier, car, uplink.set_campaign_states, self.layout.cloud_campaigns,
+            local_ids=[c.id for c in local], clock=self.clock,
+        )  # fmt: skip
+        uplink.on_campaigns = cloud.receive
+        cloud.refresh(self.clock.time())
+        log.info("campaigns: %s", ", ".join(c.id for c in engine.campaigns) or "none yet")
+        return engine, cloud
 
     async def _update_every(self, period_s: float) -> None:
         while True:

@@ -191,10 +191,12 @@ async def test_the_car_feeds_its_campaigns_from_the_broker_and_sends_what_they_c
         def __init__(self) -> None:
             self.samples: list[Any] = []
             self.events: list[tuple[str, str]] = []
+            self.tags: list[Any] = []
             self.sent = asyncio.Event()
 
-        def record(self, samples: list[Any]) -> int:
+        def record_campaign(self, samples: list[Any], tag: Any, priority: int, limit: Any) -> int:
             self.samples += samples
+            self.tags.append((tag, priority, limit))
             return len(self.samples)
 
         def event(self, kind: str, detail: str = "") -> None:
@@ -209,7 +211,7 @@ async def test_the_car_feeds_its_campaigns_from_the_broker_and_sends_what_they_c
     uplink = Uplink()
     engine = CampaignEngine(CATALOG, record_sender(uplink))
     engine.install(loaded)
-    feed = asyncio.create_task(feed_campaigns(broker, engine, uplink, clock))
+    feed = asyncio.create_task(feed_campaigns(broker, engine, clock))
     await broker.changed.wait_until(lambda: broker.statistics().subscriptions == 1)
     broker.publish({SPEED: 70.0}, ALLOW_ALL)
     broker.publish({SPEED: 90.0}, ALLOW_ALL)
@@ -217,6 +219,9 @@ async def test_the_car_feeds_its_campaigns_from_the_broker_and_sends_what_they_c
     feed.cancel()
     await asyncio.gather(feed, return_exceptions=True)
     assert [(s.path, s.value) for s in uplink.samples] == [(SPEED, 70.0), (SPEED, 90.0)]
+    ((tag, priority, limit),) = uplink.tags  # in the campaign's own lane of the spool, tagged
+    assert (tag.id, tag.version, tag.trigger, priority) == ("fast", 1, 1000.0, 5)
+    assert (limit.max_batches, limit.drop) == (1000, "oldest")
     (kind, detail), = uplink.events
     assert kind == "campaign-trigger" and detail.startswith("fast v1 triggered at 1000.000: 2 samples")
     assert broker.statistics().subscriptions == 0

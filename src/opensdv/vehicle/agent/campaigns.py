@@ -11,25 +11,29 @@ higher priority first). Time is the caller's: ``update(points, now)`` and ``tick
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from opensdv.clock import Clock
-from opensdv.link.fleet import Sample
+from opensdv.link.fleet import CampaignTag, Sample
 from opensdv.model._files import CatalogError, read_document
 from opensdv.model.campaigns import (
     Campaign,
     CompiledCampaign,
     ConditionScheme,
+    SpoolLimits,
     TimeScheme,
     compile_campaign,
     parse_campaign,
 )
 from opensdv.model.query import previous_key
 from opensdv.model.vss import VssCatalog
+from opensdv.programs import cancel_and_wait
+from opensdv.vehicle.agent.spool import LaneLimit
 from opensdv.vehicle.broker import Broker, Datapoint, Permissions
 
 __all__ = [
@@ -53,6 +57,7 @@ class CampaignRecord:
     priority: int
     trigger_time: float | None  # None for a time campaign
     samples: dict[str, list[tuple[float, Any]]]
+    spool: SpoolLimits = field(default_factory=SpoolLimits)
 
 
 @dataclass
@@ -102,6 +107,15 @@ class CampaignEngine:
         self._index()
         if isinstance(campaign.scheme, TimeScheme):
             self._next_deadline = float("-inf")  # its first tick sets its period
+
+    def check(self, campaign: Campaign) -> None:
+        """``CatalogError`` if the campaign would not compile against this car's catalog."""
+        compile_campaign(campaign, self.catalog)
+
+    @property
+    def next_deadline(self) -> float:
+        """When ``tick`` has something to do next (a capture's end, a period), at the latest."""
+        return self._next_deadline
 
     def remove(self, campaign_id: str) -> None:
         self._running.pop(campaign_id, None)
@@ -192,7 +206,7 @@ class CampaignEngine:
             done = [c for c in running.captures if now >= c.until]
             for capture in done:
                 running.captures.remove(capture)
-                self.emit(CampaignRecord(campaign.id, campaign.version, campaign.priority, capture.trigger_time, capture.samples))
+                self.emit(CampaignRecord(campaign.id, campaign.version, campaign.priority, capture.trigger_time, capture.samples, campaign.spool))
             if isinstance(campaign.scheme, TimeScheme):
                 period = campaign.scheme.period_ms / 1000
                 if running.next_period is None:
@@ -202,7 +216,7 @@ class CampaignEngine:
                     for ring in running.rings.values():
                         ring.clear()
                     running.next_period = max(running.next_period + period, now)
-                    self.emit(CampaignRecord(campaign.id, campaign.version, campaign.priority, None, samples))
+                    self.emit(CampaignRecord(campaign.id, campaign.version, campaign.priority, None, samples, campaign.spool))
                 deadline = min(deadline, running.next_period)
             for capture in running.captures:
                 deadline = min(deadline, capture.until)
@@ -210,7 +224,7 @@ class CampaignEngine:
 
 
 class _Uplink(Protocol):
-    def record(self, samples: list[Sample]) -> int: ...
+    def record_campaign(self, samples: list[Sample], tag: CampaignTag, priority: int, limit: LaneLimit) -> int | None: ...
     def event(self, kind: str, detail: str = "") -> None: ...
 
 
@@ -228,32 +242,67 @@ def load_campaign_files(paths: Iterable[Path], catalog: VssCatalog) -> list[Camp
     return campaigns
 
 
-async def feed_campaigns(broker: Broker, engine: CampaignEngine, uplink: _Uplink, clock: Clock) -> None:
-    """Run ``engine`` on the broker's updates of every signal its campaigns watch; what they collect
-    goes out through the uplink's store-and-forward spool as telemetry samples (exactly once, in
-    order, as all telemetry), each capture announced by a ``campaign-trigger`` event."""
-    if not engine.paths:
-        return
-    reads = Permissions.from_scope(" ".join(f"read:{path}" for path in engine.paths), subject="campaigns")
-    subscription = broker.subscribe(engine.paths, reads, ignore_unknown=True)
-    try:
-        async for update in subscription:
-            engine.update(update, clock.time())
-    finally:
-        subscription.close()
+async def feed_campaigns(
+    broker: Broker,
+    engine: CampaignEngine,
+    clock: Clock,
+    changed: asyncio.Event | None = None,
+    refresh: Callable[[float], None] | None = None,
+    tick_s: float = 1.0,
+) -> None:
+    """Run ``engine`` on the broker's updates of every signal its campaigns watch, subscribing
+    again whenever ``changed`` is set (campaigns came or went); between updates, ``tick`` it when a
+    capture ends or a period is due, and ``refresh`` (start and expiry times) at least every ``tick_s``."""
+    changed = changed or asyncio.Event()
+    while True:
+        changed.clear()
+        paths = engine.paths
+        subscription = None
+        reader = None
+        if paths:
+            reads = Permissions.from_scope(" ".join(f"read:{path}" for path in paths), subject="campaigns")
+            subscription = broker.subscribe(paths, reads, ignore_unknown=True)
+            reader = asyncio.create_task(_read(subscription, engine, clock))
+        try:
+            while not changed.is_set():
+                wait = min(tick_s, max(engine.next_deadline - clock.time(), 0.0))
+                try:
+                    async with clock.timeout(wait):
+                        await changed.wait()
+                except TimeoutError:
+                    now = clock.time()
+                    engine.tick(now)
+                    if refresh is not None:
+                        refresh(now)
+        finally:
+            if reader is not None:
+                await cancel_and_wait([reader])
+            if subscription is not None:
+                subscription.close()
+
+
+async def _read(subscription: AsyncIterator[Mapping[str, Datapoint | None]], engine: CampaignEngine, clock: Clock) -> None:
+    async for update in subscription:
+        engine.update(update, clock.time())
 
 
 def record_sender(uplink: _Uplink) -> Callable[[CampaignRecord], None]:
-    """An ``emit`` for ``CampaignEngine``: the record's samples into the uplink, and an event."""
+    """An ``emit`` for ``CampaignEngine``: each record one batch in the campaign's own lane of the
+    uplink's store-and-forward spool (its priority, its limits while offline), tagged with the
+    campaign, and an event."""
 
     def send(record: CampaignRecord) -> None:
         samples = [
             Sample(path=path, value=value, ts=ts) for path, series in record.samples.items() for ts, value in series
             if value is not None
         ]  # fmt: skip
+        kept = True
         if samples:
-            uplink.record(sorted(samples, key=lambda s: s.ts))
+            tag = CampaignTag(id=record.campaign, version=record.version, trigger=record.trigger_time)
+            limit = LaneLimit(record.spool.max_records, record.spool.drop)
+            kept = uplink.record_campaign(sorted(samples, key=lambda s: s.ts), tag, record.priority, limit) is not None
         when = "every period" if record.trigger_time is None else f"triggered at {record.trigger_time:.3f}"
-        uplink.event("campaign-trigger", f"{record.campaign} v{record.version} {when}: {len(samples)} samples")
+        detail = f"{record.campaign} v{record.version} {when}: {len(samples)} samples"
+        uplink.event("campaign-trigger", detail if kept else detail + " (not kept: the campaign's spool is full)")
 
     return send

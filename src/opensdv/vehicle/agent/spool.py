@@ -6,15 +6,32 @@ Sequence numbers must never repeat, even after every batch was confirmed and del
 restarted (the cloud would take a repeat for a duplicate and drop it): the next number is one past
 the highest of the stored batches and the confirmed ones, and the confirmed high-water mark is
 written in the same transaction that deletes them. Adding a batch is then a single INSERT.
+
+Each batch has a priority (0 goes first; the car's own telemetry is ``TELEMETRY_PRIORITY``) and a
+lane (a data collection campaign's id; '' for the telemetry): a lane may have a limit on the batches
+it keeps while the car is offline, and whether its oldest or its newest goes when it is full.
+Within a priority, batches go out in sequence order.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["Spool"]
+__all__ = ["TELEMETRY_PRIORITY", "LaneLimit", "Spool"]
+
+TELEMETRY_PRIORITY = 5
+
+
+@dataclass(frozen=True, slots=True)
+class LaneLimit:
+    """At most ``max_batches`` of a lane wait in the spool; when full, its ``drop`` one goes."""
+
+    max_batches: int
+    drop: Literal["oldest", "newest"] = "oldest"
 
 
 class Spool:
@@ -27,8 +44,16 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL,"
+            f" priority INTEGER NOT NULL DEFAULT {TELEMETRY_PRIORITY}, lane TEXT NOT NULL DEFAULT '')"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
+        if "priority" not in columns:  # a spool written before priorities: its batches keep their order
+            self._db.execute(f"ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT {TELEMETRY_PRIORITY}")
+            self._db.execute("ALTER TABLE batches ADD COLUMN lane TEXT NOT NULL DEFAULT ''")
+        self._db.execute("CREATE INDEX IF NOT EXISTS batches_order ON batches (priority, seq)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS batches_lane ON batches (lane, seq)")
+        self.dropped = 0  # batches a lane's limit let go
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 0), next INTEGER)"
         )
@@ -38,19 +63,34 @@ class Spool:
         ).fetchall()
         self._next = int(max(stored or 0, acknowledged))
 
-    def add(self, build: Callable[[int], bytes]) -> int:
-        """Take the next sequence number, store ``build(seq)`` under it, return the number."""
+    def add(
+        self, build: Callable[[int], bytes], *, priority: int = TELEMETRY_PRIORITY, lane: str = "",
+        limit: LaneLimit | None = None,
+    ) -> int | None:  # fmt: skip
+        """Take the next sequence number, store ``build(seq)`` under it, return the number; with a
+        full ``limit``, the lane's oldest batch goes first, or this one is not kept (``None``)."""
+        if limit is not None:
+            (held,) = self._db.execute("SELECT count(*) FROM batches WHERE lane = ?", (lane,)).fetchone()
+            if held >= limit.max_batches:
+                self.dropped += 1
+                if limit.drop == "newest":
+                    return None
+                self._db.execute(
+                    "DELETE FROM batches WHERE seq IN (SELECT seq FROM batches WHERE lane = ? ORDER BY seq LIMIT ?)",
+                    (lane, held - limit.max_batches + 1),
+                )
         seq = self._next
-        self._db.execute("INSERT INTO batches VALUES (?, ?)", (seq, build(seq)))
+        self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?)", (seq, build(seq), priority, lane))
         self._next += 1
         return seq
 
-    def oldest(self, limit: int = 100, after: int = -1) -> list[tuple[int, bytes]]:
-        """Up to ``limit`` batches with sequence numbers above ``after``, in order."""
+    def next_batches(self, limit: int = 100, skip: Collection[int] = ()) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` batches not in ``skip`` (those already on their way), the highest priority
+        first and in sequence order within a priority."""
         rows = self._db.execute(
-            "SELECT seq, payload FROM batches WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            "SELECT seq, payload FROM batches ORDER BY priority, seq LIMIT ?", (limit + len(skip),)
         ).fetchall()
-        return [(int(seq), bytes(payload)) for seq, payload in rows]
+        return [(int(seq), bytes(payload)) for seq, payload in rows if seq not in skip][:limit]
 
     def first(self) -> int | None:
         """The lowest sequence number still waiting, if any."""

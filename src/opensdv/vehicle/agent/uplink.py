@@ -21,9 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
+from opensdv.link.campaigns import CampaignStates
 from opensdv.link.connection import Connection, Connector, LinkDown, Will
 from opensdv.link.fleet import (
     MAX_BUNDLE,
+    CampaignTag,
     CommandResult,
     LinkError,
     Sample,
@@ -36,12 +38,13 @@ from opensdv.link.fleet import (
     topic,
 )
 from opensdv.notify import Notifier
-from opensdv.vehicle.agent.spool import Spool
+from opensdv.vehicle.agent.spool import LaneLimit, Spool
 
 __all__ = ["Uplink", "UplinkStatistics"]
 
 log = logging.getLogger("opensdv.agent")
 CommandHandler = Callable[[bytes], Awaitable[CommandResult]]  # a SignedCommand's bytes -> its result
+CampaignsHandler = Callable[[bytes], None]  # a SignedCampaignSet's bytes (the handler reports states)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +90,31 @@ class Uplink:
         self._wake = asyncio.Event()  # a new batch, or a confirmation
         self._progress = Notifier()  # sent or confirmed more
         self._sent_seq = -1  # the highest sequence number the broker has acknowledged
+        self._in_flight: set[int] = set()  # sent on the current connection, not confirmed yet
         self._heard_at = 0.0  # when the cloud last confirmed, or the link last sent
         self._window_full = False  # the sender waits for confirmations before it may send more
         self._status_changed = asyncio.Event()
         self._events: asyncio.Queue[VehicleEvent] = asyncio.Queue()
+        self.on_campaigns: CampaignsHandler | None = None
+        self._campaign_states: CampaignStates | None = None
+        self._states_changed = asyncio.Event()
 
     def record(self, samples: list[Sample]) -> int:
         """Spool one telemetry batch (it is sent as soon as the link allows); returns its sequence."""
         seq = self.spool.add(lambda n: encode(TelemetryBatch(vin=self.vin, seq=n, samples=samples)))
+        assert seq is not None  # the telemetry's lane has no limit
+        self._wake.set()
+        return seq
+
+    def record_campaign(
+        self, samples: list[Sample], tag: CampaignTag, priority: int, limit: LaneLimit
+    ) -> int | None:
+        """Spool what a data collection campaign collected in its own lane (``limit`` while
+        offline); ``None`` if the limit keeps the older batches instead."""
+        seq = self.spool.add(
+            lambda n: encode(TelemetryBatch(vin=self.vin, seq=n, samples=samples, campaign=tag)),
+            priority=priority, lane=tag.id, limit=limit,
+        )  # fmt: skip
         self._wake.set()
         return seq
 
@@ -103,6 +123,11 @@ class Uplink:
         if software != self.status.software:
             self.status = self.status.model_copy(update={"software": dict(software), "at": self.clock.time()})
             self._status_changed.set()
+
+    def set_campaign_states(self, states: CampaignStates) -> None:
+        """The car's data collection campaigns changed state: published (retained) as soon as it can."""
+        self._campaign_states = states
+        self._states_changed.set()
 
     def event(self, kind: str, detail: str = "") -> None:
         self._events.put_nowait(VehicleEvent(vin=self.vin, kind=kind, detail=detail, at=self.clock.time()))
@@ -141,6 +166,9 @@ class Uplink:
                     await client.publish(topic(self.vin, "status"), encode(online), qos=1, retain=True)
                     await client.subscribe(topic(self.vin, "commands"), qos=1)
                     await client.subscribe(topic(self.vin, "telemetry-acks"), qos=1)
+                    await client.subscribe(topic(self.vin, "campaigns"), qos=1)
+                    if self._campaign_states is not None:
+                        self._states_changed.set()  # the newest states, whether the last connection sent them or not
                     self.disconnected.clear()
                     self.connected.set()
                     async with asyncio.TaskGroup() as group:
@@ -148,6 +176,7 @@ class Uplink:
                         group.create_task(self._send_events(client))
                         group.create_task(self._receive(client))
                         group.create_task(self._send_status(client))
+                        group.create_task(self._send_campaign_states(client))
             except* LinkDown as errors:
                 self.connected.clear()
                 self.disconnected.set()
@@ -164,16 +193,16 @@ class Uplink:
     async def _send_telemetry(self, client: Connection) -> None:
         name = topic(self.vin, "telemetry")
         budget = self.window * self.bundle
-        sent = -1  # the highest sequence number sent on this connection
+        self._in_flight = set()  # sent on this connection, not confirmed yet
         while True:
             self._wake.clear()
             oldest = self.spool.first()
             if oldest is None:
                 await self._wake.wait()
                 continue
-            room = budget - max(0, sent - oldest + 1)  # batches that may still go out unconfirmed
+            room = budget - len(self._in_flight)  # batches that may still go out unconfirmed
             self._window_full = room <= 0
-            pending = self.spool.oldest(room, after=sent) if room > 0 else []
+            pending = self.spool.next_batches(room, skip=self._in_flight) if room > 0 else []
             if pending:
                 payloads = [payload for _seq, payload in pending]
                 messages = [
@@ -184,9 +213,9 @@ class Uplink:
                         await asyncio.gather(*(client.publish(name, message, qos=1) for message in messages))
                 except TimeoutError:  # a PUBACK that never comes: the session is broken, open a new one
                     raise LinkDown(f"no PUBACK within {self.ack_timeout_s} s") from None
-                sent = pending[-1][0]
+                self._in_flight.update(seq for seq, _ in pending)
                 self.published += len(pending)
-                self._sent_seq = max(self._sent_seq, sent)
+                self._sent_seq = max(self._sent_seq, max(seq for seq, _ in pending))
                 self._heard_at = self.clock.monotonic()
                 self._progress.notify()
                 continue
@@ -203,11 +232,12 @@ class Uplink:
                     self.ack_timeout_s,
                     oldest,
                 )
-                sent = oldest - 1
+                self._in_flight.clear()
                 self.resent += 1
 
     def _confirmed(self, ack: TelemetryAck) -> None:
         self.spool.forget(ack.stored)
+        self._in_flight = {s for s in self._in_flight if not any(a <= s <= b for a, b in ack.stored)}
         self.confirmed += ack.seqs()
         self._heard_at = self.clock.monotonic()
         self._progress.notify()
@@ -221,14 +251,23 @@ class Uplink:
             online = self.status.model_copy(update={"online": True})
             await client.publish(topic(self.vin, "status"), encode(online), qos=1, retain=True)
 
+    async def _send_campaign_states(self, client: Connection) -> None:
+        while True:
+            await self._states_changed.wait()
+            self._states_changed.clear()
+            if self._campaign_states is not None:
+                payload = encode(self._campaign_states)
+                await client.publish(topic(self.vin, "campaign-states"), payload, qos=1, retain=True)
+
     async def _send_events(self, client: Connection) -> None:
         while True:
             event = await self._events.get()
             await client.publish(topic(self.vin, "events"), encode(event), qos=1)
 
     async def _receive(self, client: Connection) -> None:
-        """Confirmations of stored telemetry, and commands."""
+        """Confirmations of stored telemetry, commands, and the car's campaign set."""
         commands, acks = topic(self.vin, "commands"), topic(self.vin, "telemetry-acks")
+        campaigns = topic(self.vin, "campaigns")
         async for message in client.messages():
             where = f"{message.topic} from the cloud"
             try:
@@ -239,6 +278,8 @@ class Uplink:
                     self._confirmed(ack)
                 elif message.topic == commands:  # some brokers hand out retained others too
                     await self._obey(client, message.payload)
+                elif message.topic == campaigns and self.on_campaigns is not None:
+                    self.on_campaigns(message.payload)
             except LinkError as exc:
                 log.warning("dropped: %s", exc)
 
