@@ -91,7 +91,7 @@ def test_demo_with_a_bigger_fleet() -> None:
 
 def test_db_upgrade_then_status(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert "revision 0008" in run("db", "upgrade", "--url", url)[1]
+    assert "revision 0009" in run("db", "upgrade", "--url", url)[1]
     assert "up to date" in run("db", "status", "--url", url)[1]
 
 

@@ -36,7 +36,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 def test_migrations_create_and_remove_the_schema(database: Database) -> None:
     assert database.current_revision() is None
     database.migrate()
-    assert database.current_revision() == database.head_revision() == "0008"
+    assert database.current_revision() == database.head_revision() == "0009"
     assert {"vehicles", "ecus"} <= set(inspect(database.engine).get_table_names())
     database.migrate()  # idempotent
     database.downgrade("base")

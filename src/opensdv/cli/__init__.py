@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {  # name -> summary; each lives in opensdv.cli.<n
     "config": "Show the effective settings (file, environment and flags applied).",
     "vehicle": "One car's platform on its computer: init a config, run it.",
     "cloud": "The fleet cloud's services (API, ingest, OTA, energy): run them, add operators.",
+    "data": "Data collection campaigns on VSS: create, steer, export (through the fleet API).",
     "fleet": "Fleet identities: the CA, cars' and services' certificates, the command key, revocation.",
     "demo": "Run the platform demo: every demo vehicle built from shared standard components.",
 }

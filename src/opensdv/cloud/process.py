@@ -32,6 +32,7 @@ from opensdv.cloud.mtls import server_config
 from opensdv.config import Settings
 from opensdv.durable import write_atomically
 from opensdv.errors import OpenSDVError
+from opensdv.link.connection import LinkDown
 from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
 from opensdv.programs import cancel_and_wait
@@ -208,25 +209,47 @@ class CloudProcess:
                 log.info("telemetry: retention dropped %s", ", ".join(dropped))
             await self.clock.sleep(period_s)
 
-    async def _start_api(self, stack: AsyncExitStack) -> None:
+    async def _start_api(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
         from opensdv.cloud.fleet.api import FleetCloud, create_api
-        from opensdv.cloud.fleet.commands import CommandSender
+        from opensdv.cloud.fleet.commands import CampaignSetPublisher, CommandSender
+        from opensdv.cloud.fleet.data_campaigns import DataCampaigns
         from opensdv.cloud.fleet.operators import Operators
         from opensdv.cloud.fleet.registry import VehicleRegistry
         from opensdv.link.signing import CommandSigner
+        from opensdv.model.vss import load_default_vss
 
         cloud = self.settings.cloud
         identities = self.identities_dir
         signer = CommandSigner(identities / "command-signer.key", identities / "command-signer.pem", clock=self.clock)
-        send_command = CommandSender(MqttConnector(cloud.mqtt_url, self._identity("api")), signer)
+        connector = MqttConnector(cloud.mqtt_url, self._identity("api"))
+        send_command = CommandSender(connector, signer)
         database = self.database()
+        registry = VehicleRegistry(database)
+        data_campaigns = DataCampaigns(
+            database, registry, signer, CampaignSetPublisher(connector), load_default_vss(), clock=self.clock
+        )
         ota = self.ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
         fleet = FleetCloud(
-            VehicleRegistry(database), self._telemetry(stack), Operators(database, token_key(self.settings.data_dir)),
-            send_command, ota, sites=self.sites, clock=self.clock,
+            registry, self._telemetry(stack), Operators(database, token_key(self.settings.data_dir)),
+            send_command, ota, data_campaigns, sites=self.sites, clock=self.clock,
         )  # fmt: skip
+        tasks.append(asyncio.create_task(self._sync_campaigns_every(data_campaigns, cloud.campaign_sync_s)))
         await self._serve_http("api", create_api(fleet, cloud.api_cors_origins, cloud.api_docs), cloud.api_host, cloud.api_port, stack)
         self.ready["api"] = True
+
+    async def _sync_campaigns_every(self, campaigns: Any, period_s: float) -> None:
+        """Every stored campaign set again at start (a broker may have lost its retained messages),
+        then new sets for the cars registered since, every ``period_s``."""
+        republish = True
+        while True:
+            try:
+                sent = await campaigns.sync(republish=republish)
+                republish = False
+                if sent:
+                    log.info("data campaigns: %d car(s) sent their campaign set", sent)
+            except (LinkDown, OpenSDVError) as exc:
+                log.warning("data campaigns: sets not published (next try in %.0f s): %s", period_s, exc)
+            await self.clock.sleep(period_s)
 
     async def _start_ota(self, stack: AsyncExitStack, tasks: list[asyncio.Task[Any]]) -> None:
         from opensdv.cloud.fleet.identities import RevokedSubjects
@@ -297,7 +320,7 @@ class CloudProcess:
                 if "ingest" in self.only:
                     await self._start_ingest(stack, tasks)
                 if "api" in self.only:
-                    await self._start_api(stack)
+                    await self._start_api(stack, tasks)
                 if "ota" in self.only:
                     await self._start_ota(stack, tasks)
                 if "energy" in self.only:

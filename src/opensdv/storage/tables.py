@@ -172,3 +172,27 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class DataCampaignRow(Base):
+    """A data collection campaign: its newest version's document, whose it is, and its state."""
+
+    __tablename__ = "data_campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text)  # the campaign's JSON
+    state: Mapped[str] = mapped_column(String(16))  # active, suspended, deleted
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignSetRow(Base):
+    """The revision of the signed campaign set last published for a car (it only grows)."""
+
+    __tablename__ = "data_campaign_sets"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    campaigns: Mapped[str] = mapped_column(Text)  # JSON: [[id, version, suspended], ...] of that set

@@ -26,6 +26,7 @@ from opensdv.cloud.fleet.limits import BodyLimit
 from opensdv.cloud.fleet.routes_auth import auth_routes
 from opensdv.cloud.fleet.routes_battery import battery_routes
 from opensdv.cloud.fleet.routes_campaigns import campaign_routes
+from opensdv.cloud.fleet.routes_data import data_routes
 from opensdv.cloud.fleet.routes_energy import energy_routes
 from opensdv.cloud.fleet.routes_vehicles import vehicle_routes
 from opensdv.cloud.fleet.service import FleetCloud, VehicleSummary, caller_type
@@ -94,4 +95,5 @@ def create_api(cloud: FleetCloud, cors_origins: Sequence[str] = (), docs: bool =
     app.include_router(battery_routes(cloud, caller))
     app.include_router(energy_routes(cloud, caller))
     app.include_router(campaign_routes(cloud, caller))
+    app.include_router(data_routes(cloud, caller))
     return app

@@ -18,6 +18,7 @@ from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.energy.site import SiteView
 from opensdv.cloud.fleet.audit import AuditLog
 from opensdv.cloud.fleet.commands import CommandOrder
+from opensdv.cloud.fleet.data_campaigns import DataCampaigns
 from opensdv.cloud.fleet.operators import AuthError, Operator, Operators
 from opensdv.cloud.fleet.registry import FleetEntry, RegisteredVehicle, VehicleRegistry
 from opensdv.cloud.fleet.throttle import LoginThrottle
@@ -44,6 +45,7 @@ class FleetCloud:
     operators: Operators
     send_command: Callable[[CommandOrder], Awaitable[Command]]
     ota: OtaBackend | None = None
+    data_campaigns: DataCampaigns | None = None
     sites: dict[str, SiteView] = field(default_factory=dict)  # charging sites by id
     catalog: Catalog = field(default_factory=load_catalog)
     grading: GradingSettings = field(default_factory=GradingSettings)

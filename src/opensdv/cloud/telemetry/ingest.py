@@ -1,4 +1,4 @@
-"""MQTT ingest: every vehicle's telemetry, status and events into the telemetry store.
+"""MQTT ingest: every vehicle's telemetry, status, events and campaign states into the telemetry store.
 
 Every ``confirm_s`` the ingest confirms to each vehicle the sequence numbers stored since the last
 confirmation (``telemetry-acks``; repeats too, since the car may have missed the first
@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
 from opensdv.cloud.telemetry.store import TelemetryStorage
+from opensdv.link.campaigns import CampaignStates
 from opensdv.link.connection import Connection, Connector, LinkDown
 from opensdv.link.fleet import (
     LinkError,
@@ -108,6 +109,7 @@ class Ingest:
         self._pending: list[TelemetryBatch] = []
         self._statuses: list[VehicleStatus] = []
         self._events: list[VehicleEvent] = []
+        self._campaign_states: list[CampaignStates] = []
         self._due = asyncio.Event()  # enough is waiting: write before the period is up
         # per vehicle: when the oldest unconfirmed write was, and the sequence numbers written since
         self._stored: dict[str, tuple[float, list[int]]] = {}
@@ -122,7 +124,7 @@ class Ingest:
             while True:
                 try:
                     async with self.connector.connect(self.identifier, durable=self.durable) as client:
-                        for kind in ("telemetry", "status", "events"):
+                        for kind in ("telemetry", "status", "events", "campaign-states"):
                             await client.subscribe(self._filter(wildcard(kind)), qos=1)
                         self.subscribed.set()
                         helpers = [
@@ -157,13 +159,15 @@ class Ingest:
             if vin in self.revoked():
                 self.dropped["revoked"] += 1
                 return
-            messages: list[TelemetryBatch] | list[VehicleStatus] | list[VehicleEvent]
+            messages: list[TelemetryBatch] | list[VehicleStatus] | list[VehicleEvent] | list[CampaignStates]
             if kind == "telemetry":
                 messages = decode_telemetry(payload, name)
             elif kind == "status":
                 messages = [decode(VehicleStatus, payload, name)]
             elif kind == "events":
                 messages = [decode(VehicleEvent, payload, name)]
+            elif kind == "campaign-states":
+                messages = [decode(CampaignStates, payload, name)]
             else:
                 raise TopicError(f"{name}: vehicles do not publish {kind}")
             for message in messages:
@@ -178,6 +182,8 @@ class Ingest:
                 self._pending.append(message)
             elif isinstance(message, VehicleStatus):
                 self._statuses.append(message)
+            elif isinstance(message, CampaignStates):
+                self._campaign_states.append(message)
             else:
                 self._events.append(message)
 
@@ -185,14 +191,17 @@ class Ingest:
         """Write now, in this thread, what was received since the last write."""
         self._write(*self._take())
 
-    def _take(self) -> tuple[list[TelemetryBatch], list[VehicleStatus], list[VehicleEvent]]:
-        taken = self._pending, self._statuses, self._events
-        self._pending, self._statuses, self._events = [], [], []
+    def _take(
+        self,
+    ) -> tuple[list[TelemetryBatch], list[VehicleStatus], list[VehicleEvent], list[CampaignStates]]:
+        taken = self._pending, self._statuses, self._events, self._campaign_states
+        self._pending, self._statuses, self._events, self._campaign_states = [], [], [], []
         return taken
 
     def _write(
-        self, batches: list[TelemetryBatch], statuses: list[VehicleStatus], events: list[VehicleEvent]
-    ) -> None:
+        self, batches: list[TelemetryBatch], statuses: list[VehicleStatus], events: list[VehicleEvent],
+        campaign_states: list[CampaignStates],
+    ) -> None:  # fmt: skip
         if batches:
             stored, duplicates = self.store.add_many(batches, self.clock.time())
             self.stored += stored
@@ -201,6 +210,8 @@ class Ingest:
             self.store.set_statuses(statuses)
         if events:
             self.store.add_events(events)
+        if campaign_states:
+            self.store.set_campaign_states(campaign_states)
 
     async def _flush_every(self, period_s: float) -> None:
         """One write at a time, in arrival order, off the event loop."""
@@ -214,7 +225,7 @@ class Ingest:
                 try:
                     await self._offload(self._write, *taken)
                 except StorageError as exc:  # unconfirmed, so the cars send these batches again
-                    self.dropped["store"] += len(taken[0]) + len(taken[1]) + len(taken[2])
+                    self.dropped["store"] += sum(len(part) for part in taken)
                     log.warning("not stored (the cars will send again): %s", exc)
                     continue
                 newest = [batch.samples[-1].ts for batch in taken[0] if batch.samples]
@@ -238,5 +249,5 @@ class Ingest:
                 return  # the link is going down; the cars send those batches again and hear then
 
     def statistics(self) -> IngestStatistics:
-        waiting = len(self._pending) + len(self._statuses) + len(self._events)
+        waiting = len(self._pending) + len(self._statuses) + len(self._events) + len(self._campaign_states)
         return IngestStatistics(self.stored, self.duplicates, dict(self.dropped), waiting, self.lag_s)

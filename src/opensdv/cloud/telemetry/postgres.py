@@ -25,7 +25,18 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
-from opensdv.cloud.telemetry.store import Point, columns_of, group_by_vin, join_value, points_by_vin
+from opensdv.cloud.telemetry.store import (
+    CAPTURE_SCHEMA,
+    Capture,
+    Point,
+    capture_rows,
+    columns_of,
+    group_by_vin,
+    join_value,
+    points_by_vin,
+    samples_by_path,
+)
+from opensdv.link.campaigns import CampaignStates
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 from opensdv.storage import StorageError
 
@@ -48,6 +59,12 @@ CREATE TABLE IF NOT EXISTS telemetry_status (
 CREATE TABLE IF NOT EXISTS telemetry_events (vin text NOT NULL, "at" double precision NOT NULL, kind text NOT NULL,
     detail text NOT NULL);
 CREATE INDEX IF NOT EXISTS telemetry_events_vin_at ON telemetry_events (vin, "at");
+CREATE TABLE IF NOT EXISTS telemetry_captures (
+    vin text NOT NULL, seq bigint NOT NULL, campaign text NOT NULL, version integer NOT NULL,
+    trigger_ts double precision, received_at double precision NOT NULL, samples integer NOT NULL,
+    PRIMARY KEY (vin, seq));
+CREATE INDEX IF NOT EXISTS telemetry_captures_campaign ON telemetry_captures (campaign, vin, seq);
+CREATE TABLE IF NOT EXISTS telemetry_campaign_states (vin text PRIMARY KEY, states text NOT NULL);
 """
 _PARTITIONS = """
 SELECT child.relname FROM pg_inherits
@@ -144,6 +161,9 @@ class PostgresTelemetryStore:
                     copy.set_types(["text", "int8", "text", "float8", "float8", "text"])
                     for row in zip(*columns.values(), strict=True):
                         copy.write_row(row)
+            captured = capture_rows([b for k, b in unique.items() if k in new], received_at)
+            if captured:
+                cursor.executemany("INSERT INTO telemetry_captures VALUES (%s, %s, %s, %s, %s, %s, %s)", captured)
         return len(new), len(batches) - len(new)
 
     def _ensure_partitions(self, cursor: psycopg.Cursor[Any], days: set[int]) -> None:
@@ -175,6 +195,17 @@ class PostgresTelemetryStore:
                  [s.model for s in latest], [json.dumps(s.software) for s in latest]],
             )  # fmt: skip
 
+    def set_campaign_states(self, states: list[CampaignStates]) -> None:
+        latest = list({report.vin: report for report in states}.values())
+        if not latest:
+            return
+        with self._transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO telemetry_campaign_states SELECT * FROM unnest(%s::text[], %s::text[])"
+                " ON CONFLICT (vin) DO UPDATE SET states = excluded.states",
+                [[r.vin for r in latest], [r.model_dump_json() for r in latest]],
+            )
+
     def add_event(self, event: VehicleEvent) -> None:
         self.add_events([event])
 
@@ -197,6 +228,7 @@ class PostgresTelemetryStore:
             for day in expired:
                 cursor.execute(f"DROP TABLE IF EXISTS {_partition(day)}")
             cursor.execute("DELETE FROM telemetry_batches WHERE received_at < %s", [cutoff])
+            cursor.execute("DELETE FROM telemetry_captures WHERE received_at < %s", [cutoff])
             cursor.execute('DELETE FROM telemetry_events WHERE "at" < %s', [cutoff])
         self._days -= set(expired)
         return [_partition(day) for day in expired]
@@ -209,6 +241,42 @@ class PostgresTelemetryStore:
             vin: VehicleStatus(vin=vin, online=online, at=at, brand=brand, model=model, software=json.loads(software))
             for vin, online, at, brand, model, software in rows
         }
+
+    def campaign_states(self) -> dict[str, CampaignStates]:
+        rows = self._query("SELECT vin, states FROM telemetry_campaign_states")
+        return {vin: CampaignStates.model_validate_json(states) for vin, states in rows}
+
+    def captures(self, campaign: str) -> list[Capture]:
+        rows = self._query(
+            "SELECT vin, seq, version, trigger_ts, received_at, samples FROM telemetry_captures WHERE campaign = %s"
+            " ORDER BY vin, seq", [campaign]
+        )  # fmt: skip
+        return [Capture(*row) for row in rows]
+
+    def capture_samples(self, vin: str, seq: int) -> dict[str, list[Point]]:
+        rows = self._query(
+            "SELECT path, ts, num, other FROM telemetry_samples WHERE vin = %s AND seq = %s ORDER BY path, ts", [vin, seq]
+        )
+        return samples_by_path(rows)
+
+    def export_campaign(self, campaign: str, target: Path) -> int:
+        """Everything ``campaign`` collected as one Parquet file (zstd), streamed in row groups."""
+        import pyarrow.parquet as pq
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with self._read_lock, psycopg.connect(self._info) as connection, connection.cursor(name="export") as cursor:
+            cursor.execute(
+                "SELECT s.vin, c.version, c.trigger_ts, s.path, s.ts, s.num, s.other FROM telemetry_captures c"
+                " JOIN telemetry_samples s ON s.vin = c.vin AND s.seq = c.seq WHERE c.campaign = %s"
+                " ORDER BY s.vin, s.seq, s.ts", [campaign],
+            )  # fmt: skip
+            with pq.ParquetWriter(target, CAPTURE_SCHEMA, compression="zstd") as writer:
+                while rows := cursor.fetchmany(100_000):
+                    names = CAPTURE_SCHEMA.names
+                    writer.write_table(pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows], CAPTURE_SCHEMA))
+                    written += len(rows)
+        return written
 
     def event_counts(self, since: float) -> dict[str, int]:
         return dict(self._query('SELECT vin, count(*) FROM telemetry_events WHERE "at" >= %s GROUP BY vin', [since]))

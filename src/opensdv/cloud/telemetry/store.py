@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from opensdv.link.campaigns import CampaignStates
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 
-__all__ = ["SAMPLE_SCHEMA", "Point", "TelemetryStorage", "TelemetryStore", "columns_of", "group_by_vin", "join_value", "open_telemetry_store", "points_by_vin"]
+__all__ = ["CAPTURE_SCHEMA", "SAMPLE_SCHEMA", "Capture", "Point", "TelemetryStorage", "TelemetryStore", "capture_rows", "columns_of", "group_by_vin", "join_value", "open_telemetry_store", "points_by_vin", "samples_by_path"]
 
 SAMPLE_SCHEMA = pa.schema([
     ("vin", pa.string()), ("seq", pa.int64()), ("path", pa.string()), ("ts", pa.float64()),
@@ -34,6 +35,9 @@ CREATE TABLE IF NOT EXISTS samples (vin VARCHAR, seq BIGINT, path VARCHAR, ts DO
 CREATE TABLE IF NOT EXISTS status (vin VARCHAR PRIMARY KEY, online BOOLEAN, "at" DOUBLE, brand VARCHAR, model VARCHAR,
                                    software VARCHAR);
 CREATE TABLE IF NOT EXISTS events (vin VARCHAR, "at" DOUBLE, kind VARCHAR, detail VARCHAR);
+CREATE TABLE IF NOT EXISTS captures (vin VARCHAR, seq BIGINT, campaign VARCHAR, version INTEGER, trigger_ts DOUBLE,
+                                     received_at DOUBLE, samples INTEGER, PRIMARY KEY (vin, seq));
+CREATE TABLE IF NOT EXISTS campaign_states (vin VARCHAR PRIMARY KEY, states VARCHAR);
 """
 
 
@@ -41,6 +45,24 @@ CREATE TABLE IF NOT EXISTS events (vin VARCHAR, "at" DOUBLE, kind VARCHAR, detai
 class Point:
     ts: float
     value: Any
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One batch a data collection campaign sent: a trigger's window, or a period's samples."""
+
+    vin: str
+    seq: int
+    version: int
+    trigger: float | None
+    received_at: float
+    samples: int
+
+
+CAPTURE_SCHEMA = pa.schema([
+    ("vin", pa.string()), ("version", pa.int32()), ("trigger_ts", pa.float64()), ("path", pa.string()),
+    ("ts", pa.float64()), ("num", pa.float64()), ("other", pa.string()),
+])  # fmt: skip  # a campaign's sample row in a Parquet export
 
 
 class TelemetryStore:
@@ -90,6 +112,9 @@ class TelemetryStore:
                     }))  # fmt: skip
                     cursor.execute("INSERT INTO samples SELECT * FROM incoming")
                     cursor.unregister("incoming")
+                captured = capture_rows([b for k, b in unique.items() if k in new], received_at)
+                if captured:
+                    cursor.executemany("INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?)", captured)
                 cursor.execute("COMMIT")
             except duckdb.Error:
                 cursor.execute("ROLLBACK")
@@ -134,6 +159,46 @@ class TelemetryStore:
             "detail": pa.array([e.detail for e in events], pa.string()),
         })  # fmt: skip
         self._insert_table("INSERT INTO events SELECT * FROM incoming", table)
+
+    def set_campaign_states(self, states: list[CampaignStates]) -> None:
+        """Each car's latest report of its data collection campaigns (the last one wins)."""
+        latest = {report.vin: report for report in states}.values()
+        table = pa.table({
+            "vin": pa.array([r.vin for r in latest], pa.string()),
+            "states": pa.array([r.model_dump_json() for r in latest], pa.string()),
+        })  # fmt: skip
+        self._insert_table("INSERT OR REPLACE INTO campaign_states SELECT * FROM incoming", table)
+
+    def campaign_states(self) -> dict[str, CampaignStates]:
+        rows = self._query("SELECT vin, states FROM campaign_states", [])
+        return {vin: CampaignStates.model_validate_json(states) for vin, states in rows}
+
+    def captures(self, campaign: str) -> list[Capture]:
+        """What a campaign collected, per car in the order the car sent it."""
+        rows = self._query(
+            "SELECT vin, seq, version, trigger_ts, received_at, samples FROM captures WHERE campaign = ?"
+            " ORDER BY vin, seq", [campaign]
+        )  # fmt: skip
+        return [Capture(*row) for row in rows]
+
+    def capture_samples(self, vin: str, seq: int) -> dict[str, list[Point]]:
+        """One capture's samples, per signal in time order."""
+        rows = self._query("SELECT path, ts, num, other FROM samples WHERE vin = ? AND seq = ? ORDER BY path, ts", [vin, seq])
+        return samples_by_path(rows)
+
+    def export_campaign(self, campaign: str, target: Path) -> int:
+        """Everything ``campaign`` collected as one Parquet file (zstd); returns the rows written."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            table = self._db.cursor().sql(
+                "SELECT s.vin, c.version, c.trigger_ts, s.path, s.ts, s.num, s.other FROM captures c"
+                " JOIN samples s ON s.vin = c.vin AND s.seq = c.seq WHERE c.campaign = ? ORDER BY s.vin, s.seq, s.ts",
+                params=[campaign],
+            ).to_arrow_table()
+        import pyarrow.parquet as pq
+
+        pq.write_table(table.rename_columns(CAPTURE_SCHEMA.names).cast(CAPTURE_SCHEMA), target, compression="zstd")
+        return int(table.num_rows)
 
     def event_counts(self, since: float) -> dict[str, int]:
         """How many events each vehicle reported since ``since`` (the fleet page's alerts)."""
@@ -252,6 +317,11 @@ class TelemetryStorage(Protocol):
     def add_event(self, event: VehicleEvent) -> None: ...
     def add_events(self, events: list[VehicleEvent]) -> None: ...
     def statuses(self) -> dict[str, VehicleStatus]: ...
+    def set_campaign_states(self, states: list[CampaignStates]) -> None: ...
+    def campaign_states(self) -> dict[str, CampaignStates]: ...
+    def captures(self, campaign: str) -> list[Capture]: ...
+    def capture_samples(self, vin: str, seq: int) -> dict[str, list[Point]]: ...
+    def export_campaign(self, campaign: str, target: Path) -> int: ...
     def event_counts(self, since: float) -> dict[str, int]: ...
     def events(self, vin: str, limit: int = 50) -> list[VehicleEvent]: ...
     def sequences(self, vin: str) -> list[int]: ...
@@ -317,6 +387,22 @@ def columns_of(batches: list[TelemetryBatch]) -> dict[str, list[Any]]:
                 nums.append(None)
                 others.append(json.dumps(value))
     return {"vin": vins, "seq": seqs, "path": paths, "ts": stamps, "num": nums, "other": others}
+
+
+def capture_rows(batches: list[TelemetryBatch], received_at: float) -> list[tuple[Any, ...]]:
+    """The captures rows of the batches a campaign made: (vin, seq, campaign, version, trigger, received, samples)."""
+    return [
+        (b.vin, b.seq, b.campaign.id, b.campaign.version, b.campaign.trigger, received_at, len(b.samples))
+        for b in batches if b.campaign is not None
+    ]  # fmt: skip
+
+
+def samples_by_path(rows: list[tuple[Any, ...]]) -> dict[str, list[Point]]:
+    """Rows (path, ts, num, other) in (path, ts) order as path -> its points."""
+    found: dict[str, list[Point]] = {}
+    for path, ts, num, other in rows:
+        found.setdefault(path, []).append(Point(ts, join_value(num, other)))
+    return found
 
 
 def points_by_vin(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, Point]]:
