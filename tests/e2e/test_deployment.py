@@ -1,8 +1,9 @@
 """One cloud and two cars as a user deploys them: real processes (`opensdv cloud run`, two
 `opensdv vehicle run`), identities from `opensdv fleet`, generated configs, a Mosquitto of the
 test's own configured by `opensdv fleet mosquitto-config` (mutual TLS, the link's ACL). Both cars' telemetry
-reaches the API; a command reaches a car through its safety guard; an OTA campaign installs on
-both; a kill -9 of one car and its restart, and a SIGTERM of the cloud and its restart, lose no
+reaches the API; a command reaches a car through its safety guard; a data collection campaign
+created through the API triggers on both cars' decoded frames and its captures are stored once, in
+order, and exported; an OTA campaign installs on both; a kill -9 of one car and its restart, and a SIGTERM of the cloud and its restart, lose no
 telemetry the cars recorded.
 
 Every wait is on something the processes say: a log line, a retained status, a confirmation on
@@ -24,8 +25,20 @@ from typing import Any
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
+import pyarrow.parquet as pq
+
 from opensdv.cloud.telemetry.store import TelemetryStore
-from opensdv.link.fleet import CommandResult, TelemetryAck, VehicleStatus, decode, topic, wildcard
+from opensdv.link.campaigns import CampaignStates
+from opensdv.link.fleet import (
+    CommandResult,
+    TelemetryAck,
+    VehicleStatus,
+    decode,
+    decode_telemetry,
+    parse_topic,
+    topic,
+    wildcard,
+)
 from opensdv.link.identity import IdentityFiles
 from opensdv.link.mqtt import MqttConnector
 from opensdv.model.vehicles import load_catalog
@@ -36,6 +49,7 @@ from tests.fleet_identities import run_mosquitto
 
 CARS = {"JN1NSSAN0DD000001": "nissan-leaf-40", "JHMHNDAE0ED000002": "honda-e-advance"}
 LIMIT = "Vehicle.Powertrain.TractionBattery.Charging.ChargeLimit"
+SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 OPENSDV = [sys.executable, "-m", "opensdv"]
 
 
@@ -245,6 +259,8 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             assert outcomes[0].accepted, outcomes[0]
             assert not outcomes[1].accepted and "actuator" in outcomes[1].reason, outcomes[1]
 
+            await _a_data_campaign_reaches_both_cars(api, token, secret[1], mqtt_url, tmp_path, ingest)
+
             # an OTA campaign for every inverter of both cars installs on both
             catalog = load_catalog()
             hardware = sorted({
@@ -308,6 +324,60 @@ async def test_one_cloud_and_two_cars_deployed_as_processes(tmp_path: Path) -> N
             spool.close()
     finally:
         store.close()
+
+
+async def _a_data_campaign_reaches_both_cars(
+    api: str, token: str, secret: str, mqtt_url: str, tmp_path: Path, ingest: tuple[str, IdentityFiles]
+) -> None:
+    """A campaign created through the API reaches both brands' cars, triggers on what their
+    feeders decode from the CAN bus, and its capture is stored once per car, in order, and exported."""
+    campaign = {
+        "id": "soc-seen", "version": 1, "signals": [{"path": SOC}, {"path": "Vehicle.Speed"}],
+        "scheme": {"kind": "condition", "expression": f"{SOC} > 0", "pre_trigger_s": 2, "post_trigger_s": 1},
+        "targets": {"brands": ["Nissan", "Honda"]},
+    }  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    active: set[str] = set()
+    captured: dict[str, int] = {}
+
+    def both_captured(message: Any) -> bool:
+        vin, kind = parse_topic(message.topic)
+        if kind == "campaign-states":
+            states = decode(CampaignStates, message.payload, "test").campaigns
+            if any(s.id == "soc-seen" and s.state == "active" for s in states):
+                active.add(vin)
+        else:
+            for batch in decode_telemetry(message.payload, "test"):
+                if batch.campaign is not None and batch.campaign.id == "soc-seen":
+                    assert vin not in captured, "a parked car's state of charge rises above 0 once"
+                    captured[vin] = batch.seq
+        return active == set(CARS) and set(captured) == set(CARS)
+
+    async with _messages(mqtt_url, ingest, wildcard("campaign-states"), wildcard("telemetry")) as link:
+        body = json.dumps(campaign).encode()
+        created = await asyncio.to_thread(_http, "POST", f"{api}/api/v1/data/campaigns", body, headers)
+        assert created["cars"] == 2
+        await _until(link, both_captured)
+    for vin, seq in captured.items():
+        await _confirmed_up_to(mqtt_url, tmp_path, vin, seq)  # stored
+    shown = await asyncio.to_thread(_http, "GET", f"{api}/api/v1/data/campaigns/soc-seen", None, headers)
+    assert {(c["vin"], c["state"]) for c in shown["vehicles"]} == {(vin, "active") for vin in CARS}
+    assert sorted((c["vin"], c["seq"]) for c in shown["capture_list"]) == sorted(captured.items())
+    target = tmp_path / "soc-seen.parquet"
+    env = _env() | {"OPENSDV_API_SECRET": secret}
+    process = await asyncio.create_subprocess_exec(
+        *OPENSDV, "data", "export", "soc-seen", "-o", str(target), "--api", api, "--operator", "ops", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
+    rows = pq.read_table(target).to_pylist()
+    assert {row["vin"] for row in rows} == set(CARS) and all(row["version"] == 1 for row in rows)
+    for vin in CARS:
+        stamps = [(row["path"], row["ts"]) for row in rows if row["vin"] == vin]
+        assert stamps and len(set(stamps)) == len(stamps)  # once
+        assert [ts for _, ts in stamps] == sorted(ts for _, ts in stamps)  # in order
+        assert any(path == SOC for path, _ in stamps)
 
 
 def _recorded(state_dir: Path) -> int:
