@@ -103,6 +103,20 @@ async def test_the_demo_runs_the_cloud_and_vehicle_processes_from_their_configs(
             60,
         )  # the departure-charge app runs from the installed set
 
+        # the shipped data campaign reaches every car, which runs it on its broker's updates
+        def every_car_runs_the_campaign() -> bool:
+            reports = ingest.store.campaign_states()
+            return all(
+                [(s.id, s.state) for s in reports[vin].campaigns] == [("cruise-disengagements", "active")]
+                for vin in vins if vin in reports
+            ) and set(reports) == set(vins)  # fmt: skip
+
+        await asyncio.wait_for(ingest.written.wait_until(every_car_runs_the_campaign), 60)
+        status, listed = await _http("GET", f"{demo.url}/api/v1/data/campaigns", headers=nissan)
+        assert status == 200 and listed == []  # the platform's campaign: a brand's operator does not see it
+        _, shown = await _http("GET", f"{demo.url}/api/v1/data/campaigns/cruise-disengagements", headers=platform)
+        assert {c["vin"]: c["state"] for c in shown["vehicles"]} == dict.fromkeys(vins, "active")
+
         # the depot: the demo cars at its stations on the cloud's CSMS, the plan's load curve, profiles sent
         status, sites = await _http("GET", f"{demo.url}/api/v1/energy/sites", headers=platform)
         assert status == 200 and [(s["id"], s["stations"], s["sessions"]) for s in sites] == [("depot", 4, 4)]

@@ -99,6 +99,7 @@ class CloudProcess:
         if cloud.ingest_group is not None and cloud.telemetry_url is None:
             raise CloudProcessError("cloud.ingest_group: workers of a group share one store; set cloud.telemetry_url")
         self.ready = dict.fromkeys(sorted(self.only), False)
+        self.data_campaigns: Any = None  # the API's DataCampaigns, once it runs
 
     # ------------------------------------------------------------------------------ services
 
@@ -233,6 +234,7 @@ class CloudProcess:
             registry, self._telemetry(stack), Operators(database, token_key(self.settings.data_dir)),
             send_command, ota, data_campaigns, sites=self.sites, clock=self.clock,
         )  # fmt: skip
+        self.data_campaigns = data_campaigns
         tasks.append(asyncio.create_task(self._sync_campaigns_every(data_campaigns, cloud.campaign_sync_s)))
         await self._serve_http("api", create_api(fleet, cloud.api_cors_origins, cloud.api_docs), cloud.api_host, cloud.api_port, stack)
         self.ready["api"] = True

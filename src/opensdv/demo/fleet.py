@@ -4,7 +4,8 @@ and ``vehicle.toml`` files written under the demo's directory the way an operato
 
 What the demo adds is simulation only: an embedded MQTT broker standing in for Mosquitto (mutual
 TLS, the link's access rules, the fleet CA's revocations), twins driving each car's virtual bus,
-and simulated charging stations at the depot. Provisioning uses the functions the ``opensdv fleet``,
+and simulated charging stations at the depot. The shipped data collection campaign (cruise-control
+disengagements above 80 km/h) is created for every car, as an operator would create it. Provisioning uses the functions the ``opensdv fleet``,
 ``ota enrol`` and ``cloud operator add`` commands call: a fleet CA of its own gives every car and
 service its identity, commands are signed and verified, every car's broker checks tokens.
 
@@ -39,8 +40,9 @@ from opensdv.vehicle.apps.bus import in_car_mqtt_broker
 from opensdv.vehicle.process import PRIMARY_ECU, VehicleLayout
 from opensdv.vehicle.provision import ecu_public_keys, initialise_vehicle
 
-__all__ = ["OPERATORS", "Demo", "start_demo"]
+__all__ = ["EXAMPLE_CAMPAIGN_FILE", "OPERATORS", "Demo", "start_demo"]
 
+EXAMPLE_CAMPAIGN_FILE = "cruise-disengagements.yaml"
 OPERATORS = {"platform": PLATFORM, "nissan": "Nissan", "honda": "Honda", "mitsubishi": "Mitsubishi"}
 
 
@@ -192,6 +194,7 @@ async def start_demo(
             car.task = asyncio.create_task(car.process.run(demo.stop_event), name=f"vehicle {vin}")
             await _started(car.process.started, car.task, f"vehicle {vin}")
         await _until_fed(demo.cars)
+        await _start_example_campaign(cloud)
         demo.site = await start_demo_site(demo.cars, cloud.csms, cloud.addresses["energy"], logins, tick_s)
         cloud.sites["depot"] = demo.site.site
     except BaseException:
@@ -199,6 +202,20 @@ async def start_demo(
             await (demo.stop() if demo is not None else stack.aclose())
         raise
     return demo
+
+
+async def _start_example_campaign(cloud: CloudProcess) -> None:
+    """The shipped "cruise-control disengagements above 80 km/h" for every car, as the platform
+    operator creates it through the API (``opensdv data campaign create``)."""
+    from importlib import resources
+
+    from opensdv.cloud.fleet.operators import Operator
+    from opensdv.model._files import read_document
+    from opensdv.model.campaigns import parse_campaign
+
+    with resources.as_file(resources.files("opensdv.model") / "data" / "campaigns" / EXAMPLE_CAMPAIGN_FILE) as file:
+        campaign = parse_campaign(read_document(file), str(file))
+    await cloud.data_campaigns.create(campaign, Operator("platform", PLATFORM, can_command=True))
 
 
 async def _until_fed(cars: list[DemoCar], timeout_s: float = 10.0) -> None:
