@@ -181,6 +181,8 @@ def test_captures_are_listed_plotted_and_exported_per_campaign(world: World) -> 
     assert not world.store.add(TelemetryBatch(vin=vin, seq=3, samples=samples, campaign=tag), 201.0)  # a repeat
     shown = world.client.get("/api/v1/data/campaigns/cruise-disengagements", headers=nissan).json()
     assert [(c["vin"], c["seq"], c["trigger"], c["samples"]) for c in shown["capture_list"]] == [(vin, 3, 105.0, 17)]
+    (listed,) = world.client.get("/api/v1/data/campaigns", headers=nissan).json()
+    assert listed["captures"] == shown["captures"] == 1
     capture: dict[str, Any] = world.client.get(
         f"/api/v1/data/campaigns/cruise-disengagements/captures/{vin}/3", headers=nissan
     ).json()

@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Playwright drives Debian's Chromium against the running demo
 (its cloud process and driving cars) — sign in, see the fleet, watch a car's live values change,
-switch charging sites, pause a campaign."""
+switch charging sites, pause a campaign, plot a data campaign's capture around its trigger and
+suspend the campaign."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from opensdv.cloud.energy.ocpp.csms import Csms
 from opensdv.cloud.energy.site import ChargingSite
 from opensdv.cloud.ota.campaigns import CampaignSpec, Consent
 from opensdv.demo.fleet import start_demo
+from opensdv.link.fleet import CampaignTag, Sample, TelemetryBatch
 from opensdv.model.vehicles import load_catalog
 from tests.conftest import need
 
@@ -66,6 +68,25 @@ async def test_fleet_live_values_and_pausing_a_campaign(tmp_path: Path) -> None:
             await pause.click()
             await playwright.expect(pause).to_have_text("resume", timeout=20_000)
             assert backend.campaigns.progress("tcu-3-1").state == "paused"
+
+            # the demo's data campaign: every car's state, a capture plotted with its axes, suspended
+            leaf = demo.car("nissan-leaf-40").vin
+            tag = CampaignTag(id="cruise-disengagements", version=1, trigger=1_796_000_010.0)
+            samples = [Sample(path="Vehicle.Speed", value=95.0 - i, ts=1_796_000_000.0 + i) for i in range(16)]
+            samples.append(Sample(path="Vehicle.ADAS.CruiseControl.IsActive", value=False, ts=1_796_000_010.0))
+            demo.cloud.ingest.store.add(TelemetryBatch(vin=leaf, seq=10**9, samples=samples, campaign=tag), 1.0)
+            row = page.locator('#data-campaign-rows tr[data-campaign="cruise-disengagements"]')
+            await playwright.expect(row).to_contain_text("4 active", timeout=30_000)
+            await row.locator("td").first.click()
+            await playwright.expect(page.locator("#data-car-rows tr")).to_have_count(4, timeout=20_000)
+            capture = page.locator(f'#capture-rows tr[data-capture="{leaf}/{10**9}"]')
+            await capture.click()
+            legend = page.locator("#capture-legend")
+            await playwright.expect(legend).to_contain_text("Vehicle.Speed (left axis, km/h)", timeout=20_000)
+            assert "trigger at 2026-11-30" in await legend.inner_text()
+            assert await page.locator("#capture-chart").is_visible()
+            await row.locator("button").click()
+            await playwright.expect(row.locator("button")).to_have_text("resume", timeout=20_000)
             await browser.close()
     finally:
         await demo.stop()

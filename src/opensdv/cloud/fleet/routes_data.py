@@ -102,7 +102,10 @@ def data_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         if match is None:
             raise HTTPException(404, f"campaign {campaign_id} has no capture {vin}/{seq}")
         samples = cloud.telemetry.capture_samples(vin, seq)
-        return vars(match) | {"signals": {path: [[p.ts, p.value] for p in points] for path, points in samples.items()}}
+        catalog = service().catalog
+        units = {path: leaf.unit for path in samples if (leaf := catalog.get(path)) is not None and leaf.unit}
+        signals = {path: [[p.ts, p.value] for p in points] for path, points in samples.items()}
+        return vars(match) | {"signals": signals, "units": units}
 
     @app.get("/api/v1/data/campaigns/{campaign_id}/export")
     def export(campaign_id: str, caller: Caller) -> FileResponse:
