@@ -28,6 +28,7 @@ from opensdv.storage.tables import OperatorRow
 __all__ = ["PLATFORM", "AuthError", "Operator", "Operators"]
 
 PLATFORM = "*"
+AUTHORITY = "authority"  # market surveillance and notified bodies: the battery passport's every part, no car data else
 TICKET_AUDIENCE = "opensdv-live"
 TICKET_LIFETIME_S = 30
 _N, _R, _P = 2**14, 8, 1

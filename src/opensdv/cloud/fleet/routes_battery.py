@@ -4,13 +4,22 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from opensdv.cloud.energy.battery.batterypass import (
+    AccessGroup,
+    battery_usage,
+    performance_and_durability,
+    readable_by,
+)
 from opensdv.cloud.energy.battery.pack_age import age_pack, pack_passport
 from opensdv.cloud.fleet.limits import finite
+from opensdv.cloud.fleet.operators import AUTHORITY, AuthError
 from opensdv.cloud.fleet.service import FleetCloud
 from opensdv.cloud.fleet.service import visible as visible_to
 from opensdv.cloud.jobs.fleet_health import measured_health
+from opensdv.errors import OpenSDVError
 from opensdv.physics import AgeingProfile
 
 __all__ = ["battery_routes"]
@@ -63,5 +72,40 @@ def battery_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         )}  # fmt: skip
         return {"vin": vin, "hours": hours, "samples": measured.samples, "window_s": round(measured.window_s, 1),
                 "rated_capacity_ah": round(vehicle.pack.capacity_ah, 2), **rounded, "notes": list(measured.notes)}  # fmt: skip
+
+    bearer = HTTPBearer(auto_error=False)
+
+    def access_group(credentials: HTTPAuthorizationCredentials | None, brand: str) -> AccessGroup:
+        """Anyone: public; the car's brand and the platform: legitimate interest; authorities: all."""
+        if credentials is None:
+            return "public"
+        try:
+            who = cloud.operators.verify(credentials.credentials)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc), {"WWW-Authenticate": "Bearer"}) from None
+        if who.tenant == AUTHORITY:
+            return "authorities"
+        return "legitimate-interest" if who.sees(brand) else "public"
+
+    @app.get("/api/v1/batterypass/{vin}")
+    def battery_pass(vin: str, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict[str, Any]:
+        """The pack's passport, Battery Pass data model v1.2.0 (Performance and Durability), as much
+        of it as the caller's access group may read (no token: the public part)."""
+        try:
+            found = cloud.registry.get(vin)
+        except OpenSDVError:
+            raise HTTPException(404, f"no battery passport for {vin}") from None
+        group = access_group(credentials, found.brand)
+        vehicle = cloud.catalog.vehicle(found.definition_id)
+        now = cloud.clock.time()
+        usage = battery_usage(cloud.telemetry, vehicle, vin, 0.0, now + 1)
+        if usage is None:
+            raise HTTPException(409, f"{vin} has sent no battery telemetry yet: its passport has no condition to give")
+        health = measured_health(cloud.telemetry, vehicle, vin, now - 24 * 3600, now + 1)
+        years = max(time.gmtime(now).tm_year - found.model_year, 0.1)
+        aged = age_pack(vehicle, years, AgeingProfile(), cloud.grading).ageing
+        aspect, provenance = performance_and_durability(vehicle, usage, health, aged, now)
+        identifier = f"urn:opensdv:batterypass:{vin}:pack"
+        return {"batteryPassportIdentifier": identifier, "dataModel": "Battery Pass 1.2.0"} | readable_by(group, aspect, provenance)
 
     return app
