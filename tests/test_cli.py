@@ -129,3 +129,31 @@ def test_demo_vins_are_valid() -> None:
     vins = [demo_vin(v, i) for i, v in enumerate(load_catalog().all_vehicles(), 1)]
     assert all(validate_vin(vin) == vin for vin in vins)
     assert len(set(vins)) == len(vins)
+
+
+def test_data_commands_say_what_is_missing_or_unreachable(tmp_path: Path) -> None:
+    """The API client's errors name the cause in one line (no traceback): no secret, no API, a bad file."""
+    import os
+    from socket import socket
+
+    def data(*args: str, secret: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "OPENSDV_API_SECRET"} | ({"OPENSDV_API_SECRET": secret} if secret else {})
+        return subprocess.run([sys.executable, "-m", "opensdv", "data", *args, "--operator", "ops"], capture_output=True,
+                              text=True, check=False, timeout=60, env=env)  # fmt: skip
+
+    missing = data("campaign", "list", "--api", "http://127.0.0.1:9")
+    assert missing.returncode == 2 and "set OPENSDV_API_SECRET to operator ops's secret" in missing.stderr
+    with socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        refused = data("export", "cruise", "-o", str(tmp_path / "x.parquet"), "--api", f"http://127.0.0.1:{port}", secret="s" * 16)
+    assert refused.returncode == 2 and f"cannot reach the fleet API at http://127.0.0.1:{port}" in refused.stderr
+    assert not (tmp_path / "x.parquet").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: [unclosed\n")
+    broken = data("campaign", "create", str(bad), secret="s" * 16)
+    assert broken.returncode == 2 and "bad.yaml" in broken.stderr
+    for result in (missing, refused, broken):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    wrong = data("export", "cruise", "--format", "csv", "-o", str(tmp_path / "x"))
+    assert wrong.returncode == 2 and "only parquet" in wrong.stderr
