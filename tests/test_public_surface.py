@@ -25,7 +25,7 @@ ROOTS = {  # package -> its error root
     "opensdv.vehicle.twin": "opensdv.physics.cycles.CycleError",
     "opensdv.cloud.energy": "opensdv.cloud.energy.errors.EnergyError",
     "opensdv.cloud.ota": "opensdv.cloud.ota.errors.OtaRepositoryError",
-    "opensdv.cloud.fleet": "opensdv.cloud.fleet.operators.AuthError",
+    "opensdv.cloud.fleet": "opensdv.cloud.fleet.errors.FleetError",
 }
 NOT_ERRORS = {"opensdv.vehicle.ota.slots.PowerLossError"}  # a test's crash hook: must not be caught as one
 

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from opensdv.clock import SYSTEM_CLOCK, Clock
-from opensdv.cloud.fleet.operators import PLATFORM, Operator
+from opensdv.cloud.fleet.errors import FleetError
+from opensdv.cloud.fleet.operators import PLATFORM, AuthError, Operator
 from opensdv.cloud.fleet.registry import FleetEntry, VehicleRegistry
-from opensdv.errors import OpenSDVError
 from opensdv.link.campaigns import MAX_CAMPAIGNS, CampaignEntry
 from opensdv.link.signing import CommandSigner
 from opensdv.model.campaigns import Campaign, Targets, compile_campaign
@@ -36,11 +36,11 @@ State = Literal["active", "suspended", "deleted"]
 Publish = Callable[[list[tuple[str, bytes]]], Awaitable[None]]  # (VIN, signed set) pairs onto the link
 
 
-class CampaignConflict(OpenSDVError):
+class CampaignConflict(FleetError):
     """The change does not fit the campaign's state (an id taken, a version not newer, deleted)."""
 
 
-class CampaignForbidden(OpenSDVError):
+class CampaignForbidden(AuthError):
     """The operator may not do this (another tenant's cars, or no right to change campaigns)."""
 
 
@@ -168,6 +168,7 @@ def _sees(caller: Operator, campaign: DataCampaign) -> bool:
 
 
 def may_change(caller: Operator) -> None:
+    """``CampaignForbidden`` unless the operator may change campaigns (the right to command the fleet)."""
     if not caller.can_command:
         raise CampaignForbidden(f"operator {caller.name} may not change campaigns (it may not command the fleet)")
 

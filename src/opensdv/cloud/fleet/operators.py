@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import jwt
 from sqlalchemy.exc import IntegrityError
 
-from opensdv.errors import OpenSDVError
+from opensdv.cloud.fleet.errors import FleetError
 from opensdv.storage.database import Database
 from opensdv.storage.tables import OperatorRow
 
@@ -34,7 +34,7 @@ TICKET_LIFETIME_S = 30
 _N, _R, _P = 2**14, 8, 1
 
 
-class AuthError(OpenSDVError):
+class AuthError(FleetError):
     """Unknown operator, wrong secret, or a bad or expired token."""
 
 

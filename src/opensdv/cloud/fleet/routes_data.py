@@ -27,6 +27,23 @@ __all__ = ["data_routes"]
 MAX_CAPTURES_LISTED = 1000
 
 
+def _described(cloud: FleetCloud, found: DataCampaign) -> dict[str, Any]:
+    """A campaign as the list shows it: its state, the cars it targets and their states, counted."""
+    assert cloud.data_campaigns is not None
+    campaign = found.campaign
+    reports = cloud.telemetry.campaign_states().values()
+    states = [state for report in reports for state in report.campaigns if state.id == campaign.id]
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.state] = counts.get(state.state, 0) + 1
+    return {
+        "id": campaign.id, "version": campaign.version, "description": campaign.description,
+        "tenant": found.tenant, "state": found.state, "created_by": found.created_by,
+        "updated_at": found.updated_at, "cars": len(cloud.data_campaigns.targets(campaign)), "car_states": counts,
+        "captures": len(cloud.telemetry.captures(campaign.id)),
+    }  # fmt: skip
+
+
 def data_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
     """The ``/api/v1/data/campaigns`` endpoints (404 where the cloud runs without a command key)."""
     app = APIRouter()
@@ -42,23 +59,9 @@ def data_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
             raise HTTPException(404, f"no campaign {campaign_id}")
         return campaign
 
-    def described(found: DataCampaign) -> dict[str, Any]:
-        campaign = found.campaign
-        reports = cloud.telemetry.campaign_states().values()
-        states = [state for report in reports for state in report.campaigns if state.id == campaign.id]
-        counts: dict[str, int] = {}
-        for state in states:
-            counts[state.state] = counts.get(state.state, 0) + 1
-        return {
-            "id": campaign.id, "version": campaign.version, "description": campaign.description,
-            "tenant": found.tenant, "state": found.state, "created_by": found.created_by,
-            "updated_at": found.updated_at, "cars": len(service().targets(campaign)), "car_states": counts,
-            "captures": len(cloud.telemetry.captures(campaign.id)),
-        }  # fmt: skip
-
     @app.get("/api/v1/data/campaigns")
     def campaigns(caller: Caller) -> list[dict[str, Any]]:
-        return [described(c) for c in service().all(caller)]
+        return [_described(cloud, c) for c in service().all(caller)]
 
     @app.post("/api/v1/data/campaigns", status_code=201)
     async def create(caller: Caller, document: dict[str, Any] = Body(...)) -> dict[str, Any]:
@@ -73,7 +76,7 @@ def data_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         except CampaignConflict as exc:
             raise HTTPException(409, str(exc)) from None
         cloud.audit.record(caller, "data-campaign-create", created.campaign.id, f"version {created.campaign.version}")
-        return described(created)
+        return _described(cloud, created)
 
     @app.get("/api/v1/data/campaigns/{campaign_id}")
     def show(campaign_id: str, caller: Caller) -> dict[str, Any]:
@@ -90,7 +93,7 @@ def data_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
                 "reason": state.reason if state else "", "revision": report.revision if report else 0,
             })  # fmt: skip
         captures = [vars(c) for c in cloud.telemetry.captures(campaign_id)[-MAX_CAPTURES_LISTED:]]
-        return described(campaign) | {
+        return _described(cloud, campaign) | {
             "document": campaign.campaign.model_dump(mode="json"), "vehicles": cars, "capture_list": captures
         }
 
@@ -133,7 +136,7 @@ def data_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         except CampaignConflict as exc:
             raise HTTPException(409, str(exc)) from None
         cloud.audit.record(caller, f"data-campaign-{action}", campaign_id)
-        return described(changed)
+        return _described(cloud, changed)
 
     @app.post("/api/v1/data/campaigns/{campaign_id}/suspend")
     async def suspend(campaign_id: str, caller: Caller) -> dict[str, Any]:
