@@ -136,7 +136,21 @@ def test_any_update_sequence_keeps_windows_and_order(updates: list[tuple[str, An
         assert record.trigger_time is not None
         for samples in record.samples.values():
             times = [t for t, _ in samples]
-            assert times == sorted(times) and all(record.trigger_time - 2 <= t <= record.trigger_time + 1 for t in times)
+            assert times == sorted(times) and all(t <= record.trigger_time + 1 for t in times)
+            # within the window, but for the first: the value in force when the window opened
+            assert all(record.trigger_time - 2 <= t for t in times[1:])
+
+
+def test_a_signal_unchanged_for_longer_than_the_window_still_has_its_value_in_it() -> None:
+    records: list[CampaignRecord] = []
+    engine = CampaignEngine(CATALOG, records.append)
+    engine.install(campaign(signals=[{"path": SPEED}, {"path": ACTIVE}], scheme={"expression": f"{SPEED} > 80"}))
+    engine.update({ACTIVE: Datapoint(True, 0.0)}, 0.0)  # set once, long before
+    engine.update({SPEED: Datapoint(70.0, 9.0)}, 9.0)
+    engine.update({SPEED: Datapoint(90.0, 10.0)}, 10.0)
+    engine.tick(12.0)
+    (record,) = records
+    assert record.samples[ACTIVE] == [(0.0, True)] and record.samples[SPEED] == [(9.0, 70.0), (10.0, 90.0)]
 
 
 def test_the_example_campaign_on_a_leafs_real_frames() -> None:

@@ -181,7 +181,8 @@ class CampaignEngine:
         ring.append(sample)
         scheme = running.campaign.scheme
         keep_s = scheme.pre_trigger_s if isinstance(scheme, ConditionScheme) else None
-        while len(ring) > MAX_SAMPLES_PER_SIGNAL or (keep_s is not None and ring and ring[0][0] < now - keep_s):
+        # keeps the window, and the sample before it: the value in force when the window opens
+        while len(ring) > MAX_SAMPLES_PER_SIGNAL or (keep_s is not None and len(ring) > 1 and ring[1][0] < now - keep_s):
             ring.popleft()
 
     def _evaluate(self, running: _Running, scheme: ConditionScheme, now: float) -> None:
@@ -194,7 +195,7 @@ class CampaignEngine:
         if running.last_trigger is not None and (now - running.last_trigger) * 1000 < scheme.min_interval_ms:
             return
         running.last_trigger = now
-        before = {path: [s for s in ring if s[0] >= now - scheme.pre_trigger_s] for path, ring in running.rings.items()}
+        before = {path: _window(ring, now - scheme.pre_trigger_s) for path, ring in running.rings.items()}
         running.captures.append(_Capture(now, now + scheme.post_trigger_s, before))
         self._next_deadline = min(self._next_deadline, now + scheme.post_trigger_s)
 
@@ -221,6 +222,14 @@ class CampaignEngine:
             for capture in running.captures:
                 deadline = min(deadline, capture.until)
         self._next_deadline = deadline
+
+
+def _window(ring: deque[tuple[float, Any]], start: float) -> list[tuple[float, Any]]:
+    """The samples from ``start`` on, led by the one in force at ``start`` (a signal that has not
+    changed for a while still has its value in the window)."""
+    samples = list(ring)
+    first = next((i for i, (ts, _) in enumerate(samples) if ts >= start), len(samples))
+    return samples[max(first - 1, 0):]
 
 
 class _Uplink(Protocol):
