@@ -174,6 +174,9 @@ class CloudSettings(BaseModel):
     ota_host: str = "127.0.0.1"
     ota_port: int = Field(default=8081, ge=0, le=65535)
     ota_refresh_s: float = Field(default=3600.0, gt=0, description="how often expiring metadata is checked")
+    passport_records_dir: Path | None = Field(
+        default=None, description="the battery makers' Battery Pass records: <dir>/<module id>/<Aspect>.json"
+    )
     campaign_sync_s: float = Field(
         default=60.0, gt=0, description="how often cars registered since get the data campaigns that target them"
     )

@@ -232,7 +232,7 @@ class CloudProcess:
         ota = self.ota_backend() if "ota" in self.only else None  # campaigns in the API with OTA only
         fleet = FleetCloud(
             registry, self._telemetry(stack), Operators(database, token_key(self.settings.data_dir)),
-            send_command, ota, data_campaigns, sites=self.sites, clock=self.clock,
+            send_command, ota, data_campaigns, cloud.passport_records_dir, sites=self.sites, clock=self.clock,
         )  # fmt: skip
         self.data_campaigns = data_campaigns
         tasks.append(asyncio.create_task(self._sync_campaigns_every(data_campaigns, cloud.campaign_sync_s)))

@@ -8,12 +8,18 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opensdv.cloud.energy.battery.batterypass import (
+    MAKER_ASPECTS,
+    PERFORMANCE,
     AccessGroup,
     battery_usage,
+    general_product_information,
+    maker_records,
+    passport_identifier,
     performance_and_durability,
     readable_by,
 )
 from opensdv.cloud.energy.battery.pack_age import age_pack, pack_passport
+from opensdv.cloud.energy.battery.passport import PassportError
 from opensdv.cloud.fleet.limits import finite
 from opensdv.cloud.fleet.operators import AUTHORITY, AuthError
 from opensdv.cloud.fleet.service import FleetCloud
@@ -89,8 +95,9 @@ def battery_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
 
     @app.get("/api/v1/batterypass/{vin}")
     def battery_pass(vin: str, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict[str, Any]:
-        """The pack's passport, Battery Pass data model v1.2.0 (Performance and Durability), as much
-        of it as the caller's access group may read (no token: the public part)."""
+        """The pack's passport in the Battery Pass data model v1.2.0: Performance and Durability
+        from the car's telemetry, the other aspects from the maker's records where supplied; as
+        much of each as the caller's access group may read (no token: the public parts)."""
         try:
             found = cloud.registry.get(vin)
         except OpenSDVError:
@@ -104,8 +111,23 @@ def battery_routes(cloud: FleetCloud, Caller: Any) -> APIRouter:
         health = measured_health(cloud.telemetry, vehicle, vin, now - 24 * 3600, now + 1)
         years = max(time.gmtime(now).tm_year - found.model_year, 0.1)
         aged = age_pack(vehicle, years, AgeingProfile(), cloud.grading).ageing
-        aspect, provenance = performance_and_durability(vehicle, usage, health, aged, now)
-        identifier = f"urn:opensdv:batterypass:{vin}:pack"
-        return {"batteryPassportIdentifier": identifier, "dataModel": "Battery Pass 1.2.0"} | readable_by(group, aspect, provenance)
+        performance, provenance = performance_and_durability(vehicle, usage, health, aged, now)
+        aspects = {PERFORMANCE: performance}
+        try:
+            records = maker_records(cloud.passport_records, vehicle.pack.module.id) if cloud.passport_records else {}
+        except PassportError as exc:  # the operator's files: say which and why, serve nothing half-valid
+            raise HTTPException(500, f"the makers' passport records are unusable: {exc}") from None
+        for aspect, record in records.items():
+            if aspect == "GeneralProductInformation":
+                record, known = general_product_information(record, vehicle, vin, found.registered_at)
+                provenance |= known
+            else:
+                provenance[aspect] = "the maker's record (passport records directory)"
+            aspects[aspect] = record
+        return {
+            "batteryPassportIdentifier": passport_identifier(vin), "dataModel": "Battery Pass 1.2.0",
+            **readable_by(group, aspects, provenance),
+            "not_supplied": [a for a in MAKER_ASPECTS if a not in records],  # the maker has given no record
+        }  # fmt: skip
 
     return app

@@ -8,6 +8,7 @@ dependency from the handlers' annotations at run time.)
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException
@@ -46,6 +47,7 @@ class FleetCloud:
     send_command: Callable[[CommandOrder], Awaitable[Command]]
     ota: OtaBackend | None = None
     data_campaigns: DataCampaigns | None = None
+    passport_records: Path | None = None  # the makers' Battery Pass records, per module type
     sites: dict[str, SiteView] = field(default_factory=dict)  # charging sites by id
     catalog: Catalog = field(default_factory=load_catalog)
     grading: GradingSettings = field(default_factory=GradingSettings)

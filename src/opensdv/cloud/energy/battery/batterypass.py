@@ -1,5 +1,13 @@
-"""The battery passport's Performance and Durability aspect in the Battery Pass consortium's data
-model v1.2.0 (DIN DKE SPEC 99100), with the regulation's access groups.
+"""The battery passport in the Battery Pass consortium's data model v1.2.0 (DIN DKE SPEC 99100),
+with the regulation's access groups: the Performance and Durability aspect computed by the
+platform, the six others from the maker's records.
+
+What only the maker can state (its address and plants, the carbon footprint study, the due
+diligence report, the material composition, dismantling and recycled content, labels and test
+reports) comes from the maker's records, one JSON document per aspect and module type in the
+passport records directory, validated against the consortium's schema; the platform adds what it
+knows of each battery to the general product information (identifiers, mass, putting into
+service). An aspect the maker has not supplied is listed as such, never made up.
 
 Every value says where it comes from (``provenance``): *measured* from the car's own telemetry in
 the cloud (state of health, resistance growth, throughput, temperature exposure, state of charge),
@@ -12,7 +20,8 @@ Access (Regulation 2023/1542, Article 77 and Annex XIII): the battery's technica
 public (Annex XIII point 1: ratings, voltages, power capability, expected lifetime, reference
 test, round-trip efficiency, internal resistance); its condition — state of health and what
 measures it — is for persons with a legitimate interest (point 4, Article 14: here the car's
-brand and the platform) and for authorities (points 3 and 4: the ``authority`` tenant).
+brand and the platform) and for authorities (points 3 and 4: the ``authority`` tenant); ``ACCESS``
+says it for every part of every aspect.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -37,23 +47,47 @@ from opensdv.physics import VehicleParams
 from opensdv.physics.ageing import AgeingResult
 
 __all__ = [
+    "ACCESS",
     "ACCESS_GROUPS",
+    "MAKER_ASPECTS",
+    "PERFORMANCE",
     "AccessGroup",
     "BatteryUsage",
     "ModuleDeclaration",
     "battery_usage",
     "declaration_for",
+    "general_product_information",
+    "maker_records",
+    "passport_identifier",
     "performance_and_durability",
     "readable_by",
+    "section_access",
+    "validate_aspect",
     "validate_performance",
 ]
 
 AccessGroup = Literal["public", "legitimate-interest", "authorities"]
 ACCESS_GROUPS: tuple[AccessGroup, ...] = ("public", "legitimate-interest", "authorities")
-SECTION_ACCESS: dict[str, AccessGroup] = {  # who may read each part of the aspect (Annex XIII)
-    "batteryTechicalProperties": "public",  # sic: the data model's spelling
-    "batteryCondition": "legitimate-interest",
-}
+PERFORMANCE = "PerformanceAndDurability"
+MAKER_ASPECTS = (  # what only the battery's maker can state: its records, validated and served
+    "GeneralProductInformation", "CarbonFootprintForBatteries", "SupplyChainDueDiligence", "MaterialComposition",
+    "Circularity", "Labeling",
+)  # fmt: skip
+ACCESS: dict[str, dict[str, AccessGroup]] = {  # who may read each part of each aspect (Annex XIII)
+    PERFORMANCE: {"batteryTechicalProperties": "public", "batteryCondition": "legitimate-interest"},  # sic: Techical
+    "GeneralProductInformation": {"*": "public"},  # point 1(a), Annex VI part A
+    "CarbonFootprintForBatteries": {"*": "public"},  # point 1(c)
+    "SupplyChainDueDiligence": {"*": "public"},  # point 1(d)
+    "MaterialComposition": {  # chemistry and hazardous substances public (1(b)); the detailed composition (2(a)) not
+        "batteryChemistry": "public", "hazardousSubstances": "public", "batteryMaterials": "legitimate-interest",
+    },
+    "Circularity": {  # recycled and renewable content, end of life public (1(e)-(h)); dismantling, spares, safety (2)
+        "recycledContent": "public", "renewableContent": "public", "endOfLifeInformation": "public",
+        "dismantlingAndRemovalInformation": "legitimate-interest", "sparePartSources": "legitimate-interest",
+        "safetyMeasures": "legitimate-interest",
+    },
+    "Labeling": {"labels": "public", "declarationOfConformity": "public", "resultOfTestReport": "authorities"},  # 3
+}  # fmt: skip
 CURRENT = "Vehicle.Powertrain.TractionBattery.CurrentCurrent"
 VOLTAGE = "Vehicle.Powertrain.TractionBattery.CurrentVoltage"
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
@@ -258,35 +292,103 @@ def performance_and_durability(
         "batteryCondition/currentSelfDischargingRate": "declared initial value; not measured",
         "batteryCondition/roundTripEfficiencyat50PerCentCycleLife": "declared by the module's maker",
     }  # fmt: skip
-    return aspect, provenance
+    return aspect, {f"{PERFORMANCE}/{key}": value for key, value in provenance.items()}
 
 
-def readable_by(group: AccessGroup, aspect: dict[str, Any], provenance: dict[str, str]) -> dict[str, Any]:
-    """What ``group`` may read: the aspect's sections it has access to, their provenance, and what is withheld."""
+def section_access(aspect: str, section: str) -> AccessGroup:
+    """Who may read ``section`` of ``aspect`` (a part the table does not name: legitimate interest)."""
+    rules = ACCESS[aspect]
+    return rules.get(section, rules.get("*", "legitimate-interest"))
+
+
+def readable_by(group: AccessGroup, aspects: dict[str, dict[str, Any]], provenance: dict[str, str]) -> dict[str, Any]:
+    """What ``group`` may read of each aspect, the provenance of that, and which parts are withheld
+    (``Aspect/section``); ``provenance`` is keyed ``Aspect/section[/field]``."""
     rank = ACCESS_GROUPS.index(group)
-    shown = {k: v for k, v in aspect.items() if ACCESS_GROUPS.index(SECTION_ACCESS[k]) <= rank}
+    shown: dict[str, dict[str, Any]] = {}
+    withheld: list[str] = []
+    for name, document in aspects.items():
+        shown[name] = {}
+        for section, value in document.items():
+            if ACCESS_GROUPS.index(section_access(name, section)) <= rank:
+                shown[name][section] = value
+            else:
+                withheld.append(f"{name}/{section}")
+    visible = {f"{name}/{section}" for name, doc in shown.items() for section in doc} | set(shown)
     return {
         "access_group": group,
-        "performance_and_durability": shown,
-        "provenance": {k: v for k, v in provenance.items() if k.split("/")[0] in shown},
-        "withheld": sorted(set(aspect) - set(shown)),
+        "aspects": shown,
+        "provenance": {k: v for k, v in provenance.items() if k in visible or "/".join(k.split("/")[:2]) in visible},
+        "withheld": sorted(withheld),
     }
 
 
+def maker_records(directory: Path, module_id: str) -> dict[str, dict[str, Any]]:
+    """The maker's records for a module type: ``<directory>/<module id>/<Aspect>.json`` for each
+    aspect it supplied, each validated against the consortium's schema (``PassportError`` naming
+    the file and the fields); an aspect without a file is simply absent."""
+    records = {}
+    for aspect in MAKER_ASPECTS:
+        file = directory / module_id / f"{aspect}.json"
+        if not file.is_file():
+            continue
+        raw = file.read_bytes()
+        try:
+            text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+            document = json.loads(text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise PassportError(f"{file}: not JSON ({exc})") from None
+        if not isinstance(document, dict):
+            raise PassportError(f"{file}: an aspect is a JSON object")
+        try:
+            validate_aspect(aspect, document)
+        except PassportError as exc:
+            raise PassportError(f"{file}: {exc}") from None
+        records[aspect] = document
+    return records
+
+
+def general_product_information(
+    record: dict[str, Any], vehicle: Vehicle, vin: str, registered_at: datetime
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The maker's general product information with what the platform knows of this battery: its
+    identifiers, category, mass (the pack model's modules) and when the car went into service."""
+    known = {
+        "productIdentifier": f"{vin}-PACK", "batteryPassportIdentifier": passport_identifier(vin),
+        "batteryCategory": "ev", "batteryMass": round(vehicle.pack.modules_mass_kg, 1),
+        "puttingIntoService": registered_at.astimezone(UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    document = record | known
+    validate_aspect("GeneralProductInformation", document)
+    provenance = {"GeneralProductInformation": "the maker's record (passport records directory)"}
+    provenance |= {f"GeneralProductInformation/{key}": "the platform's registry and pack model" for key in known}
+    return document, provenance
+
+
+def passport_identifier(vin: str) -> str:
+    """The passport's identifier as the data model's pattern allows (``urn:<namespace>:<id>``)."""
+    return f"urn:opensdv:{vin.lower()}"
+
+
 @cache
-def _schema() -> dict[str, Any]:
+def _schema(aspect: str) -> dict[str, Any]:
     folder = resources.files("opensdv.cloud.energy.battery") / "data" / "batterypass-1.2.0"
-    schema: dict[str, Any] = json.loads((folder / "PerformanceAndDurability-schema.json").read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads((folder / f"{aspect}-schema.json").read_text(encoding="utf-8"))
     return schema
 
 
-def validate_performance(aspect: dict[str, Any], schema: dict[str, Any] | None = None) -> None:
-    """Against the Battery Pass v1.2.0 Performance and Durability schema; ``PassportError`` names the fields."""
-    validator = Draft4Validator(schema or _schema())
-    problems = sorted(validator.iter_errors(aspect), key=lambda e: list(e.absolute_path))
+def validate_aspect(aspect: str, document: dict[str, Any], schema: dict[str, Any] | None = None) -> None:
+    """Against the Battery Pass v1.2.0 schema of ``aspect``; ``PassportError`` names the fields."""
+    validator = Draft4Validator(schema or _schema(aspect))
+    problems = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     if problems:
         listed = "; ".join(f"{'/'.join(str(p) for p in e.absolute_path) or '(aspect)'}: {e.message}" for e in problems[:10])
-        raise PassportError(f"Performance and Durability does not validate ({len(problems)} problem(s)): {listed}")
+        raise PassportError(f"{aspect} does not validate ({len(problems)} problem(s)): {listed}")
+
+
+def validate_performance(aspect: dict[str, Any], schema: dict[str, Any] | None = None) -> None:
+    """Against the Battery Pass v1.2.0 Performance and Durability schema."""
+    validate_aspect(PERFORMANCE, aspect, schema)
 
 
 def _utc(epoch: float) -> str:
