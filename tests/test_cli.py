@@ -20,7 +20,7 @@ SUB_COMMANDS = [
     ["db", "upgrade"], ["db", "status"], ["config", "show"], ["demo"],
     ["broker", "serve"], ["broker", "token"], ["broker", "keygen"], ["broker", "certs"],
     ["can", "feed"], ["can", "map"], ["can", "stats"],
-    ["twin", "run"], ["twin", "range"], ["twin", "compare"], ["twin", "age"], ["energy", "plan"], ["energy", "soh"],
+    ["cloud", "job", "health"], ["cloud", "job", "sweep"], ["twin", "run"], ["twin", "range"], ["twin", "compare"], ["twin", "age"], ["energy", "plan"], ["energy", "soh"],
 ]  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""The demo as it runs: one cloud process and one vehicle process per car, from generated configs —
+"""The demo as it runs: one cloud process (its fleet jobs on a local Ray) and one vehicle process per car, from generated configs —
 cars -> CAN -> broker -> agent -> MQTT (TLS) -> ingest -> DuckDB -> REST API (over real HTTP),
 commands back down through each car's safety guard, an OTA campaign from the cloud's OTA service
 to every car's primary over HTTP, the cars charging at the depot on the cloud's CSMS."""
@@ -34,11 +34,15 @@ async def _http(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
 
 
 async def test_the_demo_runs_the_cloud_and_vehicle_processes_from_their_configs(tmp_path: Path) -> None:
-    demo = await start_demo(tmp_path, load_catalog().all_vehicles(), base_port=0, http_port=0, cycle="parked", tick_s=0.2)
+    demo = await start_demo(
+        tmp_path, load_catalog().all_vehicles(), base_port=0, http_port=0, cycle="parked", tick_s=0.2, ray=True
+    )
     try:
         # composed from files a user could run: cloud.toml and one vehicle.toml per car
         cloud_toml = tomllib.loads((tmp_path / "cloud.toml").read_text())
         assert cloud_toml["cloud"]["mqtt_url"].startswith("mqtts://")
+        assert cloud_toml["cloud"]["ray_address"] == "local"  # the campaigns sign their targets on a local Ray
+        assert type(demo.cloud.ota_backend().campaigns.runner).__name__ == "RayRunner"
         for car in demo.cars:
             config = tomllib.loads(car.config.read_text())
             assert config["vehicle"]["vin"] == car.vin and config["vehicle"]["mqtt_url"] == demo.mqtt_url

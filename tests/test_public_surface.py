@@ -26,6 +26,7 @@ ROOTS = {  # package -> its error root
     "opensdv.cloud.energy": "opensdv.cloud.energy.errors.EnergyError",
     "opensdv.cloud.ota": "opensdv.cloud.ota.errors.OtaRepositoryError",
     "opensdv.cloud.fleet": "opensdv.cloud.fleet.errors.FleetError",
+    "opensdv.cloud.telemetry": "opensdv.cloud.telemetry.store.TelemetryStoreError",
 }
 NOT_ERRORS = {"opensdv.vehicle.ota.slots.PowerLossError"}  # a test's crash hook: must not be caught as one
 

@@ -8,10 +8,12 @@ import typer
 
 from opensdv.cli import SUBCOMMANDS
 from opensdv.cli._common import console, settings, table
+from opensdv.cli.cloud_jobs import app as jobs_app
 
 app = typer.Typer(name="cloud", help=SUBCOMMANDS["cloud"], no_args_is_help=True)
 operator_app = typer.Typer(name="operator", help="Operator accounts of the fleet API.", no_args_is_help=True)
 app.add_typer(operator_app)
+app.add_typer(jobs_app)
 
 
 @app.command(

@@ -108,7 +108,7 @@ def _print_fleet(demo: Demo) -> None:
 
 
 async def _demo(
-    ctx: typer.Context, duration: float | None, base_port: int, http_port: int, count: int, velocitas: bool
+    ctx: typer.Context, duration: float | None, base_port: int, http_port: int, count: int, velocitas: bool, ray: bool
 ) -> None:
     from opensdv.demo.fleet import start_demo
 
@@ -116,7 +116,9 @@ async def _demo(
     vehicles = [models[n % len(models)] for n in range(count or len(models))]
     with tempfile.TemporaryDirectory(prefix="opensdv-demo-") as scratch:
         with console.status("starting the cloud and the cars (provisioning identities, enrolling ECUs)"):
-            demo = await start_demo(Path(scratch), vehicles, base_port=base_port, http_port=http_port, velocitas=velocitas)
+            demo = await start_demo(
+                Path(scratch), vehicles, base_port=base_port, http_port=http_port, velocitas=velocitas, ray=ray
+            )
         try:
             _print_fleet(demo)
             read_back = [str((await _read(car, [BRAND]))[BRAND]) for car in demo.cars]
@@ -152,9 +154,32 @@ async def _demo(
                 "operators (this run only): " + ", ".join(f"{name} / {secret}" for name, secret in demo.credentials.items()),
                 highlight=False,
             )
+            if ray:
+                _print_sweep(demo)
             await _watch(demo, duration)
         finally:
             await demo.stop()
+
+
+def _print_sweep(demo: Demo) -> None:
+    """The twin sweep of the demo's fleet as a Ray job (``opensdv cloud job sweep`` runs the same)."""
+    from opensdv.cloud.jobs.sweeps import SweepJob, twin_sweep
+
+    runner = demo.cloud.ota_backend().campaigns.runner
+    cars = [(car.vin, car.vehicle.id) for car in demo.cars]
+    with console.status("twin sweep of the fleet on Ray"):
+        found = twin_sweep(runner, SweepJob(cars))
+    lines = []
+    for car in demo.cars:
+        best = max(found[car.vin], key=lambda c: c.range_km, default=None)
+        if best is not None:
+            lines.append(f"{car.vehicle.id} {best.range_km:.0f} km ({best.modules_series} x {best.module})")
+    console.print(
+        f"Fleet jobs on a local Ray ({runner.workers} CPUs): the campaigns' targets were signed there; "
+        f"twin sweep of {len(cars)} cars over {sum(len(c) for c in found.values())} pack/e-axle choices, "
+        f"longest EPA range each: {'; '.join(lines) or 'no allowed choices'}",
+        highlight=False,
+    )
 
 
 async def _watch(demo: Demo, duration: float | None) -> None:
@@ -186,10 +211,20 @@ def run(
     velocitas: bool = typer.Option(
         True, help="run Velocitas's seat-adjuster in the cars too (needs PyPI once to build its environment)"
     ),
+    ray: bool | None = typer.Option(
+        None, "--ray/--no-ray", help="fleet jobs (campaign signing, the twin sweep) on a local Ray (default: if installed)"
+    ),
 ) -> None:
     """Run the platform demo: the cloud and one vehicle process per demo car (built from shared
     standard components), an OTA campaign rolling out to them, the cars charging at a depot."""
-    asyncio.run(_demo(ctx, duration, base_port, http_port, count, velocitas))
+    import importlib.util
+
+    from opensdv.errors import OpenSDVError
+
+    installed = importlib.util.find_spec("ray") is not None
+    if ray and not installed:
+        raise OpenSDVError("--ray needs the ray package: pip install 'opensdv[scale]' (or run with --no-ray)")
+    asyncio.run(_demo(ctx, duration, base_port, http_port, count, velocitas, installed if ray is None else ray))
 
 
 app = typer.Typer()

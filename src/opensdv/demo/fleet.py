@@ -80,6 +80,9 @@ class Demo:
         if self.cloud_task is not None:
             await _stopped([self.cloud_task], timeout_s)
         await self.stack.aclose()
+        runner = self.cloud.ota_backend().campaigns.runner
+        if self.cloud.settings.cloud.ray_address == "local" and runner is not None:
+            runner.shutdown()  # the local Ray this demo started
 
 
 async def _stopped(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
@@ -93,12 +96,12 @@ async def _stopped(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
     await cancel_and_wait(tasks)
 
 
-def _cloud_config(directory: Path, mqtt_url: str, http_port: int, stations: list[str]) -> Path:
+def _cloud_config(directory: Path, mqtt_url: str, http_port: int, stations: list[str], ray: bool) -> Path:
     config = directory / "cloud.toml"
     config.write_text(
         f'# opensdv cloud run --config {config}\ndata_dir = "{directory / "cloud"}"\n\n[cloud]\n'
         f'mqtt_url = "{mqtt_url}"\napi_port = {free_or_any(http_port)}\nota_port = 0\ncsms_port = 0\nops_port = 0\n'
-        f"stations = {stations!r}\n".replace("'", '"')
+        f"stations = {stations!r}\n".replace("'", '"') + ('ray_address = "local"\n' if ray else "")
     )
     return config
 
@@ -156,11 +159,13 @@ async def start_demo(
     cycle: str | None = None,
     tick_s: float = 2.0,
     velocitas: bool = False,
+    ray: bool = False,
 ) -> Demo:
     """Provision, configure and start the cloud and every car under ``directory``; ``cycle``
     overrides every car's drive cycle (``parked``: they stand still, so they install at once);
     ``velocitas`` adds Velocitas's seat-adjuster to the cars' apps (its SDK from PyPI, built once
-    for all cars) and the cars' in-car MQTT (``Demo.apps_mqtt_url``)."""
+    for all cars) and the cars' in-car MQTT (``Demo.apps_mqtt_url``); ``ray``: the cloud's fleet
+    jobs (the OTA campaigns' signing) on a local Ray, as ``cloud.ray_address = "local"`` does."""
     stack = AsyncExitStack()
     ca = FleetCa.init(directory / "fleet-ca")
     identities = directory / "cloud" / "identities"
@@ -178,7 +183,7 @@ async def start_demo(
         )
         apps_mqtt = await stack.enter_async_context(in_car_mqtt_broker()) if velocitas else None
         stations = depot_stations(len(vehicles))
-        cloud = CloudProcess(settings_from_file(_cloud_config(directory, mqtt_url, http_port, stations)))
+        cloud = CloudProcess(settings_from_file(_cloud_config(directory, mqtt_url, http_port, stations, ray)))
         demo = Demo(directory, cloud, [], _operators(cloud), mqtt_url, asyncio.Event(), stack, apps_mqtt_url=apps_mqtt)
         layouts = _enrol(cloud, ca, vehicles, directory / "cars", velocitas)
         logins = provision_depot(ca, StationCredentials(cloud.database()), stations, directory / "stations")

@@ -20,7 +20,7 @@ from opensdv.cloud.jobs.fleet_health import CURRENT, SOC, VOLTAGE, HealthJob, fl
 from opensdv.cloud.jobs.runner import InProcess, RayRunner, chunks, runner_for
 from opensdv.cloud.jobs.sweeps import SitePlanJob, SweepJob, plan_sites, twin_sweep
 from opensdv.cloud.ota.campaigns import CampaignSpec
-from opensdv.cloud.telemetry.store import TelemetryStore
+from opensdv.cloud.telemetry.store import TelemetryStore, TelemetryStoreError
 from opensdv.link.fleet import Sample, TelemetryBatch
 from opensdv.model.vehicles import load_catalog
 from opensdv.physics import VehicleParams, load_cycle, simulate
@@ -123,3 +123,48 @@ def test_twin_sweeps_and_site_plans_on_ray_equal_in_process(ray_runner: RayRunne
     for site in planned_here:
         assert np.allclose(planned_here[site].power_kw, planned_ray[site].power_kw)
         assert planned_here[site].site_kw.max() <= 30.0 + 1e-6  # each site under its own cap
+
+
+def test_the_jobs_run_from_the_command_line_on_ray_as_here(tmp_path: Path, ray_runner: RayRunner) -> None:
+    """``opensdv cloud job health|sweep`` over the cloud's own registry and telemetry store: the same
+    answers in this process and on Ray (``--ray-address auto`` joins the Ray already running); the
+    DuckDB file held by a writer is refused with the way out, not a traceback."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from opensdv.cli import app
+    from opensdv.cloud.fleet.registry import VehicleRegistry
+    from opensdv.storage import Database
+
+    config, url = tmp_path / "cloud.toml", f"sqlite:///{tmp_path / 'opensdv.db'}"
+    config.write_text(f'database_url = "{url}"\n[cloud]\ntelemetry_file = "{tmp_path / "telemetry.duckdb"}"\n')
+    database = Database(url)
+    database.migrate()
+    registry, catalog = VehicleRegistry(database), load_catalog()
+    store = TelemetryStore(tmp_path / "telemetry.duckdb")
+    cars = [(f"JN1NSSAN0DD{n:06d}", DEFINITIONS[n % 4]) for n in range(1, 5)]
+    for (vin, definition), soh in zip(cars, (0.8, 0.85, 0.9, 0.95), strict=True):
+        registry.register(vin, catalog.vehicle(definition), catalog.vehicle(definition).definition.markets[0])
+        _telemetry(store, vin, definition, soh)
+    cli = CliRunner()
+    held = cli.invoke(app, ["cloud", "job", "health", "--config", str(config)])  # the writer still has it
+    assert isinstance(held.exception, TelemetryStoreError), held.output  # the entry point: one line, status 2
+    assert "cannot open the telemetry file" in str(held.exception) and "PostgreSQL" in str(held.exception)
+    store.close()
+    answers = {}
+    for where in ([], ["--ray-address", "auto"]):
+        out = tmp_path / f"health{len(where)}.json"
+        result = cli.invoke(app, ["cloud", "job", "health", "--config", str(config), "--out", str(out), *where])
+        assert result.exit_code == 0, result.output
+        answers[len(where)] = json.loads(out.read_text())
+    assert answers[0] == answers[2] and set(answers[0]) == {vin for vin, _ in cars}
+    assert [round(answers[0][vin]["soh"], 2) for vin, _ in cars] == pytest.approx([0.8, 0.85, 0.9, 0.95], abs=0.03)
+    assert "on Ray" in result.output
+
+    out = tmp_path / "choices.json"
+    result = cli.invoke(app, ["cloud", "job", "sweep", "--config", str(config), "--brand", "Nissan", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    choices = json.loads(out.read_text())
+    assert set(choices) == {vin for vin, model in cars if model.startswith("nissan")}
+    assert all(c["range_km"] > 0 for found in choices.values() for c in found)

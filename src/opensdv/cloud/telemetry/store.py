@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from opensdv.errors import OpenSDVError
 from opensdv.link.campaigns import CampaignStates
 from opensdv.link.fleet import TelemetryBatch, VehicleEvent, VehicleStatus
 
-__all__ = ["CAPTURE_SCHEMA", "SAMPLE_SCHEMA", "Capture", "Point", "TelemetryStorage", "TelemetryStore", "capture_rows", "columns_of", "group_by_vin", "join_value", "open_telemetry_store", "points_by_vin", "samples_by_path"]
+__all__ = ["CAPTURE_SCHEMA", "SAMPLE_SCHEMA", "Capture", "Point", "TelemetryStorage", "TelemetryStore", "TelemetryStoreError", "capture_rows", "columns_of", "group_by_vin", "join_value", "open_telemetry_store", "points_by_vin", "samples_by_path"]
 
 SAMPLE_SCHEMA = pa.schema([
     ("vin", pa.string()), ("seq", pa.int64()), ("path", pa.string()), ("ts", pa.float64()),
@@ -65,6 +66,10 @@ CAPTURE_SCHEMA = pa.schema([
 ])  # fmt: skip  # a campaign's sample row in a Parquet export
 
 
+class TelemetryStoreError(OpenSDVError):
+    """A telemetry store could not be opened or read (the message names it and why)."""
+
+
 class TelemetryStore:
     """One DuckDB database (a file, or ``:memory:``); safe to use from several threads."""
 
@@ -72,7 +77,13 @@ class TelemetryStore:
         """``read_only``: several processes may read a file no process is writing (fleet jobs)."""
         if isinstance(path, Path):
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = duckdb.connect(str(path), read_only=read_only)
+        try:
+            self._db = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:  # held by a writing process, missing, or not a DuckDB file
+            raise TelemetryStoreError(
+                f"cannot open the telemetry file {path}: {str(exc).splitlines()[0]} (while the cloud writes it, "
+                "read PostgreSQL (cloud.telemetry_url) instead, or stop the cloud first)"
+            ) from None
         if not read_only:
             self._db.execute(_SCHEMA)
         self._lock = threading.Lock()
