@@ -34,6 +34,8 @@ from opensdv.vehicle.agent.uplink import Uplink
 
 __all__ = ["Load", "provision_cars", "start_in_process", "vin"]
 
+CONNECT_WAVE = 250  # cars connecting at once: the broker's listen backlog and TLS handshakes bound it
+
 
 def vin(n: int) -> str:
     return f"JN1LDGEN0AA{n:06d}"
@@ -57,6 +59,7 @@ class Load:
     mode: str = "steady"  # or "backlog"
     seconds: float = 10.0  # steady: how long each car sends
     batches: int = 20  # backlog: batches per car
+    period: float = 1.0  # steady: seconds between a car's batches
 
 
 def _raise_file_limit() -> None:
@@ -78,21 +81,29 @@ async def _connected(load: Load) -> tuple[list[Uplink], list[asyncio.Task[None]]
         )
         for name in load.vins
     ]
-    tasks = [asyncio.create_task(u.run()) for u in uplinks]
-    await asyncio.wait_for(asyncio.gather(*(u.connected.wait() for u in uplinks)), 600)
+    tasks: list[asyncio.Task[None]] = []
+    for start in range(0, len(uplinks), CONNECT_WAVE):  # a few hundred handshakes at a time, as
+        wave = uplinks[start : start + CONNECT_WAVE]  # cars coming into coverage; not all 10,000 at once
+        tasks += [asyncio.create_task(u.run()) for u in wave]
+        await asyncio.wait_for(asyncio.gather(*(u.connected.wait() for u in wave)), 600)
     return uplinks, tasks
+
+
+def _ticks(load: Load) -> int:
+    """Batches each car sends in a steady load."""
+    return max(1, round(load.seconds / load.period))
 
 
 async def _steady(load: Load, uplinks: list[Uplink]) -> None:
     started = time.time() + 0.5
-    ticks = max(1, round(load.seconds))
+    ticks = _ticks(load)
 
     async def drive(uplink: Uplink, phase: float) -> None:
         for k in range(ticks):
-            await asyncio.sleep(max(0.0, started + phase + k - time.time()))
+            await asyncio.sleep(max(0.0, started + phase + k * load.period - time.time()))
             uplink.record(_samples(load.signals, float(k), time.time()))
 
-    await asyncio.gather(*(drive(u, n / len(uplinks)) for n, u in enumerate(uplinks)))
+    await asyncio.gather(*(drive(u, n / len(uplinks) * load.period) for n, u in enumerate(uplinks)))
 
 
 async def _backlog(load: Load, uplinks: list[Uplink]) -> None:
@@ -113,7 +124,15 @@ async def run(load: Load, report: Any) -> None:
     report.put(("connected", time.perf_counter() - began))
     began = time.perf_counter()
     await (_steady(load, uplinks) if load.mode == "steady" else _backlog(load, uplinks))
-    report.put(("done", {"seconds": time.perf_counter() - began, "batches": sum(u.published for u in uplinks)}))
+    sent_s = time.perf_counter() - began
+    expected = len(uplinks) * (load.batches if load.mode == "backlog" else _ticks(load))
+    while sum(u.published for u in uplinks) < expected and time.perf_counter() - began < sent_s + 120:
+        await asyncio.sleep(0.1)  # every batch acknowledged by the broker (QoS 1) before the report
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report.put(("done", {
+        "seconds": sent_s, "batches": sum(u.published for u in uplinks), "expected": expected,
+        "cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_mb": usage.ru_maxrss / 1024,
+    }))  # fmt: skip
     # then leave at once: ten thousand connections need no orderly goodbye (the broker sees them
     # drop, as it would a fleet going out of coverage), and cancelling them all only makes noise
     report.close()
@@ -144,9 +163,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--mode", choices=["steady", "backlog"], default="steady")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--period", type=float, default=1.0, help="steady: seconds between a car's batches")
     args = parser.parse_args(argv)
     vins = provision_cars(FleetCa(args.ca_dir), args.cars_dir, args.cars)
-    load = Load(args.url, args.cars_dir, vins, args.signals, args.mode, args.seconds, args.batches)
+    load = Load(args.url, args.cars_dir, vins, args.signals, args.mode, args.seconds, args.batches, args.period)
     process, queue = start_in_process(load)
     for _ in range(2):
         print(*queue.get())

@@ -3,6 +3,7 @@ subscription on Mosquitto (mutual TLS, the fleet's ACL), storing into PostgreSQL
 
     . scripts/services.sh && python -m bench.scale [--cars 2000] [--batches 20] [--runs 3]
                                                    [--ladder 1000,2000,4000] [--seconds 15]
+                                                   [--fleet 10000] [--fleet-period 10] [--fleet-signals 50]
 
 Measured in one run, both sides with the same information and the same job:
 
@@ -13,6 +14,9 @@ Measured in one run, both sides with the same information and the same job:
 - sustained: the cars of each ``--ladder`` size send ten signals a second each for ``--seconds``
   (the generator running beside the workers, on the same two cores); lag p99 from a batch's newest
   sample to its row being written. The largest size with lag p99 <= 1 s is what the workers keep.
+- fleet: ``--fleet`` cars from the one generator process, each its own mutual-TLS connection and
+  spool, at a telematics unit's pace (a batch of ``--fleet-signals`` every ``--fleet-period`` s), into
+  2 workers: how long they take to connect, what the generator costs, whether every batch is stored.
 """
 
 from __future__ import annotations
@@ -164,31 +168,34 @@ async def _drain(
     return expected * SIGNALS / (last - first), {part: (cpu_last[part] - cpu_first[part]) / cores for part in PARTS}
 
 
-async def _sustained(mqtt: str, identity: IdentityFiles, database: str, load: Load, workers: int) -> tuple[float, float]:
-    """(lag p99 s, stored signals per second) with ``load`` running beside ``workers`` workers."""
+async def _sustained(mqtt: str, identity: IdentityFiles, database: str, load: Load, workers: int) -> dict[str, Any]:
+    """Lag p99 (s), offered signals per second and the generator's own figures (connect time, CPU,
+    memory) with ``load`` running beside ``workers`` workers."""
     _clean(database)
     group = f"steady-{workers}-{len(load.vins)}"
     names = [f"opensdv-ingest-{group}-{n}" for n in range(workers)]
     stop, processes = _start_workers(mqtt, identity, database, names, group)
     await asyncio.sleep(2.0)  # the workers subscribe (their start is not what is measured)
     cars, report = start_in_process(load)
-    await asyncio.to_thread(report.get)  # connected
-    _, done = await asyncio.to_thread(report.get)
+    _, connected_s = await asyncio.to_thread(report.get, True, 900)
+    _, done = await asyncio.to_thread(report.get, True, load.seconds + 900)
     expected = done["batches"]
     began = time.perf_counter()
     while _count(database) < expected and time.perf_counter() - began < 120:
         await asyncio.sleep(0.1)
+    stored = _count(database)
     await asyncio.to_thread(cars.join, 60)
     with psycopg.connect(conninfo(database)) as connection:
         lag = float(connection.execute(LAG).fetchone()[0])  # type: ignore[index]
     await _stop_workers(mqtt, identity, stop, processes, names)
-    return lag, expected * SIGNALS / done["seconds"]
+    return {"lag_p99_s": lag, "offered": expected * load.signals / done["seconds"], "connected_s": connected_s,
+            "stored": stored, **done}  # fmt: skip
 
 
 async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ca = FleetCa.init(tmp / "ca")
-    with console.status(f"issuing {max(args.cars, *args.ladder):,} car identities"):
-        vins = provision_cars(ca, tmp / "cars", max(args.cars, *args.ladder))
+    with console.status(f"issuing {max(args.cars, args.fleet, *args.ladder):,} car identities"):
+        vins = provision_cars(ca, tmp / "cars", max(args.cars, args.fleet, *args.ladder))
     identity = ca.provision_service("ingest", tmp / "services")
     results: dict[str, Any] = {"drain": {}, "sustained": {}}
     async with _mosquitto(ca, tmp) as mqtt:
@@ -205,6 +212,11 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 steady = Load(mqtt, tmp / "cars", vins[:cars], SIGNALS, "steady", seconds=args.seconds)
                 with console.status(f"sustained, {workers} worker(s), {cars:,} cars"):
                     results["sustained"][(workers, cars)] = await _sustained(mqtt, identity, args.postgres_url, steady, workers)
+        if args.fleet:
+            fleet = Load(mqtt, tmp / "cars", vins[: args.fleet], args.fleet_signals, "steady",
+                         seconds=args.fleet_seconds, period=args.fleet_period)  # fmt: skip
+            with console.status(f"{args.fleet:,} cars from one process, 2 workers"):
+                results["fleet"] = await _sustained(mqtt, identity, args.postgres_url, fleet, 2)
     return results
 
 
@@ -215,9 +227,13 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ladder", default="1000,2000,4000", help="car counts for the sustained runs")
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--fleet", type=int, default=10_000, help="cars of the fleet run, one process (0: none)")
+    parser.add_argument("--fleet-period", type=float, default=10.0, help="fleet run: seconds between a car's batches")
+    parser.add_argument("--fleet-signals", type=int, default=50, help="fleet run: signals per batch")
+    parser.add_argument("--fleet-seconds", type=float, default=60.0)
     parser.add_argument("--postgres-url", default=os.environ.get("OPENSDV_TEST_POSTGRES_URL"))
     args = parser.parse_args(argv)
-    args.ladder = [int(n) for n in args.ladder.split(",")]
+    args.ladder = [int(n) for n in args.ladder.split(",") if n]
     if not args.postgres_url:
         sys.exit("no PostgreSQL: run `. scripts/services.sh` first, or give --postgres-url")
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,9 +250,19 @@ def main(argv: list[str]) -> dict[str, Any]:
     console.print(f"PostgreSQL storage: {results['bytes_per_signal']:.0f} bytes per stored signal (day partitions, index, batch rows)")
     table = Table("workers", "cars", "offered signals/s", "lag p99 s", "kept (p99 <= 1 s)",
                   title=f"sustained: cars x {SIGNALS} signals at 1 Hz for {args.seconds:g} s, the generator beside the workers")  # fmt: skip
-    for (workers, cars), (lag, offered) in results["sustained"].items():
-        table.add_row(str(workers), f"{cars:,}", f"{offered:,.0f}", f"{lag:.3f}", "yes" if lag <= 1.0 else "no")
+    for (workers, cars), run in results["sustained"].items():
+        lag = run["lag_p99_s"]
+        table.add_row(str(workers), f"{cars:,}", f"{run['offered']:,.0f}", f"{lag:.3f}", "yes" if lag <= 1.0 else "no")
     console.print(table)
+    if "fleet" in results:
+        run = results["fleet"]
+        console.print(
+            f"fleet: {args.fleet:,} cars from one process (each its own mutual-TLS connection and spool), a batch of "
+            f"{args.fleet_signals} signals every {args.fleet_period:g} s for {args.fleet_seconds:g} s: connected in "
+            f"{run['connected_s']:.1f} s; {run['batches']:,} of {run['expected']:,} batches acknowledged, "
+            f"{run['stored']:,} stored by 2 workers; offered {run['offered']:,.0f} signals/s; lag p99 "
+            f"{run['lag_p99_s']:.2f} s; the generator: {run['cpu_s']:.0f} CPU s, {run['max_rss_mb']:,.0f} MB peak"
+        )
     return results
 
 

@@ -59,3 +59,18 @@ def test_the_epa_label_method_reproduces_the_2016_leafs_label() -> None:
     assert ours["range_mi"] == pytest.approx(label["range_mi"], rel=0.05)
     assert ours["kwh_per_mi"] == pytest.approx(label["kwh_per_mi"], rel=0.05)
     assert rows["FASTSim get_label_fe"]["range_mi"] == pytest.approx(label["range_mi"], rel=0.05)
+
+
+def test_the_leafs_labels_against_each_other_under_epa_calibrated_physics() -> None:
+    """The finding docs/twin.md rests on: on NREL's EPA-calibrated Leaf record, our methods give the
+    Leaf's WLTP/EPA range ratio within 5 % of the published one and its Japan/EPA ratio ~12 % above:
+    the Japanese label is not reachable by physics that matches the EPA tests."""
+    need_reference("fastsim")
+    from bench.twin_validation import label_consistency
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ratios = label_consistency()
+    published, fastsim = ratios["published (Leaf 40)"], ratios["FASTSim's Leaf record, our methods"]
+    assert fastsim["wltp"] == pytest.approx(published["wltp"], rel=0.05)
+    assert 0.08 < fastsim["japan-wltc"] / published["japan-wltc"] - 1 < 0.16
