@@ -261,7 +261,8 @@ def main(argv: list[str]) -> dict[str, Any]:
             f"{args.fleet_signals} signals every {args.fleet_period:g} s for {args.fleet_seconds:g} s: connected in "
             f"{run['connected_s']:.1f} s; {run['batches']:,} of {run['expected']:,} batches acknowledged, "
             f"{run['stored']:,} stored by 2 workers; offered {run['offered']:,.0f} signals/s; lag p99 "
-            f"{run['lag_p99_s']:.2f} s; the generator: {run['cpu_s']:.0f} CPU s, {run['max_rss_mb']:,.0f} MB peak"
+            f"{run['lag_p99_s']:.2f} s; the generator: {run['connect_cpu_s']:.0f} CPU s connecting, "
+            f"{run['send_cpu_s'] / (run['seconds'] + 1e-9):.0%} of a core sending, {run['max_rss_mb']:,.0f} MB peak"
         )
     return results
 
