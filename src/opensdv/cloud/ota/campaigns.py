@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from opensdv.cloud.jobs.runner import JobRunner
 from opensdv.cloud.ota.director import Assignment, Director, ManifestOutcome
@@ -176,7 +176,7 @@ class Campaigns:
             fleet = {v.vin: v for v in self.inventory.vehicles()}
             verdicts = [(vin, self.eligibility(spec, v)[1]) for vin, v in fleet.items()]
             eligible = sum(not why for _vin, why in verdicts)
-            position = 0
+            position, members = 0, []
             for vin, why in verdicts:
                 stage = -1
                 if not why:
@@ -184,16 +184,11 @@ class Campaigns:
                         i for i, pct in enumerate(spec.stages) if position < math.ceil(eligible * pct / 100)
                     )
                     position += 1
-                session.add(
-                    OtaCampaignVehicleRow(
-                        campaign_id=spec.id,
-                        vin=vin,
-                        stage=stage,
-                        status="excluded" if why else "pending",
-                        detail=why,
-                        updated_at=now,
-                    )
-                )
+                members.append({"campaign_id": spec.id, "vin": vin, "stage": stage,
+                                "status": "excluded" if why else "pending", "detail": why, "updated_at": now})  # fmt: skip
+            session.flush()  # the campaign row first: its vehicles refer to it
+            if members:  # one multi-row insert, not one ORM object per car (the stage's serial part)
+                session.execute(insert(OtaCampaignVehicleRow), members)
         self._assign_stage(spec.id, fleet)  # stage 1 from the same read of the fleet
         return self.progress(spec.id)
 
