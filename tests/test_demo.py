@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from opensdv.cloud.jobs.runner import RayRunner
 from opensdv.demo.fleet import start_demo
 from opensdv.demo.ota import APP_CAMPAIGN, DEMO_CAMPAIGN
 from opensdv.model.vehicles import load_catalog
@@ -42,7 +43,7 @@ async def test_the_demo_runs_the_cloud_and_vehicle_processes_from_their_configs(
         cloud_toml = tomllib.loads((tmp_path / "cloud.toml").read_text())
         assert cloud_toml["cloud"]["mqtt_url"].startswith("mqtts://")
         assert cloud_toml["cloud"]["ray_address"] == "local"  # the campaigns sign their targets on a local Ray
-        assert type(demo.cloud.ota_backend().campaigns.runner).__name__ == "RayRunner"
+        assert isinstance(demo.cloud.ota_backend().campaigns.runner, RayRunner)
         for car in demo.cars:
             config = tomllib.loads(car.config.read_text())
             assert config["vehicle"]["vin"] == car.vin and config["vehicle"]["mqtt_url"] == demo.mqtt_url

@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from opensdv.cli._common import console, settings, table
+
+if TYPE_CHECKING:
+    from opensdv.cloud.jobs.runner import JobRunner
+    from opensdv.config import Settings
 
 app = typer.Typer(name="job", help="Fleet jobs over every registered car, here or on Ray.", no_args_is_help=True)
 
@@ -23,7 +27,9 @@ BRAND_OPTION = typer.Option(None, help="only this brand's cars")
 OUT_OPTION = typer.Option(None, "--out", help="also write the answers as JSON to this file")
 
 
-def _context(ctx: typer.Context, config: Path | None, ray_address: str | None, brand: str | None):  # type: ignore[no-untyped-def]
+def _context(
+    ctx: typer.Context, config: Path | None, ray_address: str | None, brand: str | None
+) -> tuple[Settings, JobRunner, list[tuple[str, str]]]:
     """The settings, the runner and the registered cars as (VIN, vehicle id) pairs."""
     from opensdv.cloud.fleet.registry import VehicleRegistry
     from opensdv.cloud.jobs.runner import runner_for
@@ -41,8 +47,10 @@ def _context(ctx: typer.Context, config: Path | None, ray_address: str | None, b
     return chosen, runner, cars
 
 
-def _where(runner: object) -> str:
-    return f"on Ray ({getattr(runner, 'workers', 1)} CPUs)" if type(runner).__name__ == "RayRunner" else "in this process"
+def _where(runner: JobRunner) -> str:
+    from opensdv.cloud.jobs.runner import RayRunner
+
+    return f"on Ray ({runner.workers} CPUs)" if isinstance(runner, RayRunner) else "in this process"
 
 
 def _write(out: Path | None, answers: dict[str, Any]) -> None:
