@@ -157,3 +157,13 @@ def test_data_commands_say_what_is_missing_or_unreachable(tmp_path: Path) -> Non
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     wrong = data("export", "cruise", "--format", "csv", "-o", str(tmp_path / "x"))
     assert wrong.returncode == 2 and "only parquet" in wrong.stderr
+
+
+def test_running_a_sub_command_leaves_the_root_command_in_place() -> None:
+    """Importing a sub-command's module must not replace ``opensdv.cli.app`` (the root command)
+    with that module: a later ``from opensdv.cli import app`` in the same process would get it."""
+    import opensdv.cli
+
+    for name in opensdv.cli.SUBCOMMANDS:
+        assert runner.invoke(app, [name, "--help"]).exit_code == 0, name
+        assert opensdv.cli.app is app, f"running {name!r} replaced the root command"

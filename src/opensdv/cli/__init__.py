@@ -20,7 +20,7 @@ from opensdv.errors import OpenSDVError
 
 __all__ = ["app", "main"]
 
-SUBCOMMANDS: dict[str, str] = {  # name -> summary; each lives in opensdv.cli.<name>
+SUBCOMMANDS: dict[str, str] = {  # name -> summary; each lives in opensdv.cli.<name> (but see MODULES)
     "vss": "Inspect VSS signal catalogs (the shipped one, official exports, overlays).",
     "components": "Standard battery modules and e-axles: list, show, check compatibility.",
     "vehicles": "Vehicle definitions: brand, model, pack, e-axles, ECUs.",
@@ -40,6 +40,11 @@ SUBCOMMANDS: dict[str, str] = {  # name -> summary; each lives in opensdv.cli.<n
 }
 
 
+# where a sub-command's module is named otherwise: a module opensdv.cli.app, once imported, would
+# replace this package's ``app`` (the root command) as an attribute of the package
+MODULES = {"app": "apps"}
+
+
 class _LazyGroup(TyperGroup):
     """Imports a sub-command's module when it is resolved; the root help lists summaries only.
     (Contexts are typed ``Any``: typer vendors click and exposes no public name for its types.)"""
@@ -54,7 +59,7 @@ class _LazyGroup(TyperGroup):
             return None
         if self._listing:
             return TyperCommand(cmd_name, help=SUBCOMMANDS[cmd_name], short_help=SUBCOMMANDS[cmd_name])
-        module = importlib.import_module(f"opensdv.cli.{cmd_name}")
+        module = importlib.import_module(f"opensdv.cli.{MODULES.get(cmd_name, cmd_name)}")
         command = typer.main.get_command(module.app)
         command.name = cmd_name
         return command
