@@ -4,7 +4,9 @@
 
 - director: a campaign stage to ``--vehicles`` enrolled cars (each its own director repository:
   targets, snapshot and timestamp signed per car). Vehicle targets per second from the campaign's
-  creation to its last car's metadata, median of ``--runs`` (each on a fresh back end).
+  creation to its last car's metadata, median of ``--runs`` (each on a fresh copy of one enrolled
+  fleet, synced to disk before the clock starts). In-process and Ray runs take turns, and each Ray
+  figure's ratio is to the in-process runs beside it.
 - fleet state of health: ``--cars`` cars' packs measured from ten minutes of their own stored
   telemetry (current, voltage, state of charge each second, 18 million samples for 10,000 cars
   in a DuckDB file), the same job in-process and as Ray tasks; the answers are compared too.
@@ -15,6 +17,8 @@ Ray's own start (a few seconds) is not counted; its task dispatch and result tra
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -48,7 +52,8 @@ def _vin(n: int) -> str:
     return f"JN1JBS000AA{n:06d}"
 
 
-def _director_world(path: Path, vehicles: int) -> OtaBackend:
+def _director_world(path: Path, vehicles: int) -> None:
+    """``vehicles`` Nissan Leafs enrolled for OTA (each with its director repository) and an image."""
     database = Database(f"sqlite:///{path / 'ota.db'}")
     database.migrate()
     backend = OtaBackend(path / "cloud", database)
@@ -61,19 +66,25 @@ def _director_world(path: Path, vehicles: int) -> OtaBackend:
         keys = {name: ecu_key(path / "keys" / f"{vin}-{name}").public_key for name in leaf.ecus}
         backend.enrol(vin, keys, "TCU")
     backend.images.add_image("eaxle/inverter-2.4.0.bin", b"x" * 4096, [INVERTER], "2.4.0", 24)
-    return backend
+    database.close()
 
 
-def _director_rate(vehicles: int, runner: JobRunner | None) -> float:
+def _director_rate(world: Path, vehicles: int, runner: JobRunner | None) -> float:
+    """One campaign stage on a fresh copy of ``world``, timed from a clean disk (nothing left to
+    write back from making the copy)."""
     with tempfile.TemporaryDirectory() as tmp:
-        backend = _director_world(Path(tmp), vehicles)
+        shutil.copytree(world, Path(tmp), dirs_exist_ok=True)
+        database = Database(f"sqlite:///{Path(tmp) / 'ota.db'}")
+        backend = OtaBackend(Path(tmp) / "cloud", database)
         backend.campaigns.runner = runner
+        os.sync()
         started = time.perf_counter()
         progress = backend.campaigns.create(
             CampaignSpec(id="inverters", image="eaxle/inverter-2.4.0.bin", stages=[100], mode="forced")
         )
         elapsed = time.perf_counter() - started
         assert progress.counts == {"assigned": vehicles}, progress
+        database.close()
         return vehicles / elapsed
 
 
@@ -122,23 +133,30 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"director": {}, "health": {}}
+    inline: dict[str, list[float]] = {}  # the in-process director runs interleaved with each Ray session
     with tempfile.TemporaryDirectory() as tmp:
         with console.status(f"{args.cars:,} cars' telemetry into DuckDB"):
             cars, soh = _fleet_telemetry(Path(tmp) / "fleet.duckdb", args.cars)
         job = HealthJob(Path(tmp) / "fleet.duckdb", cars, time.time() - 2 * 3600, time.time())
-        for name, workers in (("in-process", 0), ("Ray, 1 worker", 1), ("Ray, 2 workers", 2)):
-            runner: Any = InProcess() if not workers else RayRunner(workers=workers)
-            rates = []
-            for run in range(args.runs):
-                with console.status(f"director, {name}, run {run + 1}/{args.runs}"):
-                    rates.append(_director_rate(args.vehicles, None if not workers else runner))
+        world = Path(tmp) / "director"
+        with console.status(f"{args.vehicles:,} cars enrolled for OTA"):
+            _director_world(world, args.vehicles)
+        with console.status("fleet state of health, in-process"):
+            results["health"]["in-process"] = _timed(lambda: fleet_health(InProcess(), job, 2), args.runs)
+        for name, workers in (("Ray, 1 worker", 1), ("Ray, 2 workers", 2)):
+            runner = RayRunner(workers=workers)
+            rates, inline[name] = [], []
+            for run in range(args.runs):  # in turn, so both sides see the same state of the machine
+                with console.status(f"director, in-process and {name}, run {run + 1}/{args.runs}"):
+                    inline[name].append(_director_rate(world, args.vehicles, None))
+                    rates.append(_director_rate(world, args.vehicles, runner))
             results["director"][name] = statistics.median(rates)
             with console.status(f"fleet state of health, {name}"):
-                pieces = max(2, 4 * workers)
-                seconds, health = _timed(lambda runner=runner, pieces=pieces: fleet_health(runner, job, pieces), args.runs)
-            results["health"][name] = (seconds, health)
-            if workers:
-                runner.shutdown()
+                pieces = 4 * workers
+                results["health"][name] = _timed(lambda runner=runner, pieces=pieces: fleet_health(runner, job, pieces), args.runs)
+            runner.shutdown()
+    results["director"] = {"in-process": statistics.median([r for runs in inline.values() for r in runs]), **results["director"]}
+    ratios = {name: results["director"][name] / statistics.median(runs) for name, runs in inline.items()}
     baseline = results["health"]["in-process"][1]
     measured = np.array([baseline[vin].soh for vin, _ in cars], dtype=float)
     error = float(np.sqrt(np.nanmean((measured - soh) ** 2)) * 100)
@@ -147,7 +165,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     for name in results["director"]:
         seconds, health = results["health"][name]
         table.add_row(
-            name, f"{results['director'][name]:.0f}", f"{results['director'][name] / results['director']['in-process']:.2f}",
+            name, f"{results['director'][name]:.0f}", f"{ratios.get(name, 1.0):.2f}",
             f"{seconds:.1f}", f"{results['health']['in-process'][0] / seconds:.2f}", "yes" if health == baseline else "NO",
         )  # fmt: skip
     console.print(table)

@@ -162,3 +162,37 @@ def test_two_campaigns_for_one_car_travel_together_and_are_withdrawn_separately(
     assert installed(primary, "EAXLE_FRONT") == IMAGE and installed(primary, "BMS") == "bms/bms-2.3.0.bin"
     assert {p.state for p in world.backend.campaigns.all()} == {"completed"}
     assert world.backend.director.instructions(vin) == {}
+
+
+def test_a_stage_signed_in_group_commits_keeps_the_cars_before_one_that_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cars' new metadata is synced a group at a time; a car that cannot be signed stops the rest,
+    but those before it (even in an unfinished group) are committed, as one by one."""
+    import opensdv.cloud.ota.director as director_module
+    from opensdv.cloud.ota.director import Assignment
+    from opensdv.cloud.ota.inventory import VehicleState
+    from opensdv.cloud.ota.repository import OtaRepositoryError
+
+    monkeypatch.setattr(director_module, "GROUP_COMMIT", 2)
+    world = make_world(tmp_path)
+    vins = [world.add_vehicle("nissan-leaf-40", n) for n in range(1, 6)]
+    world.add_image(IMAGE, "2.4.0", 24)
+    target, _ = world.backend.images.image(IMAGE)
+    states = {s.vin: s for s in world.backend.inventory.vehicles(vins)}
+
+    def work(vin: str, ecu: str = "EAXLE_FRONT") -> tuple[VehicleState, list[Assignment]]:
+        serial = f"{vin}-{ecu}"
+        hardware = next((e.hardware_id for e in states[vin].ecus if e.serial == serial), "KDS-INV-110-400-B")
+        return states[vin], [Assignment(serial, hardware, target)]
+
+    director = world.backend.director
+    director.assign_many([work(v) for v in vins[:3]], {}, "first")  # a full group, then one more
+    assert all(IMAGE in director.instructions(v) for v in vins[:3])
+    with pytest.raises(OtaRepositoryError, match="no enrolled ECU"):
+        director.assign_many([work(vins[3]), work(vins[4], ecu="NOT_THERE")], {}, "second")
+    director.forget(vins)
+    assert IMAGE in director.instructions(vins[3])  # committed although its group never filled
+    assert IMAGE not in director.instructions(vins[4])
+    for vin in vins[:4]:  # what the cars fetch verifies and installs
+        assert world.vehicles[vin].update().status == "installed"

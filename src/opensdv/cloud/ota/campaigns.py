@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from opensdv.cloud.jobs.runner import JobRunner
 from opensdv.cloud.ota.director import Assignment, Director, ManifestOutcome
@@ -109,6 +109,30 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version or ""))
 
 
+def _verdict(spec: CampaignSpec, hardware: set[str], vehicle: VehicleState) -> tuple[list[str], str]:
+    """``Campaigns.eligibility`` with the image's targeted hardware ids already worked out."""
+    t = spec.target
+    if t.brands and vehicle.brand not in t.brands:
+        return [], f"brand {vehicle.brand}"
+    if t.models and vehicle.model not in t.models and vehicle.definition_id not in t.models:
+        return [], f"model {vehicle.model}"
+    if t.markets and vehicle.market not in t.markets:
+        return [], f"market {vehicle.market}"
+    if t.rxswin and vehicle.rxswin not in t.rxswin:
+        return [], f"RXSWIN {vehicle.rxswin or '(none)'}"
+    ecus = [e for e in vehicle.ecus if e.hardware_id in hardware and e.public_key is not None]
+    if t.current_versions:
+        ecus = [e for e in ecus if e.installed_version in t.current_versions]
+    if not ecus:
+        return [], "no enrolled ECU with a targeted hardware id and version"
+    for req in spec.requires:
+        ecu = next((e for e in vehicle.ecus if e.name == req.ecu), None)
+        have = ecu.installed_version if ecu else None
+        if _version_tuple(have) < _version_tuple(req.min_version):
+            return [], f"needs {req.ecu} >= {req.min_version}, has {have or 'unknown'}"
+    return [e.serial for e in ecus], ""
+
+
 class Campaigns:
     def __init__(
         self,
@@ -134,27 +158,7 @@ class Campaigns:
 
     def eligibility(self, spec: CampaignSpec, vehicle: VehicleState) -> tuple[list[str], str]:
         """(serials of the ECUs to update, '') or ([], why the vehicle is excluded)."""
-        t = spec.target
-        hardware = self._hardware(spec)
-        if t.brands and vehicle.brand not in t.brands:
-            return [], f"brand {vehicle.brand}"
-        if t.models and vehicle.model not in t.models and vehicle.definition_id not in t.models:
-            return [], f"model {vehicle.model}"
-        if t.markets and vehicle.market not in t.markets:
-            return [], f"market {vehicle.market}"
-        if t.rxswin and vehicle.rxswin not in t.rxswin:
-            return [], f"RXSWIN {vehicle.rxswin or '(none)'}"
-        ecus = [e for e in vehicle.ecus if e.hardware_id in hardware and e.public_key is not None]
-        if t.current_versions:
-            ecus = [e for e in ecus if e.installed_version in t.current_versions]
-        if not ecus:
-            return [], "no enrolled ECU with a targeted hardware id and version"
-        for req in spec.requires:
-            ecu = next((e for e in vehicle.ecus if e.name == req.ecu), None)
-            have = ecu.installed_version if ecu else None
-            if _version_tuple(have) < _version_tuple(req.min_version):
-                return [], f"needs {req.ecu} >= {req.min_version}, has {have or 'unknown'}"
-        return [e.serial for e in ecus], ""
+        return _verdict(spec, self._hardware(spec), vehicle)
 
     def create(self, spec: CampaignSpec) -> CampaignProgress:
         """Store the campaign, work out who is eligible, and start stage 1."""
@@ -174,7 +178,8 @@ class Campaigns:
                 )
             )
             fleet = {v.vin: v for v in self.inventory.vehicles()}
-            verdicts = [(vin, self.eligibility(spec, v)[1]) for vin, v in fleet.items()]
+            hardware = self._hardware(spec)
+            verdicts = [(vin, _verdict(spec, hardware, v)[1]) for vin, v in fleet.items()]
             eligible = sum(not why for _vin, why in verdicts)
             position, members = 0, []
             for vin, why in verdicts:
@@ -213,57 +218,64 @@ class Campaigns:
         return terms
 
     def _assign_stage(self, campaign_id: str, known: dict[str, VehicleState] | None = None) -> None:
-        spec = self.spec(campaign_id)
-        target, _ = self.images.image(spec.image)
+        """Sign the open stages' pending vehicles: listed here, then read, checked and signed by
+        ``sign_vehicles`` here or in pieces on the job runner (``known``: the fleet as the caller
+        just read it, for signing here)."""
         with self._db.session() as session:
             campaign = session.get(OtaCampaignRow, campaign_id)
             assert campaign is not None
-            rows = session.scalars(
-                select(OtaCampaignVehicleRow).where(
-                    OtaCampaignVehicleRow.campaign_id == campaign_id,
-                    OtaCampaignVehicleRow.stage <= campaign.stage,
-                    OtaCampaignVehicleRow.status == "pending",
+            vins = list(
+                session.scalars(
+                    select(OtaCampaignVehicleRow.vin).where(
+                        OtaCampaignVehicleRow.campaign_id == campaign_id,
+                        OtaCampaignVehicleRow.stage <= campaign.stage,
+                        OtaCampaignVehicleRow.status == "pending",
+                    ).order_by(OtaCampaignVehicleRow.vin)
                 )
-            ).all()
-            work: list[tuple[VehicleState, list[Assignment]]] = []
-            states = known if known is not None else {
-                v.vin: v for v in self.inventory.vehicles([row.vin for row in rows])
-            }  # one read for the stage, not one per vehicle
-            for row in rows:
-                vehicle = states[row.vin]
-                serials, why = self.eligibility(spec, vehicle)
-                if why:
-                    row.status, row.detail = "excluded", why
-                    continue
-                assignments = [
-                    Assignment(s, next(e.hardware_id for e in vehicle.ecus if e.serial == s), target)
-                    for s in serials
-                ]
-                work.append((vehicle, assignments))
-            self._sign_targets(work, self._terms(spec), campaign_id)
-            now = self.clock()
-            assigned = {vehicle.vin for vehicle, _ in work}
-            for row in rows:
-                if row.vin in assigned:
-                    row.status, row.updated_at = "assigned", now
-
-    def _sign_targets(
-        self, work: list[tuple[VehicleState, list[Assignment]]], terms: dict[str, object], campaign: str
-    ) -> None:
-        """Each vehicle's new director targets, signed here or as a fleet job (each vehicle's
-        repository is its own, so the pieces are independent)."""
-        if self.runner is None or len(work) < 2:
-            for vehicle, assignments in work:
-                self.director.assign(vehicle.vin, assignments, terms, campaign=campaign, state=vehicle)
+            )
+        if self.runner is None or len(vins) < 2:
+            self.sign_vehicles(campaign_id, vins, known)
             return
         from opensdv.cloud.jobs.director import DirectorJob, sign_targets
         from opensdv.cloud.jobs.runner import chunks
 
-        pieces = chunks(work, 4 * getattr(self.runner, "workers", 1))
-        jobs = [DirectorJob(self.director.path.parent, self._db.open_url, piece, terms, campaign, self.clock()) for piece in pieces]
-        self.runner.map(sign_targets, jobs)
-        for vehicle, _ in work:
-            self.director.repository(vehicle.vin).forget_cache()  # signed elsewhere: read it again
+        signed_at = self.clock()  # every piece signs as of the same instant, wherever it runs
+        pieces = chunks(vins, 4 * getattr(self.runner, "workers", 1))
+        self.runner.map(
+            sign_targets,
+            [DirectorJob(self.director.path.parent, self._db.open_url, campaign_id, piece, signed_at) for piece in pieces],
+        )
+        self.director.forget(vins)  # signed in other processes: read them again
+
+    def sign_vehicles(
+        self, campaign_id: str, vins: list[str], known: dict[str, VehicleState] | None = None
+    ) -> None:
+        """One piece of a stage, wherever it runs: read these vehicles (unless ``known``), exclude
+        those no longer eligible, sign the others' director targets, and record both."""
+        spec = self.spec(campaign_id)
+        target, _ = self.images.image(spec.image)
+        hardware = self._hardware(spec)
+        states = [known[vin] for vin in vins] if known is not None else self.inventory.vehicles(vins)
+        work: list[tuple[VehicleState, list[Assignment]]] = []
+        excluded: dict[str, str] = {}
+        for vehicle in states:
+            serials, why = _verdict(spec, hardware, vehicle)
+            if why:
+                excluded[vehicle.vin] = why
+                continue
+            by_serial = {e.serial: e.hardware_id for e in vehicle.ecus}
+            work.append((vehicle, [Assignment(s, by_serial[s], target) for s in serials]))
+        self.director.assign_many(work, self._terms(spec), campaign_id)
+        now = self.clock()
+        outcome = [(vin, "excluded", why) for vin, why in excluded.items()]
+        outcome += [(vehicle.vin, "assigned", "") for vehicle, _ in work]
+        if outcome:  # one executemany by primary key, not one ORM object per car
+            with self._db.session() as session:
+                session.execute(
+                    update(OtaCampaignVehicleRow),
+                    [{"campaign_id": campaign_id, "vin": vin, "status": status, "detail": detail, "updated_at": now}
+                     for vin, status, detail in outcome],
+                )
 
     # -- life cycle -------------------------------------------------------------------------------
     def _set_state(self, campaign_id: str, state: State, reason: str = "") -> None:

@@ -10,7 +10,7 @@ replayed to another.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from opensdv.cloud.ota.images import ImageRepository
 from opensdv.cloud.ota.inventory import InstalledReport, Inventory, OtaEvent, VehicleState
 from opensdv.cloud.ota.keys import KeyStore
 from opensdv.cloud.ota.repository import OtaRepositoryError, RoleKeys, SignedRepository
+from opensdv.durable import WriteBatch
 from opensdv.link.uptane import (
     EcuVersionReport,
     ManifestError,
@@ -67,6 +68,7 @@ def _entry(target: TargetFile, ecu_identifiers: dict[str, Any], campaign: str) -
 
 
 CACHED_REPOSITORIES = 4096  # open per-vehicle repositories kept (each holds its parsed metadata)
+GROUP_COMMIT = 128  # vehicles whose new metadata is synced together (a stage's cars see it by groups)
 
 
 class Director:
@@ -133,7 +135,14 @@ class Director:
             del self._repos[next(iter(self._repos))]
         return repo
 
-    def _publish(self, vin: str, targets: dict[str, TargetFile], campaigns: dict[str, Any]) -> None:
+    def forget(self, vins: Iterable[str]) -> None:
+        """Drop what is cached of these vehicles' metadata (another process signed it)."""
+        for vin in vins:
+            self._repos.pop(vin, None)
+
+    def _publish(
+        self, vin: str, targets: dict[str, TargetFile], campaigns: dict[str, Any], batch: WriteBatch | None = None
+    ) -> None:
         """New per-vehicle targets; only the terms of campaigns that still have an image are kept."""
         repo = self.repository(vin)
         current = repo.targets().signed
@@ -143,7 +152,7 @@ class Director:
             "vehicle_id": vin,
             "campaigns": {c: terms for c, terms in campaigns.items() if c in referenced},
         }
-        repo.publish({Targets.type: current})
+        repo.publish({Targets.type: current}, batch=batch)
 
     def _current(self, vin: str) -> tuple[dict[str, TargetFile], dict[str, Any]]:
         signed = self.repository(vin).targets().signed
@@ -157,10 +166,12 @@ class Director:
         terms: dict[str, Any] | None = None,
         campaign: str = "manual",
         state: VehicleState | None = None,
+        batch: WriteBatch | None = None,
     ) -> None:
         """Tell ``vin``'s ECUs to install these images for ``campaign`` (whose ``terms`` — mode,
         energy, consent — travel signed with them). Instructions for its other ECUs stay.
-        ``state``: the vehicle as the caller just read it (a campaign stage reads all at once)."""
+        ``state``: the vehicle as the caller just read it (a campaign stage reads all at once);
+        ``batch``: the group commit the new metadata joins (see ``assign_many``)."""
         state = state or self.inventory.vehicle(vin)
         for a in assignments:
             ecu = state.ecu(a.ecu_serial)
@@ -182,7 +193,22 @@ class Director:
             ids = dict(shared.custom["ecu_identifiers"]) if shared is not None else {}
             ids[a.ecu_serial] = {"hardware_id": a.hardware_id}
             targets[a.target.path] = _entry(a.target, ids, campaign)
-        self._publish(vin, targets, {**campaigns, campaign: terms or {}})
+        self._publish(vin, targets, {**campaigns, campaign: terms or {}}, batch)
+
+    def assign_many(
+        self, work: Iterable[tuple[VehicleState, list[Assignment]]], terms: dict[str, Any], campaign: str
+    ) -> None:
+        """``assign`` for many vehicles (a campaign stage), their metadata synced ``GROUP_COMMIT``
+        vehicles at a time rather than file by file. If one vehicle fails, those before it are
+        still committed, as they would be one by one."""
+        batch = WriteBatch()
+        try:
+            for count, (vehicle, assignments) in enumerate(work, start=1):
+                self.assign(vehicle.vin, assignments, terms, campaign=campaign, state=vehicle, batch=batch)
+                if count % GROUP_COMMIT == 0:
+                    batch.commit()
+        finally:
+            batch.commit()
 
     def withdraw(self, vin: str, campaign: str) -> None:
         """Take back ``campaign``'s instructions for ``vin`` (installed, failed, paused, cancelled)."""

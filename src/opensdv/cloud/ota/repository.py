@@ -29,7 +29,7 @@ from tuf.api.metadata import (
 
 from opensdv.cloud.ota.errors import OtaRepositoryError
 from opensdv.cloud.ota.keys import KeyStore
-from opensdv.durable import write_atomically
+from opensdv.durable import WriteBatch, write_atomically
 from opensdv.link.canonical import canonical_bytes
 
 __all__ = ["DEFAULT_EXPIRY", "OtaRepositoryError", "RoleKeys", "SignedRepository", "sign_metadata"]
@@ -163,13 +163,17 @@ class SignedRepository:
     def _expires(self, role: str) -> datetime:
         return self.clock() + self.expiry.get(role, self.expiry[Targets.type])
 
-    def _write(self, role: str, metadata: Metadata[Any], base: Path, versioned: bool, latest: bool) -> bytes:
+    def _write(
+        self, role: str, metadata: Metadata[Any], base: Path, versioned: bool, latest: bool,
+        batch: WriteBatch | None = None,
+    ) -> bytes:
         signers = self._signers(role, metadata if role == Root.type else None)
         data = sign_metadata(metadata, signers)
+        write = write_atomically if batch is None else batch.write
         if versioned:
-            write_atomically(base / f"{metadata.signed.version}.{role}.json", data)
+            write(base / f"{metadata.signed.version}.{role}.json", data)
         if latest:
-            write_atomically(base / f"{role}.json", data)
+            write(base / f"{role}.json", data)
         self._cache[role] = metadata
         return data
 
@@ -195,8 +199,9 @@ class SignedRepository:
             self.create_root(roles)
         self.publish({Targets.type: Targets(expires=self._expires(Targets.type))})
 
-    def publish(self, changed: dict[str, Targets], delegator_changes: bool = False) -> None:
-        """Sign new versions of ``changed`` targets roles, then a new snapshot and timestamp."""
+    def publish(self, changed: dict[str, Targets], batch: WriteBatch | None = None) -> None:
+        """Sign new versions of ``changed`` targets roles, then a new snapshot and timestamp.
+        ``batch``: write into that group commit (visible when it commits) instead of file by file."""
         snapshot = (
             self.snapshot().signed
             if self.exists()
@@ -206,22 +211,24 @@ class SignedRepository:
             previous = snapshot.meta.get(f"{role}.json")
             targets.version = previous.version + 1 if previous else 1
             targets.expires = self._expires(role)
-            self._write(role, Metadata(targets), self.directory, versioned=True, latest=False)
+            self._write(role, Metadata(targets), self.directory, versioned=True, latest=False, batch=batch)
             snapshot.meta[f"{role}.json"] = MetaFile(version=targets.version)
-        self._publish_snapshot(snapshot, bump=self.exists())
+        self._publish_snapshot(snapshot, bump=self.exists(), batch=batch)
 
-    def _publish_snapshot(self, snapshot: Snapshot, bump: bool = True) -> None:
+    def _publish_snapshot(self, snapshot: Snapshot, bump: bool = True, batch: WriteBatch | None = None) -> None:
         if bump:
             snapshot.version += 1
         snapshot.expires = self._expires(Snapshot.type)
-        data = self._write(Snapshot.type, Metadata(snapshot), self.directory, versioned=True, latest=False)
+        data = self._write(
+            Snapshot.type, Metadata(snapshot), self.directory, versioned=True, latest=False, batch=batch
+        )
         previous = self.timestamp().signed.version if self.exists() else 0
         timestamp = Timestamp(
             version=previous + 1,
             expires=self._expires(Timestamp.type),
             snapshot_meta=MetaFile.from_data(snapshot.version, data, ["sha256"]),
         )
-        self._write(Timestamp.type, Metadata(timestamp), self.directory, versioned=False, latest=True)
+        self._write(Timestamp.type, Metadata(timestamp), self.directory, versioned=False, latest=True, batch=batch)
 
     def refresh_timestamp(self) -> None:
         """A new timestamp version with a fresh expiry: what keeps clients safe from a freeze attack."""
