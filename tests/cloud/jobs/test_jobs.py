@@ -19,7 +19,7 @@ from opensdv.cloud.energy.planning.tariff import time_of_use
 from opensdv.cloud.jobs.fleet_health import CURRENT, SOC, VOLTAGE, HealthJob, fleet_health
 from opensdv.cloud.jobs.runner import InProcess, RayRunner, chunks, runner_for
 from opensdv.cloud.jobs.sweeps import SitePlanJob, SweepJob, plan_sites, twin_sweep
-from opensdv.cloud.ota.campaigns import CampaignSpec
+from opensdv.cloud.ota.campaigns import CampaignSpec, Targeting
 from opensdv.cloud.telemetry.store import TelemetryStore, TelemetryStoreError
 from opensdv.link.fleet import Sample, TelemetryBatch
 from opensdv.model.vehicles import load_catalog
@@ -50,7 +50,8 @@ def test_chunks_keep_every_item_in_order_and_none_is_empty(items: list[int], cou
 def test_the_director_signs_a_stage_on_ray_as_it_does_here(tmp_path: Path, ray_runner: RayRunner) -> None:
     worlds = [make_world(tmp_path / "here"), make_world(tmp_path / "ray")]
     worlds[1].backend.campaigns.runner = ray_runner
-    spec = CampaignSpec(id="inverters-24", image="eaxle/inverter-2.4.0.bin", stages=[50, 100], mode="forced")
+    spec = CampaignSpec(id="inverters-24", image="eaxle/inverter-2.4.0.bin", stages=[50, 100], mode="forced",
+                        target=Targeting(brands=["Nissan", "Honda"]))  # fmt: skip
     for world in worlds:
         for serial in range(1, 9):
             world.add_vehicle(DEFINITIONS[serial % 4], serial)
@@ -58,8 +59,13 @@ def test_the_director_signs_a_stage_on_ray_as_it_does_here(tmp_path: Path, ray_r
         world.backend.campaigns.create(spec)
     here, ray = (w.backend for w in worlds)
     assert here.campaigns.vehicles(spec.id) == ray.campaigns.vehicles(spec.id)
+    statuses = [status for _vin, _stage, status, _ in ray.campaigns.vehicles(spec.id)]
+    assert sorted(statuses) == ["assigned"] * 3 + ["excluded"] * 2 + ["pending"] * 3  # 6 eligible, half first
+    for backend in (here, ray):
+        backend.campaigns.advance(spec.id)
+    assert here.campaigns.vehicles(spec.id) == ray.campaigns.vehicles(spec.id)
     assigned = [vin for vin, _stage, status, _ in ray.campaigns.vehicles(spec.id) if status == "assigned"]
-    assert len(assigned) == 4
+    assert len(assigned) == 6
     for vin in worlds[0].vehicles:
         assert here.director.instructions(vin) == ray.director.instructions(vin)
     for vin in assigned:  # what Ray signed, each car verifies (its own Uptane checks) and installs

@@ -160,42 +160,60 @@ class Campaigns:
         """(serials of the ECUs to update, '') or ([], why the vehicle is excluded)."""
         return _verdict(spec, self._hardware(spec), vehicle)
 
+    def judge(self, spec: CampaignSpec, vins: list[str]) -> list[tuple[str, str]]:
+        """(VIN, '' or why it is excluded) for these vehicles: a piece of a campaign's creation,
+        wherever it runs."""
+        hardware = self._hardware(spec)
+        return [(v.vin, _verdict(spec, hardware, v)[1]) for v in self.inventory.vehicles(vins)]
+
+    def _pieces(self, vins: list[str]) -> list[list[str]] | None:
+        """The VINs in pieces for the job runner, or None when the work is done here."""
+        if self.runner is None or len(vins) < 2:
+            return None
+        from opensdv.cloud.jobs.runner import chunks
+
+        return chunks(vins, 4 * getattr(self.runner, "workers", 1))
+
     def create(self, spec: CampaignSpec) -> CampaignProgress:
-        """Store the campaign, work out who is eligible, and start stage 1."""
+        """Store the campaign, work out who is eligible (here, or in pieces on the job runner),
+        and start stage 1."""
         self.images.image(spec.image)  # the image must exist
-        now = self.clock()
-        with self._db.session() as session:
-            if session.get(OtaCampaignRow, spec.id) is not None:
-                raise OtaRepositoryError(f"campaign {spec.id!r} already exists")
-            session.add(
-                OtaCampaignRow(
-                    id=spec.id,
-                    spec=spec.model_dump_json(),
-                    state="running",
-                    stage=0,
-                    reason="",
-                    created_at=now,
-                )
-            )
+        if self.exists(spec.id):
+            raise OtaRepositoryError(f"campaign {spec.id!r} already exists")
+        pieces = self._pieces(self.inventory.vins())
+        fleet: dict[str, VehicleState] | None = None
+        if pieces is None:  # read once, for the verdicts and for stage 1
             fleet = {v.vin: v for v in self.inventory.vehicles()}
             hardware = self._hardware(spec)
             verdicts = [(vin, _verdict(spec, hardware, v)[1]) for vin, v in fleet.items()]
-            eligible = sum(not why for _vin, why in verdicts)
-            position, members = 0, []
-            for vin, why in verdicts:
-                stage = -1
-                if not why:
-                    stage = next(
-                        i for i, pct in enumerate(spec.stages) if position < math.ceil(eligible * pct / 100)
-                    )
-                    position += 1
-                members.append({"campaign_id": spec.id, "vin": vin, "stage": stage,
-                                "status": "excluded" if why else "pending", "detail": why, "updated_at": now})  # fmt: skip
+        else:
+            from opensdv.cloud.jobs.director import EligibilityJob, judge_vehicles
+
+            assert self.runner is not None
+            jobs = [EligibilityJob(self.director.path.parent, self._db.open_url, spec, piece) for piece in pieces]
+            verdicts = [verdict for piece in self.runner.map(judge_vehicles, jobs) for verdict in piece]
+        now = self.clock()
+        eligible = sum(not why for _vin, why in verdicts)
+        position, members = 0, []
+        for vin, why in verdicts:
+            stage = -1
+            if not why:
+                stage = next(i for i, pct in enumerate(spec.stages) if position < math.ceil(eligible * pct / 100))
+                position += 1
+            members.append({"campaign_id": spec.id, "vin": vin, "stage": stage,
+                            "status": "excluded" if why else "pending", "detail": why, "updated_at": now})  # fmt: skip
+        with self._db.session() as session:
+            session.add(OtaCampaignRow(id=spec.id, spec=spec.model_dump_json(), state="running", stage=0,
+                                       reason="", created_at=now))  # fmt: skip
             session.flush()  # the campaign row first: its vehicles refer to it
-            if members:  # one multi-row insert, not one ORM object per car (the stage's serial part)
+            if members:  # one multi-row insert, not one ORM object per car
                 session.execute(insert(OtaCampaignVehicleRow), members)
-        self._assign_stage(spec.id, fleet)  # stage 1 from the same read of the fleet
+        self._assign_stage(spec.id, fleet)
         return self.progress(spec.id)
+
+    def exists(self, campaign_id: str) -> bool:
+        with self._db.session() as session:
+            return session.get(OtaCampaignRow, campaign_id) is not None
 
     def spec(self, campaign_id: str) -> CampaignSpec:
         with self._db.session() as session:
@@ -233,14 +251,14 @@ class Campaigns:
                     ).order_by(OtaCampaignVehicleRow.vin)
                 )
             )
-        if self.runner is None or len(vins) < 2:
+        pieces = self._pieces(vins)
+        if pieces is None:
             self.sign_vehicles(campaign_id, vins, known)
             return
         from opensdv.cloud.jobs.director import DirectorJob, sign_targets
-        from opensdv.cloud.jobs.runner import chunks
 
+        assert self.runner is not None
         signed_at = self.clock()  # every piece signs as of the same instant, wherever it runs
-        pieces = chunks(vins, 4 * getattr(self.runner, "workers", 1))
         self.runner.map(
             sign_targets,
             [DirectorJob(self.director.path.parent, self._db.open_url, campaign_id, piece, signed_at) for piece in pieces],

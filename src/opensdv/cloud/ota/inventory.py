@@ -194,6 +194,11 @@ class Inventory:
         with self._db.session() as session:
             return self._state(session, self._vehicle_row(session, vin))
 
+    def vins(self) -> list[str]:
+        """Every registered vehicle's VIN, in order (what a fleet job splits into pieces)."""
+        with self._db.session() as session:
+            return list(session.scalars(select(VehicleRow.vin).order_by(VehicleRow.vin)))
+
     def vehicles(self, vins: Iterable[str] | None = None) -> list[VehicleState]:
         with self._db.session() as session:
             query = select(VehicleRow).order_by(VehicleRow.vin)
