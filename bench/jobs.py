@@ -160,6 +160,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     baseline = results["health"]["in-process"][1]
     measured = np.array([baseline[vin].soh for vin, _ in cars], dtype=float)
     error = float(np.sqrt(np.nanmean((measured - soh) ** 2)) * 100)
+    for name, runs in inline.items():
+        console.print(f"director in-process beside {name}: {', '.join(f'{r:.0f}' for r in runs)} targets/s "
+                      f"(median {statistics.median(runs):.0f}; the ratio is to it)")  # fmt: skip
     table = Table("runs on", "director targets/s", "ratio", f"fleet SoH, {args.cars:,} cars, s", "ratio", "same answers",
                   title=f"fleet jobs on {len(cars):,} cars (SoH RMSE against the simulated packs {error:.2f} points)")  # fmt: skip
     for name in results["director"]:

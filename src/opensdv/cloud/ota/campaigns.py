@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from opensdv.cloud.jobs.runner import JobRunner
 from opensdv.cloud.ota.director import Assignment, Director, ManifestOutcome
@@ -131,6 +132,17 @@ def _verdict(spec: CampaignSpec, hardware: set[str], vehicle: VehicleState) -> t
         if _version_tuple(have) < _version_tuple(req.min_version):
             return [], f"needs {req.ecu} >= {req.min_version}, has {have or 'unknown'}"
     return [e.serial for e in ecus], ""
+
+
+def _counts(session: Session, campaign_id: str, *where: ColumnElement[bool]) -> dict[str, int]:
+    """The campaign's vehicles by status, counted by the database (every manifest asks: a
+    campaign to a million cars must not load its rows each time)."""
+    query = (
+        select(OtaCampaignVehicleRow.status, func.count())
+        .where(OtaCampaignVehicleRow.campaign_id == campaign_id, *where)
+        .group_by(OtaCampaignVehicleRow.status)
+    )
+    return {status: count for status, count in session.execute(query)}  # noqa: C416 (rows, not pairs)
 
 
 class Campaigns:
@@ -393,16 +405,10 @@ class Campaigns:
             assert campaign is not None
             if campaign.state != "running":
                 return
-            rows = session.scalars(
-                select(OtaCampaignVehicleRow).where(
-                    OtaCampaignVehicleRow.campaign_id == campaign_id,
-                    OtaCampaignVehicleRow.stage <= campaign.stage,
-                    OtaCampaignVehicleRow.status != "excluded",
-                )
-            ).all()
-            total = len(rows) or 1
-            failed = sum(r.status == "failed" for r in rows)
-            succeeded = sum(r.status == "succeeded" for r in rows)
+            counts = _counts(session, campaign_id, OtaCampaignVehicleRow.stage <= campaign.stage)
+            counts.pop("excluded", None)
+            total = sum(counts.values()) or 1
+            failed, succeeded = counts.get("failed", 0), counts.get("succeeded", 0)
             stage = campaign.stage
         if failed / total > spec.error_threshold:
             self.pause(
@@ -421,11 +427,7 @@ class Campaigns:
         with self._db.session() as session:
             row = session.get(OtaCampaignRow, campaign_id)
             assert row is not None
-            counts: dict[str, int] = {}
-            for v in session.scalars(
-                select(OtaCampaignVehicleRow).where(OtaCampaignVehicleRow.campaign_id == campaign_id)
-            ):
-                counts[v.status] = counts.get(v.status, 0) + 1
+            counts = _counts(session, campaign_id)
             return CampaignProgress(campaign_id, row.state, row.stage, len(spec.stages), row.reason, counts)
 
     def all(self) -> list[CampaignProgress]:
