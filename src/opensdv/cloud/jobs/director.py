@@ -19,6 +19,8 @@ __all__ = ["DirectorJob", "EligibilityJob", "judge_vehicles", "sign_targets"]
 
 @dataclass(frozen=True)
 class EligibilityJob:
+    """Which of ``vins`` a new campaign takes (its spec travels whole: it is not stored yet)."""
+
     ota_dir: Path
     database_url: str
     spec: CampaignSpec
@@ -27,6 +29,8 @@ class EligibilityJob:
 
 @dataclass(frozen=True)
 class DirectorJob:
+    """A stage's ``vins`` to sign for ``campaign`` (read from the database by the piece)."""
+
     ota_dir: Path
     database_url: str
     campaign: str
