@@ -196,3 +196,22 @@ def test_a_stage_signed_in_group_commits_keeps_the_cars_before_one_that_fails(
     assert IMAGE not in director.instructions(vins[4])
     for vin in vins[:4]:  # what the cars fetch verifies and installs
         assert world.vehicles[vin].update().status == "installed"
+
+
+def test_a_campaign_id_is_taken_once_even_when_two_creations_race(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opensdv.cloud.ota.campaigns import Campaigns
+    from opensdv.cloud.ota.repository import OtaRepositoryError
+
+    world = make_world(tmp_path)
+    world.add_vehicle("nissan-leaf-40", 1)
+    world.add_image(IMAGE, "2.4.0", 24)
+    spec = CampaignSpec(id="inverter", image=IMAGE, stages=[100], mode="forced")
+    first = world.backend.campaigns.create(spec)
+    with pytest.raises(OtaRepositoryError, match="'inverter' already exists"):
+        world.backend.campaigns.create(spec)
+    monkeypatch.setattr(Campaigns, "exists", lambda self, campaign_id: False)  # the other passed the check too
+    with pytest.raises(OtaRepositoryError, match="'inverter' already exists"):
+        world.backend.campaigns.create(spec)
+    assert world.backend.campaigns.progress("inverter") == first

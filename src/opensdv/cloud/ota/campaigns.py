@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opensdv.cloud.jobs.runner import JobRunner
@@ -175,8 +176,11 @@ class Campaigns:
     def judge(self, spec: CampaignSpec, vins: list[str]) -> list[tuple[str, str]]:
         """(VIN, '' or why it is excluded) for these vehicles: a piece of a campaign's creation,
         wherever it runs."""
+        return self._judge(spec, self.inventory.vehicles(vins))
+
+    def _judge(self, spec: CampaignSpec, vehicles: Iterable[VehicleState]) -> list[tuple[str, str]]:
         hardware = self._hardware(spec)
-        return [(v.vin, _verdict(spec, hardware, v)[1]) for v in self.inventory.vehicles(vins)]
+        return [(v.vin, _verdict(spec, hardware, v)[1]) for v in vehicles]
 
     def _pieces(self, vins: list[str]) -> list[list[str]] | None:
         """The VINs in pieces for the job runner, or None when the work is done here."""
@@ -196,8 +200,7 @@ class Campaigns:
         fleet: dict[str, VehicleState] | None = None
         if pieces is None:  # read once, for the verdicts and for stage 1
             fleet = {v.vin: v for v in self.inventory.vehicles()}
-            hardware = self._hardware(spec)
-            verdicts = [(vin, _verdict(spec, hardware, v)[1]) for vin, v in fleet.items()]
+            verdicts = self._judge(spec, fleet.values())
         else:
             from opensdv.cloud.jobs.director import EligibilityJob, judge_vehicles
 
@@ -214,12 +217,15 @@ class Campaigns:
                 position += 1
             members.append({"campaign_id": spec.id, "vin": vin, "stage": stage,
                             "status": "excluded" if why else "pending", "detail": why, "updated_at": now})  # fmt: skip
-        with self._db.session() as session:
-            session.add(OtaCampaignRow(id=spec.id, spec=spec.model_dump_json(), state="running", stage=0,
-                                       reason="", created_at=now))  # fmt: skip
-            session.flush()  # the campaign row first: its vehicles refer to it
-            if members:  # one multi-row insert, not one ORM object per car
-                session.execute(insert(OtaCampaignVehicleRow), members)
+        try:
+            with self._db.session() as session:
+                session.add(OtaCampaignRow(id=spec.id, spec=spec.model_dump_json(), state="running", stage=0,
+                                           reason="", created_at=now))  # fmt: skip
+                session.flush()  # the campaign row first: its vehicles refer to it
+                if members:  # one multi-row insert, not one ORM object per car
+                    session.execute(insert(OtaCampaignVehicleRow), members)
+        except IntegrityError:  # created by someone else since the check above
+            raise OtaRepositoryError(f"campaign {spec.id!r} already exists") from None
         self._assign_stage(spec.id, fleet)
         return self.progress(spec.id)
 
