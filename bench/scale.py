@@ -4,6 +4,7 @@ subscription on Mosquitto (mutual TLS, the fleet's ACL), storing into PostgreSQL
     . scripts/services.sh && python -m bench.scale [--cars 2000] [--batches 20] [--runs 3]
                                                    [--ladder 1000,2000,4000] [--seconds 15]
                                                    [--fleet 10000] [--fleet-period 10] [--fleet-signals 50]
+                                                   [--jobs-vehicles 1000] [--jobs-cars 10000]
 
 Measured in one run, both sides with the same information and the same job:
 
@@ -17,6 +18,9 @@ Measured in one run, both sides with the same information and the same job:
 - fleet: ``--fleet`` cars from the one generator process, each its own mutual-TLS connection and
   spool, at a telematics unit's pace (a batch of ``--fleet-signals`` every ``--fleet-period`` s), into
   2 workers: how long they take to connect, what the generator costs, whether every batch is stored.
+- fleet jobs (``python -m bench.jobs``, after the ingest parts, with the same ``--runs``): the
+  director's targets for a campaign stage to ``--jobs-vehicles`` cars and the state of health of
+  ``--jobs-cars`` cars, in one process and on a local Ray with 1 and 2 workers.
 """
 
 from __future__ import annotations
@@ -164,6 +168,8 @@ async def _drain(
     await _stop_workers(mqtt, identity, stop, processes, names)
     if first is None or last is None:
         raise RuntimeError(f"the backlog was not drained: {_count(database):,} of {expected:,} batches stored")
+    if last <= first:
+        raise RuntimeError(f"{expected:,} batches were stored within one poll: too few to time (more --cars or --batches)")
     cores = (os.cpu_count() or 1) * (last - first)
     return expected * SIGNALS / (last - first), {part: (cpu_last[part] - cpu_first[part]) / cores for part in PARTS}
 
@@ -232,6 +238,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--fleet-signals", type=int, default=50, help="fleet run: signals per batch")
     parser.add_argument("--fleet-seconds", type=float, default=60.0)
     parser.add_argument("--postgres-url", default=os.environ.get("OPENSDV_TEST_POSTGRES_URL"))
+    parser.add_argument("--jobs-vehicles", type=int, default=1000, help="fleet jobs: cars of the director's stage (0: no jobs)")
+    parser.add_argument("--jobs-cars", type=int, default=10_000, help="fleet jobs: cars of the state-of-health job")
     args = parser.parse_args(argv)
     args.ladder = [int(n) for n in args.ladder.split(",") if n]
     if not args.postgres_url:
@@ -263,6 +271,12 @@ def main(argv: list[str]) -> dict[str, Any]:
             f"{run['stored']:,} stored by 2 workers; offered {run['offered']:,.0f} signals/s; lag p99 "
             f"{run['lag_p99_s']:.2f} s; the generator: {run['connect_cpu_s']:.0f} CPU s connecting, "
             f"{run['send_cpu_s'] / (run['seconds'] + 1e-9):.0%} of a core sending, {run['max_rss_mb']:,.0f} MB peak"
+        )
+    if args.jobs_vehicles:
+        from bench import jobs
+
+        results["jobs"] = jobs.main(
+            ["--vehicles", str(args.jobs_vehicles), "--cars", str(args.jobs_cars), "--runs", str(args.runs)]
         )
     return results
 

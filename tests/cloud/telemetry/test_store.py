@@ -136,3 +136,41 @@ def test_a_database_that_cannot_be_reached_is_named() -> None:
         PostgresTelemetryStore("postgresql+psycopg://user:secret@127.0.0.1:1/none")
     with pytest.raises(StorageError, match="is not a PostgreSQL URL"):
         conninfo("mysql://x@y/z")
+
+
+def _advisory_waiters(url: str, count: int) -> None:
+    """Until ``count`` sessions wait for the workers' schema lock (a condition, not a fixed sleep)."""
+    with psycopg.connect(conninfo(url), autocommit=True) as watcher:
+        for _ in range(1000):
+            waiting = watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+            if waiting is not None and waiting[0] >= count:
+                return
+            watcher.execute("SELECT pg_sleep(0.01)")
+    raise AssertionError(f"{count} sessions never waited for the schema lock")
+
+
+def test_a_worker_starting_while_another_meets_a_new_day_does_not_deadlock() -> None:
+    """The order that deadlocked two ingest workers: one starting (its schema check locks the batch
+    table) gets the schema lock first, while the other, writing the first batches of a new day,
+    waits for it to make that day's partition. Both must go through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opensdv.cloud.telemetry.postgres import _LOCK_KEY
+
+    url = _postgres_url()
+    writer = PostgresTelemetryStore(url)
+    batches = [_batch(seq, Sample(path="Vehicle.Speed", value=1.0, ts=40 * DAY + seq)) for seq in range(10)]
+    with psycopg.connect(conninfo(url)) as holder, ThreadPoolExecutor(2) as pool:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])  # held until the commit below
+        starting = pool.submit(PostgresTelemetryStore, url)
+        _advisory_waiters(url, 1)
+        writing = pool.submit(writer.add_many, batches, 1.0)
+        _advisory_waiters(url, 2)
+        holder.commit()
+        started = starting.result(timeout=60)
+        assert writing.result(timeout=60) == (10, 0)
+    try:
+        assert started.sequences(VIN) == list(range(10))
+    finally:
+        started.close()
+        writer.close()

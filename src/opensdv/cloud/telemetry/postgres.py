@@ -146,6 +146,7 @@ class PostgresTelemetryStore:
     def add_many(self, batches: list[TelemetryBatch], received_at: float) -> tuple[int, int]:
         """Store batches in one transaction; returns (stored, duplicates)."""
         unique = {(b.vin, b.seq): b for b in batches}
+        self._ensure_partitions({int(sample.ts // DAY_S) for b in unique.values() for sample in b.samples})
         with self._transaction() as cursor:
             cursor.execute(
                 "INSERT INTO telemetry_batches SELECT * FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::int[])"
@@ -156,7 +157,6 @@ class PostgresTelemetryStore:
             new = {(vin, seq) for vin, seq in cursor.fetchall()}
             columns = columns_of([b for k, b in unique.items() if k in new])
             if columns["vin"]:
-                self._ensure_partitions(cursor, {int(ts // DAY_S) for ts in columns["ts"]})
                 with cursor.copy("COPY telemetry_samples (vin, seq, path, ts, num, other) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(["text", "int8", "text", "float8", "float8", "text"])
                     for row in zip(*columns.values(), strict=True):
@@ -166,17 +166,20 @@ class PostgresTelemetryStore:
                 cursor.executemany("INSERT INTO telemetry_captures VALUES (%s, %s, %s, %s, %s, %s, %s)", captured)
         return len(new), len(batches) - len(new)
 
-    def _ensure_partitions(self, cursor: psycopg.Cursor[Any], days: set[int]) -> None:
-        """A partition for each day the samples fall on (made once; workers take turns making them)."""
+    def _ensure_partitions(self, days: set[int]) -> None:
+        """A partition for each day the samples fall on, made once, in a transaction of its own
+        before the write. Why: attaching a partition locks the batch table, which another worker's
+        write holds while it waits for its turn to make the same day's partition — made inside the
+        writes, two workers meeting a new day (every midnight) deadlocked."""
         missing = sorted(days - self._days)
         if not missing:
             return
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        for day in missing:
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {_partition(day)} PARTITION OF telemetry_samples"
-                f" FOR VALUES FROM ({day * DAY_S}) TO ({(day + 1) * DAY_S})"
-            )
+        with self._transaction(schema_change=True) as cursor:
+            for day in missing:
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_partition(day)} PARTITION OF telemetry_samples"
+                    f" FOR VALUES FROM ({day * DAY_S}) TO ({(day + 1) * DAY_S})"
+                )
         self._days |= set(missing)
 
     def set_status(self, status: VehicleStatus) -> None:
