@@ -168,9 +168,9 @@ class PostgresTelemetryStore:
 
     def _ensure_partitions(self, days: set[int]) -> None:
         """A partition for each day the samples fall on, made once, in a transaction of its own
-        before the write. Why: attaching a partition locks the batch table, which another worker's
-        write holds while it waits for its turn to make the same day's partition — made inside the
-        writes, two workers meeting a new day (every midnight) deadlocked."""
+        before the write. Why: a schema change (a starting worker's schema check, another day's
+        partition) locks the tables a write holds; made inside the write, a worker meeting a new day
+        held the batch table while it waited for the schema lock, and the two deadlocked."""
         missing = sorted(days - self._days)
         if not missing:
             return
