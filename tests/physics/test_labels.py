@@ -17,6 +17,7 @@ from opensdv.model import CatalogError
 from opensdv.model.vehicles import load_catalog
 from opensdv.physics import VehicleParams, simulate
 from opensdv.physics.labels import (
+    epa_derived_adjustment,
     epa_label,
     epa_test_mass_kg,
     japan_test_mass_kg,
@@ -65,6 +66,63 @@ def test_epa_weights_ranges_not_consumptions() -> None:
     assert label.range_km[0] > harmonic[0]
     assert epa_label(params, 0.8).range_km[0] == pytest.approx(label.range_km[0] * 0.8 / 0.7)
     assert label.wall_wh_per_km[0] == pytest.approx(label.battery_wh_per_km[0] / 0.86)
+
+
+def test_epa_derived_adjustment_and_its_floor() -> None:
+    """40 CFR 600.210-12: 1 / (intercept x MPGe + slope); an efficient car meets the 0.7 floor, an
+    inefficient one keeps more; model years before 2017 use the earlier coefficients."""
+    wall = np.array([117.0, 700.0, 700.0])  # Wh/km from the wall, unadjusted
+    year = np.array([2019.0, 2019.0, 2016.0])
+    mpge = 33_705 / (700 * 1.609344)  # 29.92
+    city = epa_derived_adjustment(wall, year, city=True)
+    assert city[0] == 0.7  # the Leaf: the equation alone would give 0.53
+    assert city[1] == pytest.approx(1 / (0.004091 * mpge + 1.1601))  # 0.780
+    assert city[2] == pytest.approx(1 / (0.003259 * mpge + 1.1805))
+    highway = epa_derived_adjustment(wall, year, city=False)
+    assert highway[1] == pytest.approx(max(0.7, 1 / (0.003191 * mpge + 1.2945)))
+    assert city[1] > highway[1] > 0.7 - 1e-12
+
+
+def test_epa_label_uses_the_makers_factor_or_the_derived_one() -> None:
+    params = VehicleParams.from_vehicles([LEAF])
+    derived, stated = epa_label(params), epa_label(params, 0.7)
+    assert derived.range_km[0] == pytest.approx(stated.range_km[0])  # the floor: the same 0.7
+    hungry = params.with_changes(cda_m2=params.cda_m2 * 6, crr=params.crr * 3)  # a brick: derived above 0.7
+    label, floor = epa_label(hungry), epa_label(hungry, 0.7)
+    assert label.range_km[0] > floor.range_km[0] and label.battery_wh_per_km[0] < floor.battery_wh_per_km[0]
+
+
+def test_a_labels_own_coast_down_replaces_the_road_load_for_that_regulation(tmp_path: Path) -> None:
+    """EU CoC f0/f1/f2 on the WLTP label: the WLTP test runs on them at their test mass; the same
+    road load as the drag and rolling coefficients changes nothing; the EPA label keeps its own."""
+    d = LEAF.definition
+    assert d.drag_coefficient and d.frontal_area_m2 and d.rolling_resistance
+    mass = float(wltp_test_mass_kg(VehicleParams.from_vehicles([LEAF]))[0])
+    same = {"f0_n": mass * GRAVITY * d.rolling_resistance, "f1_n_per_kmh": 0.0,
+            "f2_n_per_kmh2": 0.5 * AIR_DENSITY * d.drag_coefficient * d.frontal_area_m2 / 3.6**2, "test_mass_kg": mass}  # fmt: skip
+    heavier = same | {"f0_n": same["f0_n"] * 1.3, "test_mass_kg": mass + 100}
+    records = []
+    for name, load in (("leaf-same", same), ("leaf-heavier", heavier)):
+        labels = [
+            label.model_dump(mode="json", exclude_none=True) | ({"road_load": load} if label.regulation == "wltp" else {})
+            for label in d.labels
+        ]
+        records.append(d.model_dump(mode="json", exclude_none=True) | {"id": name, "labels": labels})
+    path = tmp_path / "coc.yaml"
+    path.write_text(yaml.safe_dump({"vehicles": records}))
+    catalog = load_catalog([path])
+    cars = [LEAF, catalog.vehicle("leaf-same"), catalog.vehicle("leaf-heavier")]
+    wltp = wltp_label(VehicleParams.from_vehicles(cars, "wltp")).range_km
+    assert wltp[1] == pytest.approx(wltp[0], rel=1e-9)
+    assert wltp[2] < wltp[0] * 0.95
+    params = VehicleParams.from_vehicles(cars, "wltp")
+    assert params.test_mass_kg[2] == mass + 100 and np.isnan(params.test_mass_kg[0])
+    epa = epa_label(VehicleParams.from_vehicles(cars, "epa")).range_km
+    assert epa[2] == pytest.approx(epa[0], rel=1e-9)
+    # figures typed on the command line keep the regulation's coast-down from the catalog
+    typed = cars[2].with_labels([LEAF.definition.labels[1].model_copy(update={"range_km": 250.0})])
+    (check,) = validate([typed])
+    assert check.published == 250 and check.twin == pytest.approx(float(wltp[2]))
 
 
 def test_labels_test_with_climate_control_off() -> None:

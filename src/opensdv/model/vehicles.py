@@ -7,8 +7,8 @@ records. The package ships ``components.yaml`` and ``vehicles.yaml``; users add 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -80,17 +80,23 @@ class PublishedLabel(_Record):
     consumption_wh_per_km: float | None = Field(
         default=None, gt=20, lt=1000, description="the label's consumption from the wall (AC), if it states one"
     )
-    adjustment: float = Field(
-        default=0.7,
+    adjustment: float | None = Field(
+        default=None,
         gt=0.5,
         le=1.0,
-        description="EPA only: the factor from dynamometer to label; 0.7 unless the maker ran the 5-cycle tests",
+        description="EPA only: the maker's factor from dynamometer to label (0.7, or its 5-cycle tests' ratio); "
+        "not given: EPA's derived 5-cycle adjustment",
+    )
+    road_load: RoadLoad | None = Field(
+        default=None,
+        description="the coast-down this regulation's test used (EU CoC f0/f1/f2 for WLTP, EPA's target "
+        "coefficients), at its test mass; replaces the vehicle's road load and test mass for this label",
     )
     source: str = Field(min_length=1, description="where the figures are published")
 
     @model_validator(mode="after")
     def _adjustment_is_epa_only(self) -> Self:
-        if self.regulation != "epa" and self.adjustment != 0.7:
+        if self.regulation != "epa" and self.adjustment is not None:
             raise ValueError(f"adjustment applies to EPA labels only, not {self.regulation}")
         return self
 
@@ -211,6 +217,16 @@ class Vehicle:
             hardware_id=APP_RUNTIME_HARDWARE_ID, description="OpenSDV app runtime (apps over the air)"
         )
         return ecus
+
+    def with_labels(self, labels: Sequence[PublishedLabel]) -> Vehicle:
+        """The vehicle judged against other published figures; a regulation's own coast-down in the
+        catalog stays with the regulation unless the new label gives one."""
+        own = {label.regulation: label.road_load for label in self.definition.labels}
+        kept = [
+            label if label.road_load else label.model_copy(update={"road_load": own.get(label.regulation)})
+            for label in labels
+        ]
+        return replace(self, definition=self.definition.model_copy(update={"labels": kept}))
 
     def checks(self) -> list[CheckResult]:
         d = self.definition

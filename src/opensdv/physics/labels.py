@@ -20,10 +20,11 @@ from opensdv.physics.simulate import simulate
 
 __all__ = [
     "EPA_CITY_SHARE",
-    "EPA_DEFAULT_ADJUSTMENT",
+    "EPA_LEAST_ADJUSTMENT",
     "LABEL_METHODS",
     "LabelFigures",
     "combined_range_km",
+    "epa_derived_adjustment",
     "epa_label",
     "epa_test_mass_kg",
     "japan_test_mass_kg",
@@ -37,7 +38,15 @@ Array = NDArray[np.float64]
 
 LB = 0.45359237
 EPA_CITY_SHARE = 0.55  # 40 CFR 600.210-12: combined = 55 % city + 45 % highway
-EPA_DEFAULT_ADJUSTMENT = 0.7  # EPA guidance CD-15-15: the 2-cycle result times 0.7, unless 5-cycle tested
+EPA_LEAST_ADJUSTMENT = 0.7  # the derived adjustment takes at most 30 % off (EPA's 0.7 for electric vehicles)
+WH_PER_GALLON = 33_705.0  # MPGe: 33.705 kWh of electricity count as a gallon of gasoline (40 CFR 600.002)
+M_PER_MILE = 1609.344
+# 40 CFR 600.210-12(a)(2)(i)-(ii): derived 5-cycle MPG = 1 / (intercept + slope / 2-cycle MPG), city and
+# highway; EPA revised the coefficients from model year 2017 (the pairs are city, highway)
+DERIVED_5_CYCLE = {
+    2008: ((0.003259, 1.1805), (0.001376, 1.3466)),
+    2017: ((0.004091, 1.1601), (0.003191, 1.2945)),
+}
 WLTP_DRIVER_KG = 75.0  # UN GTR 15 / UN R154: mass in running order includes a 75 kg driver
 WLTP_FIXED_KG = 25.0
 WLTP_LOAD_SHARE = 0.15  # of the maximum vehicle load, for M1 vehicles
@@ -81,23 +90,45 @@ def japan_test_mass_kg(params: VehicleParams) -> Array:
 
 
 def _on_test(params: VehicleParams, mass_kg: Array) -> VehicleParams:
-    return params.with_changes(mass_kg=mass_kg, aux_w=params.test_load_w)
+    """The test's conditions; a label's own coast-down brings the mass it was run at."""
+    mass = np.where(np.isnan(params.test_mass_kg), mass_kg, params.test_mass_kg)
+    return params.with_changes(mass_kg=mass, aux_w=params.test_load_w)
 
 
 def _battery_wh_per_km(params: VehicleParams, cycle: str) -> Array:
     return simulate(params, cycle, keep_traces=False).wh_per_km
 
 
-def epa_label(params: VehicleParams, adjustment: Array | float = EPA_DEFAULT_ADJUSTMENT) -> LabelFigures:
+def epa_derived_adjustment(wall_wh_per_km: Array, model_year: Array, *, city: bool) -> Array:
+    """EPA's derived 5-cycle adjustment as a factor on the 2-cycle (unadjusted) figure: 1 / (intercept
+    x MPGe + slope), from the MPGe from the wall, never below 0.7. The equations were fitted to
+    combustion cars: for an efficient electric car they would take off far more than 30 %, so the 0.7
+    floor is what such labels carry (NREL FASTSim's label method applies the same floor, max_epa_adj)."""
+    mpge = WH_PER_GALLON / (wall_wh_per_km * M_PER_MILE / 1000)
+    test = 0 if city else 1
+    (early_intercept, early_slope), (late_intercept, late_slope) = (DERIVED_5_CYCLE[y][test] for y in (2008, 2017))
+    recent = model_year >= 2017
+    intercept, slope = np.where(recent, late_intercept, early_intercept), np.where(recent, late_slope, early_slope)
+    return np.maximum(1 / (intercept * mpge + slope), EPA_LEAST_ADJUSTMENT)
+
+
+def epa_label(params: VehicleParams, adjustment: Array | float | None = None) -> LabelFigures:
     """40 CFR 600.116-12 and 600.210-12 with SAE J1634: city (UDDS) and highway (HWFET) ranges from
-    the usable energy, each times the adjustment; the label's range weights the two ranges 55/45 and
-    its consumption weights the two consumptions 55/45 (MPGe are combined harmonically)."""
+    the usable energy, each times its adjustment (the maker's factor where given, NaN or None: the
+    derived 5-cycle one); the label's range weights the two ranges 55/45 and its consumption weights
+    the two consumptions 55/45 (MPGe are combined harmonically)."""
     tested = _on_test(params, epa_test_mass_kg(params))
     city, highway = _battery_wh_per_km(tested, "udds"), _battery_wh_per_km(tested, "hwfet")
+    given = np.broadcast_to(np.asarray(np.nan if adjustment is None else adjustment, dtype=np.float64), city.shape)
+    wall = params.charger_efficiency
+    city_factor = np.where(np.isnan(given), epa_derived_adjustment(city / wall, params.model_year, city=True), given)
+    highway_factor = np.where(
+        np.isnan(given), epa_derived_adjustment(highway / wall, params.model_year, city=False), given
+    )
     usable_wh = params.usable_kwh * 1000
-    range_km = adjustment * (EPA_CITY_SHARE * usable_wh / city + (1 - EPA_CITY_SHARE) * usable_wh / highway)
-    battery = (EPA_CITY_SHARE * city + (1 - EPA_CITY_SHARE) * highway) / adjustment
-    return LabelFigures("epa", range_km, battery, battery / params.charger_efficiency)
+    range_km = usable_wh * (EPA_CITY_SHARE * city_factor / city + (1 - EPA_CITY_SHARE) * highway_factor / highway)
+    battery = EPA_CITY_SHARE * city / city_factor + (1 - EPA_CITY_SHARE) * highway / highway_factor
+    return LabelFigures("epa", range_km, battery, battery / wall)
 
 
 def wltp_label(params: VehicleParams) -> LabelFigures:
@@ -124,13 +155,13 @@ LABEL_METHODS: dict[Regulation, Callable[[VehicleParams], LabelFigures]] = {
 
 
 def label_figures(params: VehicleParams, regulation: Regulation) -> LabelFigures:
-    """Every vehicle of ``params`` through ``regulation``'s method (``epa`` at its default adjustment)."""
+    """Every vehicle of ``params`` through ``regulation``'s method (``epa`` with the derived adjustment)."""
     return LABEL_METHODS[regulation](params)
 
 
 def combined_range_km(vehicles: Sequence[Vehicle] | VehicleParams) -> tuple[Array, Array]:
     """The EPA label's range and adjusted consumption at the pack terminals (Wh/km): the figures
     the pack and e-axle choices, the sweeps and the ageing projections compare."""
-    params = vehicles if isinstance(vehicles, VehicleParams) else VehicleParams.from_vehicles(list(vehicles))
+    params = vehicles if isinstance(vehicles, VehicleParams) else VehicleParams.from_vehicles(list(vehicles), "epa")
     figures = epa_label(params)
     return figures.range_km, figures.battery_wh_per_km

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from opensdv.model.components import EAxle, EfficiencyMap
-from opensdv.model.vehicles import ChargingSpec, Vehicle, VehicleDefinition
+from opensdv.model.vehicles import ChargingSpec, Regulation, RoadLoad, Vehicle, VehicleDefinition
 from opensdv.physics.mechanics import AIR_DENSITY, GRAVITY
 
 __all__ = ["OCV_GRID", "PAYLOAD_KG", "VehicleParams"]
@@ -40,6 +40,8 @@ class VehicleParams:
     mass_kg: Array  # as driven: curb mass plus PAYLOAD_KG (a label's test sets its own, physics.labels)
     curb_mass_kg: Array
     gross_mass_kg: Array  # NaN where the catalog has none
+    test_mass_kg: Array  # the mass a label's own coast-down was run at; NaN: the regulation's rule
+    model_year: Array
     cda_m2: Array
     crr: Array
     linear_n_per_mps: Array  # the coast-down's f1 term (0 from drag and rolling coefficients)
@@ -81,8 +83,10 @@ class VehicleParams:
         return len(self.names)
 
     @classmethod
-    def from_vehicles(cls, vehicles: Sequence[Vehicle]) -> VehicleParams:
-        rows = [_row(v) for v in vehicles]
+    def from_vehicles(cls, vehicles: Sequence[Vehicle], regulation: Regulation | None = None) -> VehicleParams:
+        """One row per vehicle; with ``regulation``, as that regulation's test saw each vehicle: where
+        its label gives the test's own coast-down, that road load and test mass replace the vehicle's."""
+        rows = [_row(v, regulation) for v in vehicles]
         maps = {a.id: a.efficiency_map for v in vehicles for a in v.eaxles}
         order = list(maps)
         for row in rows:
@@ -119,12 +123,25 @@ class VehicleParams:
         return replace(self, **updates)
 
 
-def _road_load(d: VehicleDefinition) -> dict[str, float]:
-    """Drag area, rolling coefficient and linear term, from coefficients or from a coast-down."""
-    if d.road_load is None:
-        assert d.drag_coefficient is not None and d.frontal_area_m2 is not None and d.rolling_resistance is not None
-        return {"cda_m2": d.drag_coefficient * d.frontal_area_m2, "crr": d.rolling_resistance, "linear_n_per_mps": 0.0}
-    load, kmh = d.road_load, 3.6  # per km/h -> per m/s
+def _road_load(d: VehicleDefinition, regulation: Regulation | None) -> dict[str, float]:
+    """Drag area, rolling coefficient and linear term (from coefficients or from a coast-down), and the
+    coast-down's test mass where a label of ``regulation`` gives its own."""
+    own = next((label.road_load for label in d.labels if label.regulation == regulation and label.road_load), None)
+    if own is not None:
+        return _coast_down(own) | {"test_mass_kg": own.test_mass_kg}
+    if d.road_load is not None:
+        return _coast_down(d.road_load) | {"test_mass_kg": np.nan}
+    assert d.drag_coefficient is not None and d.frontal_area_m2 is not None and d.rolling_resistance is not None
+    return {
+        "cda_m2": d.drag_coefficient * d.frontal_area_m2,
+        "crr": d.rolling_resistance,
+        "linear_n_per_mps": 0.0,
+        "test_mass_kg": np.nan,
+    }
+
+
+def _coast_down(load: RoadLoad) -> dict[str, float]:
+    kmh = 3.6  # per km/h -> per m/s
     return {
         "cda_m2": 2 * load.f2_n_per_kmh2 * kmh * kmh / AIR_DENSITY,
         "crr": load.f0_n / (load.test_mass_kg * GRAVITY),
@@ -132,7 +149,7 @@ def _road_load(d: VehicleDefinition) -> dict[str, float]:
     }
 
 
-def _row(vehicle: Vehicle) -> dict[str, Any]:
+def _row(vehicle: Vehicle, regulation: Regulation | None) -> dict[str, Any]:
     d, pack = vehicle.definition, vehicle.pack
     module, cell = pack.module, pack.module.cell_model
     ns = module.cells_series * pack.modules_series
@@ -148,7 +165,8 @@ def _row(vehicle: Vehicle) -> dict[str, Any]:
         "mass_kg": d.curb_mass_kg + PAYLOAD_KG,
         "curb_mass_kg": d.curb_mass_kg,
         "gross_mass_kg": d.gross_mass_kg if d.gross_mass_kg is not None else np.nan,
-        **_road_load(d),
+        "model_year": d.model_year,
+        **_road_load(d, regulation),
         "wheel_radius_m": d.wheel_radius_m,
         "aux_w": d.auxiliary_load_w,
         "test_load_w": d.test_load_w,

@@ -37,15 +37,16 @@ class LabelCheck:
 
 def validate(vehicles: Sequence[Vehicle], labels: dict[str, list[PublishedLabel]] | None = None) -> list[LabelCheck]:
     """Every label of every vehicle (``labels`` overrides a vehicle's own), one batch per regulation."""
-    chosen = {v.id: (labels or {}).get(v.id, v.definition.labels) for v in vehicles}
+    labelled = [v if v.id not in (labels or {}) else v.with_labels((labels or {})[v.id]) for v in vehicles]
     checks: list[LabelCheck] = []
     for regulation in ("epa", "wltp", "japan-wltc"):
-        rows = [(v, label) for v in vehicles for label in chosen[v.id] if label.regulation == regulation]
+        rows = [(v, label) for v in labelled for label in v.definition.labels if label.regulation == regulation]
         if not rows:
             continue
-        params = VehicleParams.from_vehicles([v for v, _ in rows])
+        params = VehicleParams.from_vehicles([v for v, _ in rows], regulation)
         if regulation == "epa":
-            figures = epa_label(params, np.array([label.adjustment for _, label in rows]))
+            adjustments = [np.nan if label.adjustment is None else label.adjustment for _, label in rows]
+            figures = epa_label(params, np.array(adjustments))
         else:
             figures = wltp_label(params) if regulation == "wltp" else japan_wltc_label(params)
         for i, (vehicle, label) in enumerate(rows):
