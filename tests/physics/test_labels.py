@@ -186,11 +186,13 @@ def test_bad_records_name_the_field(tmp_path: Path, change: dict[str, object], p
     assert problem in str(caught.value)
 
 
-def test_every_shipped_vehicle_has_labels_and_sources() -> None:
+def test_every_shipped_vehicle_has_labels_and_a_source_for_every_figure_the_twin_uses() -> None:
     for vehicle in CATALOG.all_vehicles():
         d = vehicle.definition
         assert d.labels, vehicle.id
-        for name in ("curb_mass_kg", "wheel_radius_m", "test_load_w", "usable_energy_kwh", "pack"):
+        road = ("road_load",) if d.road_load else ("drag_coefficient", "frontal_area_m2", "rolling_resistance")
+        for name in ("curb_mass_kg", *road, "wheel_radius_m", "auxiliary_load_w", "test_load_w",
+                     "usable_energy_kwh", "pack", "eaxles", "charging"):  # fmt: skip
             assert d.sources.get(name), f"{vehicle.id}: no source for {name}"
 
 
