@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,6 +127,40 @@ def test_efficiency_map_shape_and_range(eaxle_record: dict[str, Any]) -> None:
     bad[2][3] = 1.2
     with pytest.raises(ValidationError, match=r"efficiency\[2\]\[3\] = 1.2 is outside \(0, 1\]"):
         EAxle.model_validate({**eaxle_record, "efficiency_map": {**grid, "efficiency": bad}})
+
+
+CURVE = {"power_fraction": [0, 0.05, 0.2, 0.6, 1.0], "efficiency": [0.80, 0.88, 0.94, 0.95, 0.93], "gear_efficiency": 0.98}
+
+
+def test_an_efficiency_curve_stands_in_for_the_map(eaxle_record: dict[str, Any]) -> None:
+    """Efficiency by fraction of peak power becomes a torque x speed map: at each grid point the
+    curve at torque x speed / peak power, times the gear's, up to the peak torque and top speed."""
+    axle = EAxle.model_validate({**eaxle_record, "efficiency_map": None, "efficiency_curve": CURVE})
+    grid = axle.efficiency
+    assert grid.torques_nm[-1] == axle.peak_torque_nm and grid.speeds_rpm[-1] == axle.max_speed_rpm
+    for i, torque in enumerate(grid.torques_nm[::7]):
+        for j, speed in enumerate(grid.speeds_rpm[::7]):
+            fraction = min(torque * speed * 2 * math.pi / 60 / (axle.peak_power_kw * 1000), 1.0)
+            expected = float(np.interp(fraction, CURVE["power_fraction"], CURVE["efficiency"])) * 0.98
+            assert grid.efficiency[7 * i][7 * j] == pytest.approx(expected)
+    assert axle.peak_electrical_power_kw == pytest.approx(110 / (0.95 * 0.98), rel=1e-3)  # the grid nears the peak
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"efficiency_curve": CURVE}, "give efficiency_map (torque x speed) or efficiency_curve"),
+        ({"efficiency_map": None}, "give efficiency_map (torque x speed) or efficiency_curve"),
+        ({"efficiency_map": None, "efficiency_curve": CURVE | {"power_fraction": [0.1, 0.2, 0.5, 0.8, 1]}},
+         "power_fraction must rise strictly from 0 to 1"),
+        ({"efficiency_map": None, "efficiency_curve": CURVE | {"efficiency": [0.9, 0.9]}},
+         "efficiency has 2 values but there are 5 power fractions"),
+        ({"efficiency_map": None, "efficiency_curve": CURVE | {"efficiency": [0.8, 0.9, 1.3, 0.9, 0.9]}},
+         "efficiency[2] = 1.3 is outside (0, 1]"),
+    ],
+)  # fmt: skip
+def test_efficiency_curve_rules(eaxle_record: dict[str, Any], change: dict[str, Any], problem: str) -> None:
+    assert problem in problem_of(EAxle, {**eaxle_record, **change})
 
 
 def test_a_400v_pack_fails_an_800v_eaxle_with_numbers() -> None:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from opensdv.cli import app
 from opensdv.model import CatalogError
-from opensdv.model.vehicles import load_catalog
+from opensdv.model.vehicles import Vehicle, load_catalog
 from opensdv.physics import VehicleParams, simulate
 from opensdv.physics.labels import (
     epa_derived_adjustment,
@@ -223,6 +223,18 @@ def test_a_users_own_vehicle_and_labels() -> None:
     ranges = runner.invoke(app, ["twin", "range", "my-city-ev", "--catalog", str(EXAMPLE), "--no-combinations"],
                            env={"COLUMNS": "200"})  # fmt: skip
     assert ranges.exit_code == 0 and "Example City EV" in ranges.output
+    swaps = runner.invoke(app, ["twin", "range", "my-city-ev", "--catalog", str(EXAMPLE)], env={"COLUMNS": "200"})
+    assert swaps.exit_code == 0 and "my-front-90kw-curve" in swaps.output  # an e-axle given by its curve
+
+
+def test_an_e_axle_given_by_its_curve_drives_like_its_map() -> None:
+    """The example's motor twice, as a map and as a datasheet curve: the label figures agree within
+    a few per cent (the two describe one motor, not the same numbers)."""
+    catalog = load_catalog([EXAMPLE])
+    car = catalog.vehicle("my-city-ev")
+    curve = Vehicle(car.definition, car.pack, (catalog.eaxles["my-front-90kw-curve"],))
+    both = wltp_label(VehicleParams.from_vehicles([car, curve])).battery_wh_per_km
+    assert np.all(np.isfinite(both)) and both[1] == pytest.approx(both[0], rel=0.04)
 
 
 @given(st.text(max_size=40))

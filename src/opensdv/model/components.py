@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,6 +23,7 @@ __all__ = [
     "Chemistry",
     "Dimensions",
     "EAxle",
+    "EfficiencyCurve",
     "EfficiencyMap",
     "EquivalentCircuit",
     "Inverter",
@@ -262,6 +265,37 @@ class EfficiencyMap(_Record):
         return max(max(row) for row in self.efficiency)
 
 
+class EfficiencyCurve(_Record):
+    """Efficiency by the fraction of peak power, as many datasheets and FASTSim give a motor: for
+    an e-axle without a torque x speed map. It becomes one (efficiency at torque x speed / peak)."""
+
+    power_fraction: list[float] = Field(min_length=2, description="of peak power, from 0 to 1, increasing")
+    efficiency: list[float] = Field(min_length=2, description="motor + inverter at each fraction, in (0, 1]")
+    gear_efficiency: float = Field(default=1.0, gt=0.5, le=1.0, description="multiplies the curve (1: it includes the gear)")
+
+    @model_validator(mode="after")
+    def _curve(self) -> Self:
+        fractions = self.power_fraction
+        if fractions[0] != 0 or fractions[-1] != 1 or any(b <= a for a, b in itertools.pairwise(fractions)):
+            raise ValueError(f"power_fraction must rise strictly from 0 to 1, got {fractions}")
+        if len(self.efficiency) != len(fractions):
+            raise ValueError(f"efficiency has {len(self.efficiency)} values but there are {len(fractions)} power fractions")
+        for i, value in enumerate(self.efficiency):
+            if not 0 < value <= 1:
+                raise ValueError(f"efficiency[{i}] = {value} is outside (0, 1]")
+        return self
+
+    def as_map(self, peak_power_kw: float, peak_torque_nm: float, max_speed_rpm: float, steps: int = 48) -> EfficiencyMap:
+        """The curve over a torque x speed grid fine enough for bilinear interpolation between points."""
+        import numpy as np  # the twin's dependency; reading a catalog does not need it
+
+        speeds = np.linspace(0.0, max_speed_rpm, steps + 1)
+        torques = np.linspace(0.0, peak_torque_nm, steps + 1)
+        fraction = np.clip(np.outer(torques, speeds * 2 * math.pi / 60) / (peak_power_kw * 1000), 0.0, 1.0)
+        values = np.interp(fraction, self.power_fraction, self.efficiency) * self.gear_efficiency
+        return EfficiencyMap(speeds_rpm=speeds.tolist(), torques_nm=torques.tolist(), efficiency=values.tolist())
+
+
 class EAxle(_Record):
     """A standard e-axle: motor, inverter and reduction gear in one unit."""
 
@@ -277,10 +311,21 @@ class EAxle(_Record):
     gear_ratio: float = Field(gt=1, le=20)
     mass_kg: float = Field(gt=0)
     inverter: Inverter
-    efficiency_map: EfficiencyMap
+    efficiency_map: EfficiencyMap | None = Field(default=None, description="motor + inverter + gear over torque x speed")
+    efficiency_curve: EfficiencyCurve | None = Field(default=None, description="instead of a map: by fraction of peak power")
+
+    @cached_property
+    def efficiency(self) -> EfficiencyMap:
+        """The map the twin interpolates: the given one, or the curve's."""
+        if self.efficiency_map is not None:
+            return self.efficiency_map
+        assert self.efficiency_curve is not None
+        return self.efficiency_curve.as_map(self.peak_power_kw, self.peak_torque_nm, self.max_speed_rpm)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if (self.efficiency_map is None) == (self.efficiency_curve is None):
+            raise ValueError("give efficiency_map (torque x speed) or efficiency_curve (by fraction of peak power): one")
         if self.continuous_power_kw > self.peak_power_kw:
             raise ValueError(
                 f"continuous_power_kw {self.continuous_power_kw:g} exceeds peak_power_kw {self.peak_power_kw:g}"
@@ -289,13 +334,14 @@ class EAxle(_Record):
             raise ValueError(
                 f"continuous_torque_nm {self.continuous_torque_nm:g} exceeds peak_torque_nm {self.peak_torque_nm:g}"
             )
-        if self.efficiency_map.speeds_rpm[-1] < self.max_speed_rpm:
+        grid = self.efficiency_map
+        if grid is not None and grid.speeds_rpm[-1] < self.max_speed_rpm:
             raise ValueError(
-                f"efficiency_map stops at {self.efficiency_map.speeds_rpm[-1]:g} rpm, below max_speed_rpm {self.max_speed_rpm:g}"
+                f"efficiency_map stops at {grid.speeds_rpm[-1]:g} rpm, below max_speed_rpm {self.max_speed_rpm:g}"
             )
-        if self.efficiency_map.torques_nm[-1] < self.peak_torque_nm:
+        if grid is not None and grid.torques_nm[-1] < self.peak_torque_nm:
             raise ValueError(
-                f"efficiency_map stops at {self.efficiency_map.torques_nm[-1]:g} Nm, below peak_torque_nm {self.peak_torque_nm:g}"
+                f"efficiency_map stops at {grid.torques_nm[-1]:g} Nm, below peak_torque_nm {self.peak_torque_nm:g}"
             )
         return self
 
@@ -307,7 +353,7 @@ class EAxle(_Record):
     @property
     def peak_electrical_power_kw(self) -> float:
         """DC power drawn at peak mechanical power, at the map's best efficiency (optimistic)."""
-        return self.peak_power_kw / self.efficiency_map.peak
+        return self.peak_power_kw / self.efficiency.peak
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ class VehicleParams:
         """One row per vehicle; with ``regulation``, as that regulation's test saw each vehicle: where
         its label gives the test's own coast-down, that road load and test mass replace the vehicle's."""
         rows = [_row(v, regulation) for v in vehicles]
-        maps = {a.id: a.efficiency_map for v in vehicles for a in v.eaxles}
+        maps = {a.id: a.efficiency for v in vehicles for a in v.eaxles}
         order = list(maps)
         for row in rows:
             row["axle_map"] = [order.index(axle_id) for axle_id in row["axle_ids"]]
