@@ -163,6 +163,22 @@ def test_efficiency_curve_rules(eaxle_record: dict[str, Any], change: dict[str, 
     assert problem in problem_of(EAxle, {**eaxle_record, **change})
 
 
+@given(
+    st.lists(st.floats(-0.5, 1.5, allow_nan=False), min_size=2, max_size=8),
+    st.lists(st.floats(-0.5, 1.5, allow_nan=False), min_size=2, max_size=8),
+)
+def test_any_curve_is_refused_clearly_or_gives_a_map_in_range(fractions: list[float], efficiency: list[float]) -> None:
+    from opensdv.model.components import EfficiencyCurve
+
+    try:
+        curve = EfficiencyCurve(power_fraction=fractions, efficiency=efficiency)
+    except ValidationError as exc:
+        assert describe_validation_error(exc)
+        return
+    grid = np.asarray(curve.as_map(90, 260, 11500, steps=8).efficiency)
+    assert np.all((grid > 0) & (grid <= 1))
+
+
 def test_a_400v_pack_fails_an_800v_eaxle_with_numbers() -> None:
     catalog = load_catalog()
     pack = Pack(catalog.modules["nmc-pouch-8s2p-56ah"], 12)
