@@ -106,9 +106,8 @@ def epa_derived_adjustment(wall_wh_per_km: Array, model_year: Array, *, city: bo
     floor is what such labels carry (NREL FASTSim's label method applies the same floor, max_epa_adj)."""
     mpge = WH_PER_GALLON / (wall_wh_per_km * M_PER_MILE / 1000)
     test = 0 if city else 1
-    (early_intercept, early_slope), (late_intercept, late_slope) = (DERIVED_5_CYCLE[y][test] for y in (2008, 2017))
-    recent = model_year >= 2017
-    intercept, slope = np.where(recent, late_intercept, early_intercept), np.where(recent, late_slope, early_slope)
+    late, early = DERIVED_5_CYCLE[2017][test], DERIVED_5_CYCLE[2008][test]
+    intercept, slope = (np.where(model_year >= 2017, new, old) for new, old in zip(late, early, strict=True))
     return np.maximum(1 / (intercept * mpge + slope), EPA_LEAST_ADJUSTMENT)
 
 
@@ -121,10 +120,12 @@ def epa_label(params: VehicleParams, adjustment: Array | float | None = None) ->
     city, highway = _battery_wh_per_km(tested, "udds"), _battery_wh_per_km(tested, "hwfet")
     given = np.broadcast_to(np.asarray(np.nan if adjustment is None else adjustment, dtype=np.float64), city.shape)
     wall = params.charger_efficiency
-    city_factor = np.where(np.isnan(given), epa_derived_adjustment(city / wall, params.model_year, city=True), given)
-    highway_factor = np.where(
-        np.isnan(given), epa_derived_adjustment(highway / wall, params.model_year, city=False), given
-    )
+
+    def factor(battery_wh_per_km: Array, *, is_city: bool) -> Array:
+        derived = epa_derived_adjustment(battery_wh_per_km / wall, params.model_year, city=is_city)
+        return np.where(np.isnan(given), derived, given)
+
+    city_factor, highway_factor = factor(city, is_city=True), factor(highway, is_city=False)
     usable_wh = params.usable_kwh * 1000
     range_km = usable_wh * (EPA_CITY_SHARE * city_factor / city + (1 - EPA_CITY_SHARE) * highway_factor / highway)
     battery = EPA_CITY_SHARE * city / city_factor + (1 - EPA_CITY_SHARE) * highway / highway_factor

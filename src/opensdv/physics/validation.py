@@ -37,7 +37,8 @@ class LabelCheck:
 
 def validate(vehicles: Sequence[Vehicle], labels: dict[str, list[PublishedLabel]] | None = None) -> list[LabelCheck]:
     """Every label of every vehicle (``labels`` overrides a vehicle's own), one batch per regulation."""
-    labelled = [v if v.id not in (labels or {}) else v.with_labels((labels or {})[v.id]) for v in vehicles]
+    overrides = labels or {}
+    labelled = [v.with_labels(overrides[v.id]) if v.id in overrides else v for v in vehicles]
     checks: list[LabelCheck] = []
     for regulation in ("epa", "wltp", "japan-wltc"):
         rows = [(v, label) for v in labelled for label in v.definition.labels if label.regulation == regulation]
